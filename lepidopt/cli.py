@@ -1,0 +1,230 @@
+"""The ``lepidopt`` command: one registry of subcommands, each a thin layer over a documented function.
+
+Nothing heavy is imported at module level, so ``lepidopt --help`` answers without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Callable, Sequence
+
+from .errors import LepidoptError
+
+__all__ = ["main"]
+
+log = logging.getLogger("lepidopt")
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(func):
+        COMMANDS[name] = func
+        return func
+
+    return register
+
+
+def _data_options(parser: argparse.ArgumentParser, *, required_source: bool) -> None:
+    group = parser.add_argument_group("data source")
+    if required_source:
+        group.add_argument("source", help="an image folder (one subfolder per class), an ETHEC .json or a .csv manifest")
+    else:
+        group.add_argument("--data", dest="source", help="an image folder, an ETHEC .json or a .csv manifest "
+                           "(needed to start a study; a resume reads it from run.yaml)")
+    group.add_argument("--format", choices=("auto", "folder", "ethec", "csv"), default="auto",
+                       help="the source's kind (default: from the path)")
+    group.add_argument("--label-level", choices=("family", "subfamily", "genus", "species"), default="family",
+                       help="ETHEC: which rank is the class (species = genus_specific_epithet; default family)")
+    group.add_argument("--image-root", help="manifests: folder the image paths are relative to (default: the manifest's folder)")
+    group.add_argument("--path-column", default="path", help="CSV: column of image paths (default: path)")
+    group.add_argument("--label-column", default="label", help="CSV: column of labels (default: label)")
+    group.add_argument("--val-manifest", help="the source's own validation manifest (the source is then its train part)")
+    group.add_argument("--test-manifest", help="the source's own test manifest (with --val-manifest)")
+    group.add_argument("--min-size", type=int, default=32, help="skip images whose shorter side is below this (px; default 32)")
+    group.add_argument("--min-per-class", type=int, default=10,
+                       help="drop classes with fewer usable images (default 10, at least 3)")
+
+
+def _data_spec(args: argparse.Namespace):
+    from .data import DataSpec
+
+    return DataSpec(source=args.source, format=args.format, label_level=args.label_level, image_root=args.image_root,
+                    path_column=args.path_column, label_column=args.label_column, val_manifest=args.val_manifest,
+                    test_manifest=args.test_manifest, min_size=args.min_size, min_per_class=args.min_per_class)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lepidopt",
+        description="Hyperparameter search for transfer learning on images: a ResNet-50 backbone, a new head, "
+                    "augmentation, class undersampling and unfreezing, searched with Optuna.",
+        epilog="Start with: lepidopt demo. Every command has its own --help.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show per-epoch detail")
+    parser.add_argument("-q", "--quiet", action="store_true", help="show warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = sub.add_parser("data", help="look at a data source, or draw the demo collection")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    inspect = data_sub.add_parser("inspect", help="class counts, imbalance ratio and skipped files of a source")
+    _data_options(inspect, required_source=True)
+    demo_data = data_sub.add_parser("demo", help="draw the synthetic demo collection into a folder")
+    demo_data.add_argument("out", help="folder to write (one subfolder per family)")
+    demo_data.add_argument("--scale", type=float, default=0.1, help="fraction of ETHEC's family sizes (default 0.1)")
+    demo_data.add_argument("--size", type=int, default=96, help="image side in px (default 96)")
+    demo_data.add_argument("--seed", type=int, default=0)
+    demo_data.add_argument("--manifest", action="store_true", help="also write an ETHEC-format JSON manifest")
+
+    spaces = sub.add_parser("spaces", help="list, show or validate search spaces")
+    spaces_sub = spaces.add_subparsers(dest="spaces_command", metavar="ACTION")
+    spaces_sub.add_parser("list", help="the built-in spaces")
+    show = spaces_sub.add_parser("show", help="print a space as YAML")
+    show.add_argument("name", help="a built-in name or a YAML file")
+    validate = spaces_sub.add_parser("validate", help="check a space file and say what is wrong")
+    validate.add_argument("file")
+
+    search = sub.add_parser("search", help="create or resume a study and run trials")
+    _data_options(search, required_source=False)
+    _study_options(search)
+    search.add_argument("--space", help="a built-in space (resnet50, demo) or a YAML file (needed to start a study)")
+    search.add_argument("--n-trials", type=int, help="the study's total of finished trials; a re-run stops there")
+    search.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    search.add_argument("--sampler", choices=("tpe", "gp", "cmaes", "random", "qmc"), help="default tpe")
+    search.add_argument("--pruner", choices=("median", "hyperband", "sh", "none"), help="default median")
+    search.add_argument("--seed", type=int, help="seeds the split, the sampler and every trial (default 0)")
+    search.add_argument("--objective", choices=("balanced_accuracy", "accuracy", "macro_f1", "loss"),
+                        help="validation metric to optimise (default balanced_accuracy)")
+    search.add_argument("--weights", help="backbone weights for every trial: imagenet, none or a local file "
+                        "(default: the space's)")
+
+    status = sub.add_parser("status", help="the trials table and the best trial of a study")
+    _study_options(status)
+    status.add_argument("--last", type=int, help="show only the last N trials")
+
+    demo = sub.add_parser("demo", help="draw the demo collection if absent and run a small study on it")
+    demo.add_argument("--data-dir", default="demo-data", help="where the demo images live (default demo-data)")
+    demo.add_argument("--results-dir", default="results", help="where studies land (default results)")
+    demo.add_argument("--study", default="demo")
+    demo.add_argument("--n-trials", type=int, default=10)
+    return parser
+
+
+def _study_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", required=True, help="the study's name; also its folder under --results-dir")
+    parser.add_argument("--storage", help="sqlite:///PATH, postgresql://..., mysql://... or journal:PATH "
+                        "(default: SQLite at RESULTS/STUDY/study.db)")
+    parser.add_argument("--results-dir", default="results", help="where studies land (default results)")
+
+
+@command("data")
+def _data(args: argparse.Namespace) -> int:
+    if args.data_command == "inspect":
+        from .data import format_scan, scan_source
+
+        print(format_scan(scan_source(_data_spec(args)), source=args.source))
+        return 0
+    if args.data_command == "demo":
+        from .data import make_demo_collection
+
+        made = make_demo_collection(args.out, scale=args.scale, image_size=args.size, seed=args.seed,
+                                    manifest=args.manifest)
+        print(f"wrote {sum(made.counts.values())} images in {len(made.counts)} classes to {made.root}")
+        for name, n in made.counts.items():
+            print(f"  {name}: {n}")
+        if made.manifest:
+            print(f"ETHEC manifest: {made.manifest}")
+        return 0
+    return _usage("data", "inspect SOURCE | demo OUT")
+
+
+@command("spaces")
+def _spaces(args: argparse.Namespace) -> int:
+    from .spaces import builtin_space_names, load_space
+
+    if args.spaces_command == "list":
+        for name in builtin_space_names():
+            space = load_space(name)
+            print(f"{name:<10} {len(space.params)} params  {space.description}")
+        return 0
+    if args.spaces_command == "show":
+        print(load_space(args.name).to_yaml(), end="")
+        return 0
+    if args.spaces_command == "validate":
+        from .spaces import load_space_file
+
+        space = load_space_file(args.file)
+        print(f"{args.file}: valid space {space.name!r} with {len(space.params)} params"
+              f"{' and a baseline' if space.baseline else ''}")
+        return 0
+    return _usage("spaces", "list | show NAME | validate FILE")
+
+
+@command("search")
+def _search(args: argparse.Namespace) -> int:
+    from .search import format_status, search
+
+    summary = search(study=args.study, data=_data_spec(args) if args.source else None, space=args.space,
+                     results_dir=args.results_dir, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
+                     sampler=args.sampler, pruner=args.pruner, seed=args.seed, objective=args.objective,
+                     weights=args.weights)
+    print(format_status(summary.status, limit=20))
+    print(f"\nresults: {summary.run.folder}")
+    return 0
+
+
+@command("status")
+def _status(args: argparse.Namespace) -> int:
+    from .search import format_status, status
+
+    print(format_status(status(study=args.study, storage=args.storage, results_dir=args.results_dir), limit=args.last))
+    return 0
+
+
+@command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .runs import mask_password
+    from .search import format_status
+
+    summary = run_demo(data_dir=args.data_dir, results_dir=args.results_dir, study=args.study, n_trials=args.n_trials)
+    print(format_status(summary.status))
+    print(f"\nresults: {summary.run.folder}")
+    print(f"review in optuna-dashboard: optuna-dashboard {mask_password(summary.run.storage)}")
+    print(f"took {summary.seconds:.0f} s")
+    return 0
+
+
+def _usage(name: str, actions: str) -> int:
+    print(f"usage: lepidopt {name} {actions}", file=sys.stderr)
+    return 2
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if sys.stderr.isatty() else "%(asctime)s %(message)s",
+                                           datefmt="%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    _configure_logging(args)
+    try:
+        return COMMANDS[args.command](args)
+    except LepidoptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,38 @@
+"""Datasets (folder, ETHEC, CSV), scanning, frozen splits, per-trial sampling, pipelines and the demo collection."""
+
+from ._demo import ETHEC_SHAPE, DemoCollection, demo_class_sizes, make_demo_collection
+from ._images import load_rgb, problem_with
+from ._inspect import format_scan
+from ._pipeline import decoded_images, image_batches
+from ._records import SUBSETS, Record
+from ._sampling import class_weights, undersample
+from ._scan import ScanResult, Skipped, scan_records, scan_source
+from ._sources import LABEL_LEVELS, DataSpec, read_records
+from ._split import Split, make_split, read_split, write_split
+
+__all__ = [
+    "DataSpec",
+    "DemoCollection",
+    "ETHEC_SHAPE",
+    "LABEL_LEVELS",
+    "Record",
+    "SUBSETS",
+    "ScanResult",
+    "Skipped",
+    "Split",
+    "class_weights",
+    "decoded_images",
+    "demo_class_sizes",
+    "format_scan",
+    "image_batches",
+    "load_rgb",
+    "make_demo_collection",
+    "make_split",
+    "problem_with",
+    "read_records",
+    "read_split",
+    "scan_records",
+    "scan_source",
+    "undersample",
+    "write_split",
+]

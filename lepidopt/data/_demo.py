@@ -1,0 +1,169 @@
+"""A synthetic butterfly collection for the demo and the tests: drawn, not downloaded.
+
+Six classes named after the ETHEC families, each with its own wing shape, colours and spot
+pattern, in random pose, scale and background; class sizes shaped like ETHEC's imbalance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+__all__ = ["ETHEC_SHAPE", "DemoCollection", "make_demo_collection", "demo_class_sizes"]
+
+ETHEC_SHAPE = {
+    "Nymphalidae": 2167,
+    "Lycaenidae": 1275,
+    "Hesperiidae": 736,
+    "Pieridae": 592,
+    "Papilionidae": 263,
+    "Riodinidae": 16,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Family:
+    fore: tuple[float, float, float]  # radius along, radius across, angle in degrees from the body axis
+    hind: tuple[float, float, float]
+    base: tuple[int, int, int]
+    accent: tuple[int, int, int]
+    spots: int
+    spot_size: float
+    eyespots: bool = False
+    tails: bool = False
+    stripes: int = 0
+    dark_tips: bool = False
+
+
+_FAMILIES = {
+    "Nymphalidae": _Family((30, 17, 58), (22, 16, 125), (214, 110, 30), (60, 30, 15), 4, 3.5, eyespots=True),
+    "Lycaenidae": _Family((20, 14, 50), (16, 13, 120), (90, 130, 220), (25, 25, 40), 6, 1.6),
+    "Hesperiidae": _Family((24, 9, 40), (14, 9, 115), (130, 95, 50), (235, 215, 150), 3, 2.0),
+    "Pieridae": _Family((27, 18, 60), (21, 17, 122), (245, 245, 225), (30, 30, 30), 2, 3.0, dark_tips=True),
+    "Papilionidae": _Family((33, 14, 55), (24, 14, 135), (240, 215, 70), (20, 20, 20), 0, 0, tails=True, stripes=4),
+    "Riodinidae": _Family((22, 15, 55), (18, 15, 122), (70, 45, 35), (240, 240, 240), 9, 1.8),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoCollection:
+    root: Path
+    counts: dict[str, int]
+    manifest: Path | None
+
+
+def demo_class_sizes(scale: float = 0.1, *, minimum: int = 12) -> dict[str, int]:
+    """ETHEC's family sizes scaled down, each class kept at ``minimum`` or more so it can be split."""
+    return {name: max(minimum, round(n * scale)) for name, n in ETHEC_SHAPE.items()}
+
+
+def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: int = 96, seed: int = 0,
+                         manifest: bool = False, minimum: int = 12) -> DemoCollection:
+    """Write the collection as an image folder (``root/<family>/<n>.jpg``), optionally with an ETHEC manifest.
+
+    Deterministic: the same seed, scale and size always draw the same pixels.
+    """
+    root = Path(root)
+    counts = demo_class_sizes(scale, minimum=minimum)
+    records = {}
+    for class_index, (family, count) in enumerate(counts.items()):
+        folder = root / family
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            rng = np.random.default_rng([seed, class_index, i])
+            name = f"{family.lower()}_{i:05d}.jpg"
+            draw_butterfly(_FAMILIES[family], rng, image_size).save(folder / name, quality=92)
+            records[f"{family[:3].lower()}{i:05d}"] = _ethec_record(family, name, i, rng)
+    manifest_path = None
+    if manifest:
+        manifest_path = root / "ethec_manifest.json"
+        manifest_path.write_text(json.dumps(records, indent=1))
+    return DemoCollection(root=root, counts=counts, manifest=manifest_path)
+
+
+def _ethec_record(family: str, file_name: str, i: int, rng: np.random.Generator) -> dict[str, str]:
+    genus = f"{family[:-4]}{'ia' if i % 2 else 'us'}"
+    record = {
+        "token": f"{family[:3].lower()}{i:05d}",
+        "image_path": f"{family}/",
+        "image_name": file_name,
+        "family": family,
+        "subfamily": f"{family[:-4]}inae",
+        "genus": genus,
+        "specific_epithet": ("alba", "nigra", "rubra")[int(rng.integers(3))],
+    }
+    if i % 7 == 3:  # the quirk of some real ETHEC records: the file name sits in image_path
+        record["image_path"], record["image_name"] = f"{family}/{file_name}", ""
+    return record
+
+
+def draw_butterfly(family: _Family, rng: np.random.Generator, size: int) -> Image.Image:
+    big = size * 2
+    background = _background(rng, big)
+    layer = Image.new("RGBA", (big, big), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    jitter = rng.integers(-25, 26, size=3)
+    base = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(family.base, jitter))
+    accent = family.accent
+    c = big / 2
+    for side in (-1, 1):
+        hind = _wing(c, c + 4, family.hind, side)
+        draw.polygon(hind, fill=base, outline=accent)
+        if family.tails:
+            tip = hind[0]
+            draw.line([tip, (tip[0] + side * 4, tip[1] + 22)], fill=accent, width=5)
+        fore = _wing(c, c - 4, family.fore, side)
+        draw.polygon(fore, fill=base, outline=accent)
+        if family.dark_tips:
+            tip = fore[0]
+            draw.pieslice([tip[0] - 16, tip[1] - 16, tip[0] + 16, tip[1] + 16], 0, 360, fill=accent)
+        for k in range(family.stripes):
+            t = (k + 1) / (family.stripes + 1)
+            a = math.radians(family.fore[2])
+            x0, y0 = c + side * t * family.fore[0] * math.sin(a), c - 4 - t * family.fore[0] * math.cos(a)
+            draw.line([(x0, y0 - 10), (x0 + side * 6, y0 + 14)], fill=accent, width=3)
+        for _ in range(family.spots):
+            wing = fore if rng.random() < 0.6 else hind
+            x, y = wing[int(rng.integers(len(wing)))]
+            x, y = c + (x - c) * 0.7, c + (y - c) * 0.7
+            r = family.spot_size * (0.8 + 0.4 * rng.random()) * 2
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=accent)
+            if family.eyespots:
+                draw.ellipse([x - r / 2, y - r / 2, x + r / 2, y + r / 2], fill=(240, 220, 120))
+    draw.ellipse([c - 4, c - 26, c + 4, c + 26], fill=(35, 30, 25))
+    for side in (-1, 1):
+        draw.line([(c, c - 24), (c + side * 12, c - 44)], fill=(35, 30, 25), width=2)
+    scale = 0.85 + 0.3 * rng.random()
+    layer = layer.resize((int(big * scale), int(big * scale)), Image.Resampling.BILINEAR)
+    layer = layer.rotate(float(rng.uniform(-40, 40)), resample=Image.Resampling.BILINEAR, expand=False)
+    offset = (
+        int((big - layer.width) / 2 + rng.uniform(-0.1, 0.1) * big),
+        int((big - layer.height) / 2 + rng.uniform(-0.1, 0.1) * big),
+    )
+    background.paste(layer, offset, layer)
+    return background.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+
+
+def _wing(cx: float, cy: float, shape: tuple[float, float, float], side: int) -> list[tuple[float, float]]:
+    along, across, angle = shape[0] * 1.35, shape[1] * 1.35, shape[2]
+    a = math.radians(angle)
+    ux, uy = side * math.sin(a), -math.cos(a)  # unit vector along the wing, away from the body
+    vx, vy = -uy, ux
+    points = []
+    for t in np.linspace(0, 2 * math.pi, 36, endpoint=False):
+        s, q = (1 + math.cos(t)) * along, math.sin(t) * across
+        points.append((cx + s * ux + q * vx, cy + s * uy + q * vy))
+    return points
+
+
+def _background(rng: np.random.Generator, size: int) -> Image.Image:
+    tone = rng.integers(60, 200, size=3)
+    noise = rng.normal(0, 18, size=(size // 8, size // 8, 3))
+    array = np.clip(tone + noise, 0, 255).astype(np.uint8)
+    img = Image.fromarray(array, mode="RGB").resize((size, size), Image.Resampling.BICUBIC)
+    return img.filter(ImageFilter.GaussianBlur(2)).convert("RGBA")

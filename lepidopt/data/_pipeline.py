@@ -1,0 +1,92 @@
+"""tf.data pipelines: decode every image once per study and size into a uint8 memory map, then batch from it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._images import load_resized
+from ._progress import progress
+from ._split import Split
+
+__all__ = ["decoded_images", "image_batches"]
+
+log = logging.getLogger("lepidopt")
+
+
+def decoded_images(split: Split, *, image_size: int, cache_dir: str | Path) -> np.ndarray:
+    """All of the split's images as a read-only (N, size, size, 3) uint8 memory map, decoding only on first use.
+
+    The file name carries the split's fingerprint, so a changed image or size means a new file.
+    """
+    cache_dir = Path(cache_dir)
+    target = cache_dir / f"images-{image_size}px-{split.fingerprint()[:16]}.npy"
+    if target.exists():
+        try:
+            array = np.load(target, mmap_mode="r")
+            if array.shape == (len(split.paths), image_size, image_size, 3) and array.dtype == np.uint8:
+                return array
+        except (ValueError, OSError):
+            pass
+        log.warning("decoded-image cache %s is unreadable or of the wrong shape; decoding again", target)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(split.paths), image_size, image_size, 3))
+    start = 0
+    for batch in progress(_decode_batches(split.paths, image_size), total=-(-len(split.paths) // 64), desc="decoding images"):
+        out[start : start + len(batch)] = batch
+        start += len(batch)
+    out.flush()
+    del out
+    os.replace(tmp, target)
+    return np.load(target, mmap_mode="r")
+
+
+def _decode_batches(paths: tuple[str, ...], image_size: int):
+    import tensorflow as tf
+
+    def decode(path):
+        return load_resized(path.decode(), image_size)
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(list(paths))
+        .map(
+            lambda p: tf.ensure_shape(tf.numpy_function(decode, [p], tf.uint8), (image_size, image_size, 3)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .batch(64)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    for batch in dataset.as_numpy_iterator():
+        yield batch
+
+
+def image_batches(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, batch_size: int,
+                  shuffle_seed: int | None = None):
+    """A tf.data pipeline of (float32 images in [0, 255], int labels) batches gathered from the memory map."""
+    import tensorflow as tf
+
+    indices = np.asarray(indices, dtype=np.int64)
+    size = images.shape[1:]
+    order = tf.data.Dataset.from_tensor_slices(np.arange(len(indices)))
+    if shuffle_seed is not None:
+        order = order.shuffle(len(indices), seed=shuffle_seed, reshuffle_each_iteration=True)
+
+    def gather(positions):
+        chosen = indices[positions]
+        # Sorted reads are far faster on a memory map; the batch is then put back in shuffled order.
+        sort = np.argsort(chosen)
+        rows = np.empty((len(chosen),) + size, dtype=np.uint8)
+        rows[sort] = images[chosen[sort]]
+        return rows, labels[chosen].astype(np.int32)
+
+    def load(positions):
+        x, y = tf.numpy_function(gather, [positions], (tf.uint8, tf.int32))
+        x = tf.cast(tf.ensure_shape(x, (None,) + tuple(size)), tf.float32)
+        return x, tf.ensure_shape(y, (None,))
+
+    return order.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

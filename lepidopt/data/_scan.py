@@ -1,0 +1,89 @@
+"""Checking every image of a source so that no bad file can stop a study."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import DataError
+from ._images import problem_with
+from ._progress import progress
+from ._records import Record
+from ._sources import DataSpec, read_records
+
+__all__ = ["ScanResult", "Skipped", "scan_records", "scan_source"]
+
+log = logging.getLogger("lepidopt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanResult:
+    """The usable records, the files skipped with their reasons, and the classes dropped for size."""
+
+    records: tuple[Record, ...]
+    skipped: tuple[Skipped, ...]
+    dropped_classes: dict[str, int]
+
+    @property
+    def class_counts(self) -> dict[str, int]:
+        return dict(sorted(collections.Counter(r.label for r in self.records).items()))
+
+    @property
+    def imbalance_ratio(self) -> float:
+        counts = self.class_counts.values()
+        return max(counts) / min(counts)
+
+
+def scan_source(spec: DataSpec) -> ScanResult:
+    return scan_records(read_records(spec), min_size=spec.min_size, min_per_class=spec.min_per_class, source=spec.source)
+
+
+def scan_records(records: list[Record], *, min_size: int, min_per_class: int, source: str = "data") -> ScanResult:
+    """Decode every image once; keep the good ones; drop classes too small for a stratified split."""
+    if not records:
+        raise DataError(f"data source {source!r}: names no images.")
+    workers = min(32, 2 * (os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        problems = list(
+            progress(pool.map(lambda r: problem_with(r.path, min_size=min_size), records), total=len(records), desc="scanning images")
+        )
+    good = [r for r, p in zip(records, problems) if p is None]
+    skipped = tuple(Skipped(r.path, p) for r, p in zip(records, problems) if p is not None)
+    for item in skipped:
+        log.warning("skipped %s: %s", item.path, item.reason)
+    if not good:
+        reasons = collections.Counter(s.reason.split(" (")[0].split(":")[0] for s in skipped)
+        raise DataError(
+            f"data source {source!r}: none of its {len(records)} images can be used "
+            f"({', '.join(f'{n} {r}' for r, n in reasons.most_common())}). Check the files and --min-size."
+        )
+    kept, dropped = _drop_small_classes(good, min_per_class)
+    for label, count in dropped.items():
+        log.warning(
+            "dropped class %r: %d usable images, fewer than the %d a stratified split needs (--min-per-class)",
+            label, count, min_per_class,
+        )
+    if len({r.label for r in kept}) < 2:
+        raise DataError(
+            f"data source {source!r}: {len({r.label for r in kept})} class(es) left with at least {min_per_class} "
+            f"usable images; a classifier needs 2 or more. Dropped: {dropped or 'none'}. Add images or lower --min-per-class."
+        )
+    return ScanResult(records=tuple(kept), skipped=skipped, dropped_classes=dropped)
+
+
+def _drop_small_classes(records: list[Record], min_per_class: int) -> tuple[list[Record], dict[str, int]]:
+    counts = collections.Counter(r.label for r in records)
+    in_train = collections.Counter(r.label for r in records if r.subset in (None, "train"))
+    dropped = {
+        label: n for label, n in sorted(counts.items()) if n < min_per_class or in_train[label] == 0
+    }
+    return [r for r in records if r.label not in dropped], dropped

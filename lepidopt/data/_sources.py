@@ -1,0 +1,188 @@
+"""The three kinds of data source (image folder, ETHEC JSON manifest, CSV manifest) read into records."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import DataError
+from ._records import Record
+
+__all__ = ["DataSpec", "read_records", "LABEL_LEVELS", "IMAGE_SUFFIXES"]
+
+LABEL_LEVELS = ("family", "subfamily", "genus", "species")
+FORMATS = ("auto", "folder", "ethec", "csv")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Where the images are and how to label them; recorded in run.yaml so every worker reads the same."""
+
+    source: str
+    format: str = "auto"
+    label_level: str = "family"
+    image_root: str | None = None
+    path_column: str = "path"
+    label_column: str = "label"
+    val_manifest: str | None = None
+    test_manifest: str | None = None
+    min_size: int = 32
+    min_per_class: int = 10
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise DataError(f"data format {self.format!r}: must be one of {list(FORMATS)}.")
+        if self.label_level not in LABEL_LEVELS:
+            raise DataError(f"label level {self.label_level!r}: must be one of {list(LABEL_LEVELS)}.")
+        if self.min_per_class < 3:
+            raise DataError(
+                f"min_per_class {self.min_per_class}: must be at least 3, one image each for train, val and test."
+            )
+        if self.min_size < 1:
+            raise DataError(f"min_size {self.min_size}: must be at least 1 px.")
+        if (self.val_manifest is None) != (self.test_manifest is None):
+            raise DataError("val_manifest and test_manifest: give both (the source's own split) or neither.")
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format != "auto":
+            return self.format
+        path = Path(self.source)
+        if path.is_dir():
+            return "folder"
+        if path.suffix.lower() == ".json":
+            return "ethec"
+        if path.suffix.lower() == ".csv":
+            return "csv"
+        if not path.exists():
+            raise DataError(f"data source {self.source!r}: does not exist. Check the path.")
+        raise DataError(
+            f"data source {self.source!r}: cannot tell its format (a folder, a .json ETHEC manifest or a .csv). "
+            "Pass --format folder|ethec|csv."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DataSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise DataError(f"data settings: unknown key {unknown[0]!r}; known: {sorted(known)}.")
+        return cls(**data)
+
+
+def read_records(spec: DataSpec) -> list[Record]:
+    """Every labelled image the source names (not yet checked), with its subset when the source has a split."""
+    fmt = spec.resolved_format
+    if not Path(spec.source).exists():
+        raise DataError(f"data source {spec.source!r}: does not exist. Check the path.")
+    if fmt == "folder":
+        if spec.val_manifest:
+            raise DataError("val_manifest/test_manifest: only an ETHEC or CSV source can carry its own split.")
+        return _folder_records(Path(spec.source))
+    return _manifest_records(spec, _ethec_records if fmt == "ethec" else _csv_records)
+
+
+def _folder_records(root: Path) -> list[Record]:
+    if not root.is_dir():
+        raise DataError(f"image folder {str(root)!r}: is not a folder.")
+    records = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for file in sorted(class_dir.rglob("*")):
+            if file.is_file() and not file.name.startswith("."):
+                records.append(Record(path=str(file.resolve()), label=class_dir.name))
+    if not records:
+        raise DataError(
+            f"image folder {str(root)!r}: holds no images; expected one subfolder per class, "
+            "e.g. root/Nymphalidae/img001.jpg."
+        )
+    return records
+
+
+def _manifest_root(spec: DataSpec, manifest: Path) -> Path:
+    return Path(spec.image_root).resolve() if spec.image_root else manifest.resolve().parent
+
+
+def _manifest_records(spec: DataSpec, read_one) -> list[Record]:
+    """One manifest, or the source's own train/val/test manifests with image paths relative to the first."""
+    if spec.val_manifest is None:
+        return read_one(Path(spec.source), spec, subset=None)
+    records = []
+    for subset, path in zip(("train", "val", "test"), (spec.source, spec.val_manifest, spec.test_manifest)):
+        records += read_one(Path(path), spec, subset=subset, root=_manifest_root(spec, Path(spec.source)))
+    return records
+
+
+def _ethec_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: Path | None = None) -> list[Record]:
+    root = root or _manifest_root(spec, manifest)
+    try:
+        data = json.loads(manifest.read_text())
+    except FileNotFoundError:
+        raise DataError(f"ETHEC manifest {str(manifest)!r}: does not exist.") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"ETHEC manifest {str(manifest)!r}: is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise DataError(
+            f"ETHEC manifest {str(manifest)!r}: must be a JSON object keyed by token, got {type(data).__name__}."
+        )
+    records = []
+    for token, entry in data.items():
+        where = f"ETHEC manifest {manifest.name!r}, record {token!r}"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where}: must be an object, got {entry!r}.")
+        records.append(Record(path=str(root / _ethec_relative_path(entry, where)), label=_ethec_label(entry, spec.label_level, where), subset=subset))
+    if not records:
+        raise DataError(f"ETHEC manifest {str(manifest)!r}: has no records.")
+    return records
+
+
+def _ethec_relative_path(entry: Mapping[str, Any], where: str) -> str:
+    image_path = str(entry.get("image_path") or "")
+    image_name = str(entry.get("image_name") or "")
+    if not image_path and not image_name:
+        raise DataError(f"{where}: has neither 'image_path' nor 'image_name'.")
+    # Some real ETHEC records carry the file name in image_path and leave image_name empty.
+    return str(Path(image_path) / image_name) if image_name else image_path
+
+
+def _ethec_label(entry: Mapping[str, Any], level: str, where: str) -> str:
+    fields = ("genus", "specific_epithet") if level == "species" else (level,)
+    values = []
+    for field in fields:
+        value = entry.get(field)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{where}: field {field!r} is missing or empty, needed for --label-level {level}.")
+        values.append(value.strip())
+    return "_".join(values)
+
+
+def _csv_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: Path | None = None) -> list[Record]:
+    root = root or _manifest_root(spec, manifest)
+    try:
+        with manifest.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            for column, option in ((spec.path_column, "--path-column"), (spec.label_column, "--label-column")):
+                if column not in columns:
+                    raise DataError(
+                        f"CSV manifest {str(manifest)!r}: has no column {column!r} (columns: {columns}); "
+                        f"name the right one with {option}."
+                    )
+            rows = list(reader)
+    except FileNotFoundError:
+        raise DataError(f"CSV manifest {str(manifest)!r}: does not exist.") from None
+    records = []
+    for line, row in enumerate(rows, start=2):
+        path, label = (row.get(spec.path_column) or "").strip(), (row.get(spec.label_column) or "").strip()
+        if not path or not label:
+            raise DataError(f"CSV manifest {manifest.name!r}, line {line}: empty path or label.")
+        records.append(Record(path=str(root / path), label=label, subset=subset))
+    if not records:
+        raise DataError(f"CSV manifest {str(manifest)!r}: has no rows.")
+    return records

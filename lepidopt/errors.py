@@ -1,0 +1,53 @@
+"""The package's exceptions: each also inherits the builtin it refines, so callers may catch either."""
+
+__all__ = [
+    "LepidoptError",
+    "DataError",
+    "SpaceError",
+    "ModelError",
+    "StudyError",
+    "StorageError",
+    "MissingExtraError",
+]
+
+
+class LepidoptError(Exception):
+    """Base of every error lepidopt raises on purpose; the CLI prints these without a traceback."""
+
+    exit_code = 1
+
+
+class DataError(LepidoptError, ValueError):
+    """A data source that cannot be used as given."""
+
+    exit_code = 3
+
+
+class SpaceError(LepidoptError, ValueError):
+    """A search space that breaks a rule of the space format."""
+
+    exit_code = 4
+
+
+class ModelError(LepidoptError, ValueError):
+    """A model setting that cannot be built (weights file, image size, stage name)."""
+
+    exit_code = 5
+
+
+class StudyError(LepidoptError, RuntimeError):
+    """A study that does not exist, or that a command cannot continue as asked."""
+
+    exit_code = 6
+
+
+class StorageError(LepidoptError, ValueError):
+    """A storage URL that is malformed or cannot be reached."""
+
+    exit_code = 7
+
+
+class MissingExtraError(LepidoptError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+    exit_code = 8

@@ -1,0 +1,88 @@
+"""ResNet-50 from keras.applications, with its input preprocessing inside, and its weights from
+ImageNet, nowhere (random) or a local file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ModelError
+
+__all__ = ["build_backbone", "weights_identity", "ResNetPreprocess"]
+
+
+def _keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    return keras
+
+
+def weights_identity(weights: str) -> str:
+    """A string that changes when the weights do: 'imagenet', 'none', or the file's path, size and mtime."""
+    if weights in ("imagenet", "none"):
+        return weights
+    stat = Path(weights).stat()
+    return f"file:{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _preprocess_class():
+    keras = _keras()
+
+    @keras.saving.register_keras_serializable(package="lepidopt")
+    class ResNetPreprocess(keras.layers.Layer):
+        """RGB in [0, 255] to ResNet-50's 'caffe' input: BGR with the ImageNet channel means removed."""
+
+        def call(self, inputs):
+            x = keras.ops.cast(inputs, "float32")
+            x = x[..., ::-1]
+            return x - keras.ops.convert_to_tensor([103.939, 116.779, 123.68], dtype="float32")
+
+    return ResNetPreprocess
+
+
+_PREPROCESS = None
+
+
+def ResNetPreprocess(**kwargs):
+    global _PREPROCESS
+    if _PREPROCESS is None:
+        _PREPROCESS = _preprocess_class()
+    return _PREPROCESS(**kwargs)
+
+
+def build_backbone(*, weights: str, image_size: int):
+    """ResNet-50 without its top, from RGB images in [0, 255] to the last stage's feature map.
+
+    ``weights``: 'imagenet' (Keras downloads them on first use), 'none' (random initialisation) or the
+    path of a weights file saved from a ResNet-50 with include_top=False (for machines without internet).
+    """
+    keras = _keras()
+    if image_size < 32:
+        raise ModelError(f"image_size {image_size}: ResNet-50 needs at least 32 px.")
+    source: str | None
+    if weights == "imagenet":
+        source = "imagenet"
+    elif weights == "none":
+        source = None
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise ModelError(
+                f"weights {weights!r}: is neither 'imagenet', 'none' nor an existing file. "
+                "Give the path of a ResNet-50 (include_top=False) weights file."
+            )
+        source = None
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    resnet = keras.applications.ResNet50(include_top=False, weights=source, input_shape=(image_size, image_size, 3))
+    if source is None and weights != "none":
+        try:
+            resnet.load_weights(weights)
+        except Exception as exc:
+            raise ModelError(
+                f"weights file {weights!r}: cannot be loaded into ResNet-50 without its top "
+                f"({type(exc).__name__}: {exc}). Save it with "
+                "keras.applications.ResNet50(include_top=False, ...).save_weights('x.weights.h5')."
+            ) from None
+    outputs = resnet(ResNetPreprocess(name="resnet_preprocess")(inputs))
+    return keras.Model(inputs, outputs, name="backbone")

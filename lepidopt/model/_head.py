@@ -1,0 +1,38 @@
+"""The new head: pooling, then 0..N dense blocks (units, activation, batch norm, dropout), then softmax."""
+
+from __future__ import annotations
+
+from ..recipe import Recipe
+from ._backbone import _keras
+
+__all__ = ["build_head", "pooling_layer"]
+
+
+def pooling_layer(kind: str, *, name: str = "pool"):
+    keras = _keras()
+    return (keras.layers.GlobalAveragePooling2D if kind == "avg" else keras.layers.GlobalMaxPooling2D)(name=name)
+
+
+def build_head(recipe: Recipe, *, n_classes: int, feature_dim: int):
+    """A model from pooled backbone features (``feature_dim``) to class probabilities.
+
+    With ``head.batchnorm`` the features are normalised first: that is what lets even a randomly
+    initialised backbone's features be separated, since their scale is arbitrary.
+    """
+    keras = _keras()
+    inputs = keras.Input((feature_dim,), name="features")
+    x = inputs
+    if recipe.head_batchnorm:
+        x = keras.layers.BatchNormalization(name="head_input_bn")(x)
+    for i in range(recipe.head_dense_layers):
+        x = keras.layers.Dense(recipe.head_units, name=f"head_dense_{i}")(x)
+        if recipe.head_batchnorm:
+            x = keras.layers.BatchNormalization(name=f"head_bn_{i}")(x)
+        x = keras.layers.Activation(recipe.head_activation, name=f"head_act_{i}")(x)
+        if recipe.head_dropout > 0:
+            x = keras.layers.Dropout(recipe.head_dropout, name=f"head_dropout_{i}")(x)
+    if recipe.head_dropout > 0 and recipe.head_dense_layers == 0:
+        x = keras.layers.Dropout(recipe.head_dropout, name="head_dropout")(x)
+    x = keras.layers.Dense(n_classes, name="embedding_to_logits")(x)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="head")

@@ -1,0 +1,184 @@
+"""The resolved run of a study (data, space, engine settings, seeds) and its run.yaml.
+
+Settings come from three places, resolved here and nowhere else: the command line first, then the
+study's run.yaml, then the defaults. Settings that define the study (data, space, objective, split,
+weights) cannot change once it exists; the engine's settings (sampler, pruner, seed) can.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .data import DataSpec
+from .errors import StudyError
+from .spaces import Space, load_space, space_from_dict
+
+__all__ = ["Run", "resolve_run", "read_run", "write_run", "mask_password", "study_dir", "SAMPLERS", "PRUNERS"]
+
+SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc")
+PRUNERS = ("median", "hyperband", "sh", "none")
+RUN_VERSION = 1
+_DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction")
+_DEFAULTS: dict[str, Any] = {
+    "objective": "balanced_accuracy",
+    "weights": None,
+    "val_fraction": 0.15,
+    "test_fraction": 0.15,
+    "sampler": "tpe",
+    "pruner": "median",
+    "seed": 0,
+    "storage": None,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    study: str
+    results_dir: Path
+    storage: str  # the full URL, password included; never written or printed as is
+    data: DataSpec
+    space: Space
+    objective: str = "balanced_accuracy"
+    weights: str | None = None  # overrides the space's weights when set
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+
+    @property
+    def folder(self) -> Path:
+        return study_dir(self.results_dir, self.study)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What run.yaml holds: everything a resume or a worker needs, the password masked."""
+        return {
+            "version": RUN_VERSION,
+            "study": self.study,
+            "storage": mask_password(self.storage),
+            "data": self.data.to_dict(),
+            "space": self.space.to_dict(),
+            "objective": self.objective,
+            "weights": self.weights,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+            "sampler": self.sampler,
+            "pruner": self.pruner,
+            "seed": self.seed,
+        }
+
+
+def study_dir(results_dir: str | Path, study: str) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", study or ""):
+        raise StudyError(
+            f"study name {study!r}: use letters, digits, '_', '.' and '-' (it names a folder), starting with a "
+            "letter or digit."
+        )
+    return Path(results_dir).resolve() / study
+
+
+def mask_password(url: str) -> str:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
+    return re.sub(r"(?<=://)([^:/@]*):([^@]*)@", r"\1:***@", url)
+
+
+def default_storage(folder: Path) -> str:
+    return f"sqlite:///{folder / 'study.db'}"
+
+
+def read_run(folder: Path) -> dict[str, Any] | None:
+    path = folder / "run.yaml"
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise StudyError(f"run file {str(path)!r}: is not valid YAML ({exc}).") from None
+    if not isinstance(data, dict) or data.get("version") != RUN_VERSION:
+        raise StudyError(f"run file {str(path)!r}: not a lepidopt run.yaml of version {RUN_VERSION}.")
+    return data
+
+
+def write_run(run: Run) -> None:
+    run.folder.mkdir(parents=True, exist_ok=True)
+    path = run.folder / "run.yaml"
+    tmp = path.with_name(f".run.yaml.{os.getpid()}.tmp")
+    tmp.write_text(yaml.safe_dump(run.to_dict(), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSpec | Mapping | str | None = None,
+                space: Space | str | None = None, **options: Any) -> Run:
+    """The run for ``study``: given options, then its run.yaml, then defaults. Options left as None are not given.
+
+    Raises StudyError when a new study lacks data or space, or when an option would change what
+    defines an existing study.
+    """
+    unknown = sorted(set(options) - set(_DEFAULTS))
+    if unknown:
+        raise StudyError(f"run option {unknown[0]!r}: unknown; known options are {sorted(_DEFAULTS)}.")
+    folder = study_dir(results_dir, study)
+    saved = read_run(folder)
+    given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    if data is not None:
+        given["data"] = _data_spec(data).to_dict()
+    if space is not None:
+        given["space"] = (space if isinstance(space, Space) else load_space(space)).to_dict()
+
+    if saved is None:
+        missing = [k for k in ("data", "space") if k not in given]
+        if missing:
+            raise StudyError(
+                f"study {study!r}: does not exist yet in {str(folder.parent)!r}, so it needs --{missing[0]} "
+                "to start. To resume a study, give the name (and --results-dir) it was created with."
+            )
+        merged = {**_DEFAULTS, **given}
+    else:
+        if "space" in given and given["space"] != saved.get("space"):
+            raise StudyError(
+                f"study {study!r}: the space {given['space']['name']!r} given differs from the space recorded in its "
+                "run.yaml, and a study's space cannot change. Drop --space to resume, or start a new --study."
+            )
+        for key in _DEFINING:
+            if key != "space" and key in given and given[key] != saved.get(key):
+                raise StudyError(
+                    f"study {study!r}: was created with {key} = {_short(saved.get(key))}, not {_short(given[key])}; "
+                    f"{key} cannot change within a study. Drop the option to resume, or start a new --study."
+                )
+        merged = {**_DEFAULTS, **{k: v for k, v in saved.items() if k in _DEFAULTS or k in ("data", "space")}, **given}
+        if "storage" not in given and "***" in str(saved.get("storage")):
+            raise StudyError(
+                f"study {study!r}: its storage URL holds a password, which run.yaml does not keep; "
+                "pass --storage with the full URL."
+            )
+    storage = merged.pop("storage") or default_storage(folder)
+    if merged["sampler"] not in SAMPLERS:
+        raise StudyError(f"sampler {merged['sampler']!r}: must be one of {list(SAMPLERS)}.")
+    if merged["pruner"] not in PRUNERS:
+        raise StudyError(f"pruner {merged['pruner']!r}: must be one of {list(PRUNERS)}.")
+    return Run(
+        study=study,
+        results_dir=Path(results_dir).resolve(),
+        storage=storage,
+        data=DataSpec.from_dict(merged.pop("data")),
+        space=space_from_dict(merged.pop("space"), source="run.yaml space"),
+        **merged,
+    )
+
+
+def _data_spec(data: DataSpec | Mapping | str) -> DataSpec:
+    spec = data if isinstance(data, DataSpec) else DataSpec(source=data) if isinstance(data, str) else DataSpec.from_dict(data)
+    absolute = {k: str(Path(v).resolve()) for k in ("source", "image_root", "val_manifest", "test_manifest")
+                if (v := getattr(spec, k))}
+    return dataclasses.replace(spec, **absolute)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 200 else text[:200] + "..."

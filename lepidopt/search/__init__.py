@@ -1,0 +1,26 @@
+"""The trial runner, the Optuna engine, storages, and the search and status functions."""
+
+from ._api import SearchSummary, StudyStatus, format_status, prepare_split, search, status
+from ._metrics import OBJECTIVES, classification_metrics
+from ._reporter import NullReporter, Reporter, TrialStopped
+from ._storage import open_storage
+from ._study_data import StudyData
+from ._trial import TrialResult, run_trial
+
+__all__ = [
+    "NullReporter",
+    "OBJECTIVES",
+    "Reporter",
+    "SearchSummary",
+    "StudyData",
+    "StudyStatus",
+    "TrialResult",
+    "TrialStopped",
+    "classification_metrics",
+    "format_status",
+    "open_storage",
+    "prepare_split",
+    "run_trial",
+    "search",
+    "status",
+]

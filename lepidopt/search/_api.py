@@ -1,0 +1,182 @@
+"""The functions behind ``lepidopt search`` and ``lepidopt status``, for notebooks and scripts alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ..data import DataSpec, make_split, read_split, scan_source, write_split
+from ..errors import StudyError
+from ..runs import Run, resolve_run, study_dir, write_run
+from ._optuna_engine import create_or_load_study, count_finished, optimize
+from ._study_data import StudyData
+
+__all__ = ["search", "status", "SearchSummary", "StudyStatus", "prepare_split", "format_status"]
+
+log = logging.getLogger("lepidopt")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRow:
+    number: int
+    state: str
+    value: float | None
+    seconds: float | None
+    params: dict[str, Any]
+    baseline: bool
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyStatus:
+    study: str
+    objective: str
+    direction: str
+    trials: tuple[TrialRow, ...]
+    best: TrialRow | None
+    folder: Path
+
+    @property
+    def n_finished(self) -> int:
+        return sum(t.state in ("COMPLETE", "PRUNED", "FAIL") for t in self.trials)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSummary:
+    run: Run
+    status: StudyStatus
+    seconds: float
+
+
+def prepare_split(run: Run):
+    """The study's frozen split: read from split.json, or made from a scan of the data and written once."""
+    path = run.folder / "split.json"
+    if path.exists():
+        return read_split(path)
+    scan = scan_source(run.data)
+    split = make_split(scan, seed=run.seed, val_fraction=run.val_fraction, test_fraction=run.test_fraction)
+    write_split(split, path)
+    counts = split.counts()
+    log.info(
+        "split %d images of %d classes: %d train, %d val, %d test (%d skipped, %d classes dropped) -> %s",
+        len(split.paths), len(split.classes), *(sum(counts[s].values()) for s in ("train", "val", "test")),
+        len(split.skipped), len(split.dropped_classes), path,
+    )
+    return split
+
+
+def search(*, study: str, data: DataSpec | str | None = None, space: str | None = None,
+           results_dir: str | Path = "results", n_trials: int | None = None, timeout: float | None = None,
+           storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
+           seed: int | None = None, objective: str | None = None, weights: str | None = None) -> SearchSummary:
+    """Create or resume ``study`` and run trials until it holds ``n_trials`` finished trials in total.
+
+    A new study needs ``data`` (a folder, ETHEC .json or .csv path, or a DataSpec) and ``space`` (a
+    built-in name or a YAML path); a resumed one reads them from its run.yaml. ``n_trials`` counts the
+    study's finished trials (complete, pruned or failed), so running again stops where one
+    uninterrupted run would have. Returns the study's status after the run.
+    """
+    if n_trials is not None and n_trials < 1:
+        raise StudyError(f"n_trials {n_trials}: must be at least 1 (it is the study's total of finished trials).")
+    if timeout is not None and timeout <= 0:
+        raise StudyError(f"timeout {timeout}: must be a positive number of seconds.")
+    started = time.perf_counter()
+    run = resolve_run(study=study, results_dir=results_dir, data=data, space=space, storage=storage, sampler=sampler,
+                      pruner=pruner, seed=seed, objective=objective, weights=weights)
+    if run.weights:
+        from ..recipe import Recipe
+
+        Recipe.from_flat({"weights": run.weights}, where="--weights")
+    split = prepare_split(run)
+    optuna_study = create_or_load_study(run)
+    write_run(run)
+    finished = count_finished(optuna_study)
+    if n_trials is not None and finished >= n_trials:
+        log.info("study %r already holds %d finished trials (asked for %d): nothing to run", study, finished, n_trials)
+    else:
+        log.info("study %r: %d finished trials so far, running until %s", study, finished,
+                 f"{n_trials} in total" if n_trials else "stopped" if not timeout else f"{timeout:.0f} s pass")
+    data_ = StudyData(split=split, cache_dir=run.folder / "cache")
+    optimize(run, optuna_study, data_, n_trials=n_trials, timeout=timeout, on_trial=_log_trial)
+    return SearchSummary(run=run, status=_status_of(optuna_study, run.folder), seconds=time.perf_counter() - started)
+
+
+def _log_trial(study, trial) -> None:
+    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    reason = trial.user_attrs.get("fail_reason", "")
+    log.info("trial %d %s: value %s%s", trial.number, trial.state.name.lower(), value, f" ({reason})" if reason else "")
+
+
+def status(*, study: str, storage: str | None = None, results_dir: str | Path = "results") -> StudyStatus:
+    """The trials of ``study`` and its best trial, read from its storage."""
+    import optuna
+
+    from ._storage import open_storage
+
+    folder = study_dir(results_dir, study)
+    if storage is None:
+        if not (folder / "run.yaml").exists():
+            raise StudyError(
+                f"study {study!r}: no run.yaml in {str(folder)!r}. Check --study and --results-dir, "
+                "or pass --storage for a study kept elsewhere."
+            )
+        storage = resolve_run(study=study, results_dir=results_dir).storage
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opened = open_storage(storage)
+    try:
+        optuna_study = optuna.load_study(study_name=study, storage=opened)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+        raise StudyError(f"study {study!r}: not in that storage; it holds {names or 'no studies'}.") from None
+    return _status_of(optuna_study, folder)
+
+
+def _status_of(optuna_study, folder: Path) -> StudyStatus:
+    rows = []
+    for t in optuna_study.get_trials(deepcopy=False):
+        seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        rows.append(TrialRow(number=t.number, state=t.state.name, value=t.value, seconds=seconds, params=dict(t.params),
+                             baseline=bool(t.user_attrs.get("lepidopt:baseline")),
+                             note=t.user_attrs.get("fail_reason", "")))
+    complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
+    direction = optuna_study.direction.name.lower()
+    best = None
+    if complete:
+        best = (max if direction == "maximize" else min)(complete, key=lambda r: r.value)
+    return StudyStatus(study=optuna_study.study_name, objective=optuna_study.user_attrs.get("lepidopt:objective", "value"),
+                       direction=direction, trials=tuple(rows), best=best, folder=folder)
+
+
+def format_status(st: StudyStatus, *, limit: int | None = None) -> str:
+    names = sorted({k for t in st.trials for k in t.params})
+    header = ["#", "state", st.objective, "seconds"] + names
+    table = []
+    for t in st.trials[-limit:] if limit else st.trials:
+        table.append([f"{t.number}{'*' if t.baseline else ''}", t.state.lower(),
+                      "" if t.value is None else f"{t.value:.4f}", "" if t.seconds is None else f"{t.seconds:.1f}"]
+                     + [_fmt(t.params.get(n)) for n in names])
+    widths = [max(len(str(row[i])) for row in [header] + table) for i in range(len(header))]
+    lines = [f"study {st.study}: {len(st.trials)} trials, {st.n_finished} finished; objective {st.objective} ({st.direction})", ""]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header] + table]
+    lines.append("")
+    lines.append("* the baseline recipe")
+    failed = [t for t in st.trials if t.note]
+    for t in failed:
+        lines.append(f"trial {t.number} failed: {t.note}")
+    if st.best is None:
+        lines.append("best trial: none yet (no trial has completed)")
+    else:
+        lines.append(f"best trial: #{st.best.number}, {st.objective} {st.best.value:.4f}")
+        lines += [f"  {k}: {_fmt(v)}" for k, v in st.best.params.items()]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)

@@ -1,0 +1,53 @@
+"""Storage URLs: sqlite:///..., postgresql://..., mysql://... and journal:PATH, opened with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MissingExtraError, StorageError
+from ..runs import mask_password
+
+__all__ = ["open_storage"]
+
+_DRIVERS = {"postgresql": ("psycopg2", "postgres"), "mysql": ("pymysql", "mysql")}
+
+
+def open_storage(url: str):
+    """An Optuna storage for ``url``; every error masks the password and says how to fix the URL."""
+    import optuna
+
+    shown = mask_password(url)
+    if url.startswith("journal:"):
+        path = Path(url[len("journal:") :])
+        if not path.parent.is_dir():
+            raise StorageError(f"storage {shown!r}: the folder {str(path.parent)!r} of the journal file does not exist.")
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    dialect = scheme.split("+", 1)[0]
+    if dialect not in ("sqlite", "postgresql", "mysql"):
+        raise StorageError(
+            f"storage {shown!r}: not a storage URL lepidopt knows. Use sqlite:///PATH, "
+            "postgresql://USER:PASSWORD@HOST/DB, mysql://USER:PASSWORD@HOST/DB or journal:PATH."
+        )
+    if dialect in _DRIVERS and "+" not in scheme:
+        module, extra = _DRIVERS[dialect]
+        try:
+            __import__(module)
+        except ImportError:
+            raise MissingExtraError(
+                f"storage {shown!r}: needs the {module} driver; install it with pip install 'lepidopt[{extra}]'."
+            ) from None
+        if dialect == "mysql":
+            url = "mysql+pymysql://" + url.split("://", 1)[1]
+    if dialect == "sqlite":
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path:
+            raise StorageError(f"storage {shown!r}: an SQLite URL needs a file path, e.g. sqlite:///results/x/study.db.")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:
+        reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise StorageError(f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and user.") from None

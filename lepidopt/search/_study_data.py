@@ -1,0 +1,29 @@
+"""What every trial of a study reads: the frozen split and its images, decoded once per image size."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ..data import Split, decoded_images
+
+__all__ = ["StudyData"]
+
+
+@dataclasses.dataclass
+class StudyData:
+    split: Split
+    cache_dir: Path
+    _images: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.split.classes)
+
+    def images(self, image_size: int) -> np.ndarray:
+        """(N, size, size, 3) uint8, a read-only memory map in split order, decoded on first use only."""
+        if image_size not in self._images:
+            self._images[image_size] = decoded_images(self.split, image_size=image_size, cache_dir=self.cache_dir)
+        return self._images[image_size]

@@ -1,0 +1,48 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TESTS = Path(__file__).parent
+TINY_SPACE = TESTS / "tiny_space.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory) -> Path:
+    """A small demo collection: six families, 12 to 22 images each, 48 px, with an ETHEC manifest."""
+    from lepidopt.data import make_demo_collection
+
+    root = tmp_path_factory.mktemp("demo") / "images"
+    make_demo_collection(root, scale=0.01, image_size=48, seed=3, manifest=True, minimum=12)
+    return root
+
+
+@pytest.fixture
+def demo_copy(demo_folder, tmp_path) -> Path:
+    """A private copy of the demo folder that a test may damage."""
+    target = tmp_path / "images"
+    shutil.copytree(demo_folder, target)
+    (target / "ethec_manifest.json").unlink()
+    return target
+
+
+def write_image(path: Path, *, mode: str = "RGB", size=(48, 40), fmt: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(abs(hash(str(path))) % 2**32)
+    if mode == "I;16":
+        img = Image.fromarray(rng.integers(0, 65535, size=size[::-1], dtype=np.uint16))
+    else:
+        img = Image.fromarray(rng.integers(0, 255, size=size[::-1] + (3,), dtype=np.uint8), mode="RGB")
+        if mode == "P":
+            img = img.convert("P", palette=Image.Palette.ADAPTIVE)
+            img.info["transparency"] = 0
+        elif mode != "RGB":
+            img = img.convert(mode)
+    save_kwargs = {"transparency": 0} if mode == "P" else {}
+    img.save(path, format=fmt, **save_kwargs)
+    return path

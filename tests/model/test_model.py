@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from lepidopt.errors import ModelError
+from lepidopt.model import (build_augmentation, build_backbone, build_classifier, build_feature_extractor, build_head,
+                            trainable_stages, unfreeze)
+from lepidopt.recipe import Recipe
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, size=(4, 32, 32, 3)).astype("float32")
+
+
+def test_backbone_weights_from_a_local_file_the_test_wrote(tmp_path, images):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    source = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "resnet50_notop.weights.h5"
+    source.save_weights(path)
+
+    keras.utils.set_random_seed(2)  # a different random init, so only loading can make them agree
+    loaded = build_backbone(weights=str(path), image_size=32)
+    fresh = build_backbone(weights="none", image_size=32)
+    from lepidopt.model._backbone import ResNetPreprocess
+
+    expected = source(ResNetPreprocess()(images)).numpy()
+    assert np.allclose(loaded(images).numpy(), expected, atol=1e-4)
+    assert not np.allclose(fresh(images).numpy(), expected, atol=1e-4)
+
+
+def test_backbone_weights_errors(tmp_path):
+    with pytest.raises(ModelError, match=r"weights '.*nope\.h5': is neither 'imagenet', 'none' nor an existing file"):
+        build_backbone(weights=str(tmp_path / "nope.h5"), image_size=32)
+    junk = tmp_path / "junk.weights.h5"
+    junk.write_bytes(b"not hdf5")
+    with pytest.raises(ModelError, match=r"weights file '.*junk\.weights\.h5': cannot be loaded into ResNet-50"):
+        build_backbone(weights=str(junk), image_size=32)
+
+
+def test_unfreeze_by_stage_keeps_batchnorm_frozen():
+    import keras
+
+    backbone = build_backbone(weights="none", image_size=32)
+    assert trainable_stages("conv4") == ("conv4", "conv5")
+    resnet = backbone.get_layer("resnet50")
+    assert unfreeze(backbone, "none") == 0 and not backbone.trainable_weights
+    n5 = unfreeze(backbone, "conv5")
+    names = {w.path.split("/")[-2] if "/" in w.path else w.path for w in backbone.trainable_weights}
+    assert names and all(n.startswith("conv5_") and not n.endswith("_bn") for n in names)
+    n4 = unfreeze(backbone, "conv4")
+    n_all = unfreeze(backbone, "all")
+    assert 0 < n5 < n4 < n_all
+    for layer in resnet.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert not layer.trainable
+    with pytest.raises(ModelError, match=r"finetune.unfreeze 'conv6': must be one of"):
+        unfreeze(backbone, "conv6")
+
+
+def test_augmentation_is_the_identity_at_zero_and_only_active_in_training(images):
+    assert build_augmentation(0.0) is None
+    aug = build_augmentation(1.0, seed=1)
+    assert np.array_equal(aug(images, training=False).numpy(), images)
+    assert not np.allclose(aug(images, training=True).numpy(), images)
+    small = build_augmentation(0.25, seed=1)
+    big_change = np.abs(aug(images, training=True).numpy() - images).mean()
+    small_change = np.abs(small(images, training=True).numpy() - images).mean()
+    assert small_change < big_change
+
+
+def test_head_follows_the_recipe():
+    recipe = Recipe(head_dense_layers=2, head_units=16, head_dropout=0.2, head_batchnorm=True, head_activation="gelu")
+    head = build_head(recipe, n_classes=5, feature_dim=2048)
+    names = [layer.name for layer in head.layers]
+    assert names.count("head_dense_0") == 1 and "head_dense_1" in names and "head_input_bn" in names
+    assert head.output_shape == (None, 5)
+    plain = build_head(Recipe(), n_classes=3, feature_dim=2048)
+    assert [type(l).__name__ for l in plain.layers] == ["InputLayer", "Dense", "Activation"]
+
+
+def test_classifier_equals_extractor_then_head(images):
+    backbone = build_backbone(weights="none", image_size=32)
+    head = build_head(Recipe(head_batchnorm=True), n_classes=3, feature_dim=2048)
+    extractor = build_feature_extractor(backbone, pooling="max")
+    classifier = build_classifier(backbone, head, pooling="max", augmentation=build_augmentation(0.5, seed=0))
+    via_features = head(extractor(images)).numpy()
+    assert np.allclose(classifier.predict(images, verbose=0), via_features, atol=1e-5)
