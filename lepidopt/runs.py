@@ -85,7 +85,7 @@ def study_dir(results_dir: str | Path, study: str) -> Path:
 
 def mask_password(url: str) -> str:
     """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
-    return re.sub(r"(?<=://)([^:/@]*):([^@]*)@", r"\1:***@", url)
+    return re.sub(r"([^:/@]+):([^@/]*)@", r"\1:***@", url)
 
 
 def default_storage(folder: Path) -> str:

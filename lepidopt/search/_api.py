@@ -12,6 +12,7 @@ from ..data import DataSpec, make_split, read_split, scan_source, write_split
 from ..errors import StudyError
 from ..runs import Run, resolve_run, study_dir, write_run
 from ._optuna_engine import create_or_load_study, count_finished, optimize
+from ._storage import check_storage_url, is_local_file_storage, open_storage
 from ._study_data import StudyData
 
 __all__ = ["search", "status", "SearchSummary", "StudyStatus", "prepare_split", "format_status"]
@@ -90,8 +91,11 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
         from ..recipe import Recipe
 
         Recipe.from_flat({"weights": run.weights}, where="--weights")
+    # A bad URL or an unreachable server fails before the scan; a local file is created only after it.
+    check_storage_url(run.storage)
+    storage_ = None if is_local_file_storage(run.storage) else open_storage(run.storage)
     split = prepare_split(run)
-    optuna_study = create_or_load_study(run)
+    optuna_study = create_or_load_study(run, storage_ or open_storage(run.storage))
     write_run(run)
     finished = count_finished(optuna_study)
     if n_trials is not None and finished >= n_trials:
@@ -113,8 +117,6 @@ def _log_trial(study, trial) -> None:
 def status(*, study: str, storage: str | None = None, results_dir: str | Path = "results") -> StudyStatus:
     """The trials of ``study`` and its best trial, read from its storage."""
     import optuna
-
-    from ._storage import open_storage
 
     folder = study_dir(results_dir, study)
     if storage is None:

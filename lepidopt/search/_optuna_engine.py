@@ -84,7 +84,8 @@ def make_pruner(name: str, *, max_steps: int, warmup_steps: int):
     raise ValueError(name)
 
 
-def create_or_load_study(run: Run):
+def create_or_load_study(run: Run, storage=None):
+    """The run's study, created on first use; ``storage`` is an opened storage, or None to open the run's."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -92,7 +93,7 @@ def create_or_load_study(run: Run):
     max_steps = longest.epochs_head + longest.epochs_finetune
     study = optuna.create_study(
         study_name=run.study,
-        storage=open_storage(run.storage),
+        storage=storage if storage is not None else open_storage(run.storage),
         sampler=make_sampler(run.sampler, seed=run.seed),
         pruner=make_pruner(run.pruner, max_steps=max_steps, warmup_steps=longest.epochs_head // 2),
         direction=objective_direction(run.objective),

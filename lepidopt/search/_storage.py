@@ -7,23 +7,24 @@ from pathlib import Path
 from ..errors import MissingExtraError, StorageError
 from ..runs import mask_password
 
-__all__ = ["open_storage"]
+__all__ = ["open_storage", "check_storage_url", "is_local_file_storage"]
 
 _DRIVERS = {"postgresql": ("psycopg2", "postgres"), "mysql": ("pymysql", "mysql")}
 
 
-def open_storage(url: str):
-    """An Optuna storage for ``url``; every error masks the password and says how to fix the URL."""
-    import optuna
+def is_local_file_storage(url: str) -> bool:
+    """SQLite and journal files: opening them creates them, so open them only once there is work to keep."""
+    return url.startswith(("sqlite:", "journal:"))
 
+
+def check_storage_url(url: str) -> str:
+    """Check the URL's form and driver without connecting or creating anything; returns the URL to open."""
     shown = mask_password(url)
     if url.startswith("journal:"):
         path = Path(url[len("journal:") :])
         if not path.parent.is_dir():
             raise StorageError(f"storage {shown!r}: the folder {str(path.parent)!r} of the journal file does not exist.")
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        return url
     scheme = url.split("://", 1)[0] if "://" in url else ""
     dialect = scheme.split("+", 1)[0]
     if dialect not in ("sqlite", "postgresql", "mysql"):
@@ -41,11 +42,23 @@ def open_storage(url: str):
             ) from None
         if dialect == "mysql":
             url = "mysql+pymysql://" + url.split("://", 1)[1]
-    if dialect == "sqlite":
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if not path:
-            raise StorageError(f"storage {shown!r}: an SQLite URL needs a file path, e.g. sqlite:///results/x/study.db.")
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if dialect == "sqlite" and not (url.split(":///", 1)[1] if ":///" in url else ""):
+        raise StorageError(f"storage {shown!r}: an SQLite URL needs a file path, e.g. sqlite:///results/x/study.db.")
+    return url
+
+
+def open_storage(url: str):
+    """An Optuna storage for ``url``; every error masks the password and says how to fix the URL."""
+    import optuna
+
+    shown = mask_password(url)
+    url = check_storage_url(url)
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:") :]))
+    if url.startswith("sqlite:///"):
+        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
     except Exception as exc:

@@ -113,3 +113,12 @@ def test_load_space_by_path_and_bad_names(tmp_path):
     bad.write_text("name: [unclosed")
     with pytest.raises(SpaceError, match=r"space file '.*bad\.yaml': is not valid YAML"):
         load_space(bad)
+
+
+def test_the_readme_example_space_is_valid():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    space = space_from_dict(yaml.safe_load(block), source="README")
+    assert space.name == "mine" and space.recipe(space.baseline).finetune_unfreeze == "conv5"

@@ -1,0 +1,72 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from conftest import TINY_SPACE
+from lepidopt.data import DataSpec, make_split, scan_source
+from lepidopt.errors import StudyError
+from lepidopt.search import NullReporter, Reporter, StudyData, TrialStopped, run_trial
+from lepidopt.spaces import load_space
+
+
+@pytest.fixture(scope="module")
+def study_data(demo_folder, tmp_path_factory):
+    split = make_split(scan_source(DataSpec(str(demo_folder))), seed=0)
+    return StudyData(split=split, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def space():
+    return load_space(TINY_SPACE)
+
+
+def test_a_trial_reports_every_epoch_of_both_phases(study_data, space):
+    recipe = space.recipe(space.baseline)  # conv5 fine-tuning, 3 + 1 epochs
+    reporter = NullReporter()
+    result = run_trial(recipe, study_data, reporter, seed=0)
+    assert [step for step, _ in reporter.reports] == [0, 1, 2, 3]
+    assert [h["phase"] for h in result.history] == ["head"] * 3 + ["finetune"]
+    assert result.value == reporter.reports[-1][1] == result.metrics["balanced_accuracy"]
+    assert 0.0 <= result.value <= 1.0
+    assert set(result.timings) >= {"build", "features", "head", "finetune"}
+    counts = np.bincount(study_data.split.labels[study_data.split.indices("train")])
+    assert result.n_train == len(counts) * counts.min()  # ratio 1.0: balanced down to the smallest class
+
+
+def test_undersampling_reaches_the_trial(study_data, space):
+    recipe = dataclasses.replace(space.recipe(space.baseline), sampling_ratio=0.5, finetune_unfreeze="none")
+    result = run_trial(recipe, study_data, NullReporter(), seed=0)
+    train_labels = study_data.split.labels[study_data.split.indices("train")]
+    counts = np.bincount(train_labels)
+    assert result.n_train == sum(min(n, int(np.ceil(counts.min() / 0.5))) for n in counts)
+    assert len(result.history) == 3
+
+
+class StopAtTwo(Reporter):
+    def __init__(self):
+        self.steps = []
+
+    def report(self, value, step):
+        self.steps.append(step)
+
+    def should_stop(self):
+        return len(self.steps) == 2
+
+
+def test_a_reporter_that_asks_to_stop_stops_the_trial_before_fine_tuning(study_data, space):
+    reporter = StopAtTwo()
+    with pytest.raises(TrialStopped) as stopped:
+        run_trial(space.recipe(space.baseline), study_data, reporter, seed=0)
+    assert stopped.value.step == 1 and reporter.steps == [0, 1]
+    assert [h["phase"] for h in stopped.value.history] == ["head", "head"]
+
+
+def test_loss_objective_and_zero_epochs(study_data, space):
+    recipe = dataclasses.replace(space.recipe(space.baseline), finetune_unfreeze="none", epochs_head=1)
+    result = run_trial(recipe, study_data, NullReporter(), seed=0, objective="loss")
+    assert result.value == result.metrics["loss"] > 0
+    with pytest.raises(StudyError, match=r"objective 'f2': must be one of"):
+        run_trial(recipe, study_data, NullReporter(), seed=0, objective="f2")
+    with pytest.raises(StudyError, match=r"recipe trains for zero epochs"):
+        run_trial(dataclasses.replace(recipe, epochs_head=0), study_data, NullReporter(), seed=0)

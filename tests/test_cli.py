@@ -1,0 +1,67 @@
+import subprocess
+import sys
+
+import pytest
+
+from lepidopt.cli import main
+
+
+def test_help_answers_without_importing_tensorflow_or_optuna():
+    code = (
+        "import sys, time; t = time.perf_counter()\n"
+        "from lepidopt.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'optuna', 'sklearn') if m in sys.modules))\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[-2] == "[]"
+    assert float(out[-1]) < 2.0
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("data", "spaces", "search", "status", "demo"):
+        assert command in text
+
+
+def test_data_inspect_prints_counts_imbalance_and_skipped(demo_copy, capsys):
+    (demo_copy / "Pieridae" / "broken.jpg").write_bytes(b"")
+    assert main(["data", "inspect", str(demo_copy)]) == 0
+    out = capsys.readouterr().out
+    assert "usable images in 6 classes" in out and "imbalance ratio (largest / smallest class):" in out
+    assert "skipped files: 1" in out and "broken.jpg: zero-byte file" in out
+
+
+def test_spaces_commands(tmp_path, capsys):
+    assert main(["spaces", "list"]) == 0
+    assert "resnet50" in capsys.readouterr().out
+    assert main(["spaces", "show", "demo"]) == 0
+    assert "head.pooling" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nparams:\n  head.dropout: {float: [0.0, 1.2]}\n")
+    assert main(["spaces", "validate", str(bad)]) == 4
+    assert "bad.yaml.params.head.dropout: value 1.2 is not allowed" in capsys.readouterr().err
+    good = tmp_path / "good.yaml"
+    good.write_text("name: x\nparams:\n  head.dropout: {float: [0.0, 0.5]}\n")
+    assert main(["spaces", "validate", str(good)]) == 0
+
+
+def test_errors_are_one_line_with_an_exit_code_and_create_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "--study", "ghost"]) == 6
+    assert "study 'ghost': no run.yaml in" in capsys.readouterr().err
+    assert main(["search", "--study", "ghost", "--n-trials", "1"]) == 6
+    err = capsys.readouterr().err
+    assert "does not exist yet" in err and "needs --data to start" in err
+    assert main(["search", "--study", "bad/name", "--data", "x", "--space", "demo"]) == 6
+    assert "study name 'bad/name'" in capsys.readouterr().err
+    assert main(["search", "--study", "s", "--data", str(tmp_path / "none"), "--space", "demo"]) == 3
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo",
+                 "--storage", "redis://ann:pw@localhost"]) == 7
+    err = capsys.readouterr().err
+    assert "storage 'redis://ann:***@localhost': not a storage URL lepidopt knows" in err and "pw" not in err
+    assert not (tmp_path / "results" / "s" / "study.db").exists()
