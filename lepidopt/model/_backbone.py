@@ -74,7 +74,17 @@ def build_backbone(*, weights: str, image_size: int):
             )
         source = None
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    resnet = keras.applications.ResNet50(include_top=False, weights=source, input_shape=(image_size, image_size, 3))
+    try:
+        resnet = keras.applications.ResNet50(include_top=False, weights=source, input_shape=(image_size, image_size, 3))
+    except Exception as exc:
+        if source != "imagenet":
+            raise
+        raise ModelError(
+            f"weights 'imagenet': Keras could not fetch the ImageNet weights ({type(exc).__name__}: "
+            f"{str(exc)[:300]}). On a machine without internet, copy "
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 into ~/.keras/models/, or pass --weights PATH "
+            "with a local weights file, or use --weights none."
+        ) from None
     if source is None and weights != "none":
         try:
             resnet.load_weights(weights)

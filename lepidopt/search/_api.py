@@ -87,12 +87,9 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     started = time.perf_counter()
     run = resolve_run(study=study, results_dir=results_dir, data=data, space=space, storage=storage, sampler=sampler,
                       pruner=pruner, seed=seed, objective=objective, weights=weights)
-    if run.weights:
-        from ..recipe import Recipe
-
-        Recipe.from_flat({"weights": run.weights}, where="--weights")
     # A bad URL or an unreachable server fails before the scan; a local file is created only after it.
     check_storage_url(run.storage)
+    _check_weights(run)
     storage_ = None if is_local_file_storage(run.storage) else open_storage(run.storage)
     split = prepare_split(run)
     optuna_study = create_or_load_study(run, storage_ or open_storage(run.storage))
@@ -106,6 +103,16 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     data_ = StudyData(split=split, cache_dir=run.folder / "cache")
     optimize(run, optuna_study, data_, n_trials=n_trials, timeout=timeout, on_trial=_log_trial)
     return SearchSummary(run=run, status=_status_of(optuna_study, run.folder), seconds=time.perf_counter() - started)
+
+
+def _check_weights(run: Run) -> None:
+    """Fail before any trial when no trial could load its backbone weights (a missing file, no internet)."""
+    weights = run.weights or run.space.recipe({}).weights
+    if weights == "none" or "weights" in {p.name for p in run.space.params}:
+        return
+    from ..model import build_backbone
+
+    build_backbone(weights=weights, image_size=32)
 
 
 def _log_trial(study, trial) -> None:

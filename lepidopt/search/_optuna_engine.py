@@ -46,13 +46,11 @@ def make_sampler(name: str, *, seed: int):
     import optuna
 
     if name == "tpe":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True, group=True)
+        return _quietly(optuna.samplers.TPESampler, seed=seed, n_startup_trials=5, multivariate=True, group=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        return _quietly(optuna.samplers.QMCSampler, seed=seed, warn_independent_sampling=False)
     if name == "cmaes":
         try:
             import cmaes  # noqa: F401
@@ -66,6 +64,15 @@ def make_sampler(name: str, *, seed: int):
             raise MissingExtraError("sampler 'gp': Optuna's GPSampler needs PyTorch; pip install 'lepidopt[gp]'.") from None
         return optuna.samplers.GPSampler(seed=seed)
     raise ValueError(name)
+
+
+def _quietly(factory, **kwargs):
+    """Build an Optuna object whose options are marked experimental without warning the user about it."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factory(**kwargs)
 
 
 def make_pruner(name: str, *, max_steps: int, warmup_steps: int):
