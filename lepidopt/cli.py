@@ -202,11 +202,20 @@ def _usage(name: str, actions: str) -> int:
     return 2
 
 
+class _AboveProgressBars(logging.Handler):
+    """On a terminal, log lines are printed above the progress bars instead of through them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s" if sys.stderr.isatty() else "%(asctime)s %(message)s",
-                                           datefmt="%H:%M:%S"))
+    tty = sys.stderr.isatty()
+    handler = _AboveProgressBars() if tty else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s" if tty else "%(asctime)s %(message)s", datefmt="%H:%M:%S"))
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False

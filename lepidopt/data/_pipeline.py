@@ -46,7 +46,9 @@ def decoded_images(split: Split, *, image_size: int, cache_dir: str | Path) -> n
 
 
 def _decode_batches(paths: tuple[str, ...], image_size: int):
-    import tensorflow as tf
+    from .._tf import tensorflow
+
+    tf = tensorflow()
 
     def decode(path):
         return load_resized(path.decode(), image_size)
@@ -68,7 +70,9 @@ def _decode_batches(paths: tuple[str, ...], image_size: int):
 def image_batches(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, batch_size: int,
                   shuffle_seed: int | None = None):
     """A tf.data pipeline of (float32 images in [0, 255], int labels) batches gathered from the memory map."""
-    import tensorflow as tf
+    from .._tf import tensorflow
+
+    tf = tensorflow()
 
     indices = np.asarray(indices, dtype=np.int64)
     size = images.shape[1:]

@@ -86,6 +86,11 @@ def read_records(spec: DataSpec) -> list[Record]:
         if spec.val_manifest:
             raise DataError("val_manifest/test_manifest: only an ETHEC or CSV source can carry its own split.")
         return _folder_records(Path(spec.source))
+    if Path(spec.source).is_dir():
+        raise DataError(
+            f"data source {spec.source!r}: is a folder, not a{'n ETHEC JSON' if fmt == 'ethec' else ' CSV'} manifest. "
+            "Use --format folder (or auto), or give the manifest's path."
+        )
     return _manifest_records(spec, _ethec_records if fmt == "ethec" else _csv_records)
 
 

@@ -3,7 +3,6 @@ ImageNet, nowhere (random) or a local file."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..errors import ModelError
@@ -12,10 +11,9 @@ __all__ = ["build_backbone", "weights_identity", "ResNetPreprocess"]
 
 
 def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
+    from .._tf import keras
 
-    return keras
+    return keras()
 
 
 def weights_identity(weights: str) -> str:

@@ -40,8 +40,8 @@ def check_storage_url(url: str) -> str:
             raise MissingExtraError(
                 f"storage {shown!r}: needs the {module} driver; install it with pip install 'lepidopt[{extra}]'."
             ) from None
-        if dialect == "mysql":
-            url = "mysql+pymysql://" + url.split("://", 1)[1]
+        # Name the driver: SQLAlchemy's default for a bare scheme differs between versions.
+        url = f"{dialect}+{module}://" + url.split("://", 1)[1]
     if dialect == "sqlite" and not (url.split(":///", 1)[1] if ":///" in url else ""):
         raise StorageError(f"storage {shown!r}: an SQLite URL needs a file path, e.g. sqlite:///results/x/study.db.")
     return url

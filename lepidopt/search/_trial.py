@@ -45,10 +45,9 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         raise StudyError("recipe trains for zero epochs: set epochs_head (or epochs_finetune with an unfrozen stage) above 0.")
     from ..model import (build_augmentation, build_backbone, build_classifier, build_feature_extractor, build_head,
                          compile_model, extract_features, finetune_epochs, head_epochs, unfreeze)
-    import keras
-    import tensorflow as tf
+    from .._tf import keras as import_keras
 
-    tf.get_logger().setLevel(logging.ERROR)  # retracing notes from Keras' predict, harmless here
+    keras = import_keras()
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     timings: dict[str, float] = {}

@@ -70,3 +70,13 @@ def test_loss_objective_and_zero_epochs(study_data, space):
         run_trial(recipe, study_data, NullReporter(), seed=0, objective="f2")
     with pytest.raises(StudyError, match=r"recipe trains for zero epochs"):
         run_trial(dataclasses.replace(recipe, epochs_head=0), study_data, NullReporter(), seed=0)
+
+
+def test_an_augmented_trial_draws_fresh_features_every_epoch_and_fine_tunes_with_augmentation(study_data, space):
+    recipe = dataclasses.replace(space.recipe(space.baseline), augment_strength=0.5, epochs_head=2,
+                                 sampling_class_weight="sqrt", head_pooling="max")
+    reporter = NullReporter()
+    result = run_trial(recipe, study_data, reporter, seed=4)
+    assert [h["phase"] for h in result.history] == ["head", "head", "finetune"]
+    assert all(np.isfinite(v) for _, v in reporter.reports)
+    assert result.timings["features"] > 0
