@@ -8,6 +8,7 @@ __all__ = [
     "StudyError",
     "StorageError",
     "MissingExtraError",
+    "ReportError",
 ]
 
 
@@ -51,3 +52,9 @@ class MissingExtraError(LepidoptError, ImportError):
     """An optional dependency is needed; the message names the extra to install."""
 
     exit_code = 8
+
+
+class ReportError(LepidoptError, ValueError):
+    """Input the export or the report cannot work on (embeddings, labels, a study without a finished trial)."""
+
+    exit_code = 9
