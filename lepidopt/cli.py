@@ -104,6 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     _study_options(status)
     status.add_argument("--last", type=int, help="show only the last N trials")
 
+    export = sub.add_parser("export", help="retrain the best trial, save it and evaluate it on the test split")
+    _study_options(export)
+    export.add_argument("--all-splits", action="store_true", help="save embeddings of every split, not just test")
+
+    report = sub.add_parser("report", help="the HTML report of a study's best model, or of embeddings you bring")
+    report.add_argument("--study", help="the study to report on (exports its best trial first if needed)")
+    report.add_argument("--storage", help="the study's storage URL (default: from its run.yaml)")
+    report.add_argument("--results-dir", default="results", help="where studies land (default results)")
+    report.add_argument("--embeddings", help="instead of a study: a .npy array, points x features")
+    report.add_argument("--labels", help="with --embeddings: a .npy array or a text file, one label per line")
+    report.add_argument("--out", default="report", help="with --embeddings: folder to write (default report)")
+    report.add_argument("--k-min", type=int, default=2, help="smallest k of the elbow search (default 2)")
+    report.add_argument("--k-max", type=int, default=15, help="largest k of the elbow search (default 15)")
+    report.add_argument("--umap-components", type=int, default=10, help="UMAP dimensions KMeans runs in (default 10)")
+    report.add_argument("--no-dashboard", action="store_true", help="do not attach figures and artifacts to the study")
+
+    dashboard = sub.add_parser("dashboard", help="open a study in optuna-dashboard (figures, note, artifacts)")
+    _study_options(dashboard)
+    dashboard.add_argument("--port", type=int, default=8080, help="default 8080")
+    dashboard.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+
     demo = sub.add_parser("demo", help="draw the demo collection if absent and run a small study on it")
     demo.add_argument("--data-dir", default="demo-data", help="where the demo images live (default demo-data)")
     demo.add_argument("--results-dir", default="results", help="where studies land (default results)")
@@ -183,17 +204,63 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("export")
+def _export(args: argparse.Namespace) -> int:
+    from .results import export_best
+
+    result = export_best(study=args.study, storage=args.storage, results_dir=args.results_dir,
+                         all_splits=args.all_splits)
+    m, t = result.metrics, result.metrics["test"]
+    print(f"best trial #{m['trial']}: validation {m['objective']} {m['trial_validation_value']:.4f} in the study, "
+          f"{m['retrained_validation_value']:.4f} retrained")
+    print(f"test ({t['n_images']} images): accuracy {t['accuracy']:.4f}, balanced accuracy {t['balanced_accuracy']:.4f}, "
+          f"macro F1 {t['macro_f1']:.4f}, weighted F1 {t['weighted_f1']:.4f}")
+    print(f"model, metrics and embeddings: {result.folder}")
+    return 0
+
+
+@command("report")
+def _report(args: argparse.Namespace) -> int:
+    from .results import ClusteringSettings, report_embeddings, report_study
+
+    if bool(args.study) == bool(args.embeddings):
+        print("error: give either --study NAME or --embeddings X.npy --labels LABELS.", file=sys.stderr)
+        return 2
+    if args.embeddings and not args.labels:
+        print("error: --embeddings needs --labels (a .npy array or a text file, one label per line).", file=sys.stderr)
+        return 2
+    settings = ClusteringSettings(k_min=args.k_min, k_max=args.k_max, umap_components=args.umap_components)
+    if args.study:
+        result = report_study(study=args.study, storage=args.storage, results_dir=args.results_dir, settings=settings,
+                              dashboard=not args.no_dashboard)
+    else:
+        result = report_embeddings(embeddings=args.embeddings, labels=args.labels, out=args.out, settings=settings)
+    print(result.clustering.verdict)
+    print(f"report: {result.index}")
+    return 0
+
+
+@command("dashboard")
+def _dashboard(args: argparse.Namespace) -> int:
+    from .results import serve_dashboard
+
+    serve_dashboard(study=args.study, storage=args.storage, results_dir=args.results_dir, host=args.host,
+                    port=args.port)
+    return 0
+
+
 @command("demo")
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    from .runs import mask_password
     from .search import format_status
 
-    summary = run_demo(data_dir=args.data_dir, results_dir=args.results_dir, study=args.study, n_trials=args.n_trials)
+    demo = run_demo(data_dir=args.data_dir, results_dir=args.results_dir, study=args.study, n_trials=args.n_trials)
+    summary = demo.search
     print(format_status(summary.status))
     print(f"\nresults: {summary.run.folder}")
-    print(f"review in optuna-dashboard: optuna-dashboard {mask_password(summary.run.storage)}")
-    print(f"took {summary.seconds:.0f} s")
+    print(f"report: {demo.report.index}")
+    print(f"review in optuna-dashboard: lepidopt dashboard --study {args.study} --results-dir {args.results_dir}")
+    print(f"took {demo.seconds:.0f} s")
     return 0
 
 

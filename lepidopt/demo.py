@@ -5,20 +5,36 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import dataclasses
+import time
+
 from .data import make_demo_collection
+from .results import ReportResult, report_study
 from .search import SearchSummary, search
 
-__all__ = ["run_demo", "DEMO_TRIALS"]
+__all__ = ["run_demo", "DemoResult", "DEMO_TRIALS"]
 
 log = logging.getLogger("lepidopt")
 DEMO_TRIALS = 10
 
 
+@dataclasses.dataclass(frozen=True)
+class DemoResult:
+    search: SearchSummary
+    report: ReportResult
+    seconds: float
+
+
 def run_demo(*, data_dir: str | Path = "demo-data", results_dir: str | Path = "results", study: str = "demo",
-             n_trials: int = DEMO_TRIALS, seed: int = 0) -> SearchSummary:
-    """The demo study on the synthetic collection: the built-in ``demo`` space, weights none, 64 px."""
+             n_trials: int = DEMO_TRIALS, seed: int = 0) -> DemoResult:
+    """The demo study on the synthetic collection (built-in ``demo`` space, weights none, 64 px), then the
+    best model exported and the report written."""
+    started = time.perf_counter()
     data_dir = Path(data_dir)
     if not any(data_dir.glob("*/*.jpg")):
         log.info("drawing the demo collection into %s", data_dir)
         make_demo_collection(data_dir, seed=seed)
-    return search(study=study, data=str(data_dir), space="demo", results_dir=results_dir, n_trials=n_trials, seed=seed)
+    summary = search(study=study, data=str(data_dir), space="demo", results_dir=results_dir, n_trials=n_trials,
+                     seed=seed)
+    report = report_study(study=study, results_dir=results_dir)
+    return DemoResult(search=summary, report=report, seconds=time.perf_counter() - started)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ModelError
 
-__all__ = ["build_backbone", "weights_identity", "ResNetPreprocess"]
+__all__ = ["build_backbone", "weights_identity", "ResNetPreprocess", "load_classifier"]
 
 
 def _keras():
@@ -94,3 +94,9 @@ def build_backbone(*, weights: str, image_size: int):
             ) from None
     outputs = resnet(ResNetPreprocess(name="resnet_preprocess")(inputs))
     return keras.Model(inputs, outputs, name="backbone")
+
+
+def load_classifier(path: str | Path):
+    """A model saved by ``lepidopt export`` (its preprocessing layer registered first)."""
+    ResNetPreprocess()  # registers the layer class with Keras
+    return _keras().models.load_model(path)

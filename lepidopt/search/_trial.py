@@ -29,16 +29,18 @@ class TrialResult:
     history: list[dict[str, Any]]  # one entry per epoch of both phases
     timings: dict[str, float]  # seconds per stage
     n_train: int  # training images after undersampling
+    model: Any = None  # with keep_model: the trained classifier, images in [0, 255] -> probabilities
 
 
 def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
-              objective: str = "balanced_accuracy") -> TrialResult:
+              objective: str = "balanced_accuracy", keep_model: bool = False) -> TrialResult:
     """Train one recipe on the study's data and return its validation score.
 
     Reports the objective after every epoch of both phases; raises TrialStopped when the reporter
     asks to stop. Phase 1 trains the head on pooled features of the frozen backbone (computed once
     when there is no augmentation, afresh every epoch when there is); phase 2 fine-tunes the
-    unfrozen stages on images at their own learning rate.
+    unfrozen stages on images at their own learning rate. With ``keep_model`` the result carries
+    the trained classifier (without augmentation layers), ready to save.
     """
     objective_direction(objective)
     if recipe.total_epochs == 0:
@@ -118,4 +120,6 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
     value = metrics[objective]
     gc.collect()
-    return TrialResult(value=value, metrics=metrics, history=history, timings=timings, n_train=len(train_idx))
+    model = build_classifier(backbone, head, pooling=recipe.head_pooling) if keep_model else None
+    return TrialResult(value=value, metrics=metrics, history=history, timings=timings, n_train=len(train_idx),
+                       model=model)

@@ -1,0 +1,99 @@
+"""``lepidopt export``: retrain the best trial from its params and seed, save it, evaluate it on the test split."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import image_batches
+from ..recipe import Recipe
+from ..search import NullReporter, StudyData, prepare_split, run_trial
+from ._best import load_best
+from ._embeddings import embedding_model, embeddings_of
+from ._evaluation import test_metrics
+
+__all__ = ["ExportResult", "export_best"]
+
+log = logging.getLogger("lepidopt")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    folder: Path
+    metrics: dict[str, Any]
+
+
+def export_best(*, study: str, storage: str | None = None, results_dir: str | Path = "results",
+                all_splits: bool = False) -> ExportResult:
+    """Write ``results/<study>/best/``: model.keras, metrics.json (test split) and embeddings.npz.
+
+    The best trial is retrained from its recorded recipe and seed rather than kept during the search:
+    no worker has to save models it may never need, and the retrained model's validation score is
+    compared with the trial's and both are recorded.
+    """
+    best = load_best(study=study, storage=storage, results_dir=results_dir)
+    trial, run = best.trial, best.run
+    recipe = Recipe.from_flat(trial.user_attrs["recipe"], where=f"trial {trial.number} recipe")
+    seed = int(trial.user_attrs.get("seed", run.seed + trial.number))
+    split = prepare_split(run)
+    data = StudyData(split=split, cache_dir=run.folder / "cache")
+    log.info("retraining trial %d (%s %.4f) with seed %d", trial.number, run.objective, trial.value, seed)
+    result = run_trial(recipe, data, NullReporter(), seed=seed, objective=run.objective, keep_model=True)
+    log.info("retrained: %s %.4f (trial: %.4f)", run.objective, result.value, trial.value)
+
+    images = data.images(recipe.image_size)
+    test_idx = split.indices("test")
+    test_batches = image_batches(images, split.labels, test_idx, batch_size=recipe.batch_size)
+    probabilities = result.model.predict(test_batches, verbose=0)
+    metrics = {
+        "study": study,
+        "trial": trial.number,
+        "objective": run.objective,
+        "trial_validation_value": trial.value,
+        "retrained_validation_value": result.value,
+        "retrained_validation_metrics": result.metrics,
+        "seed": seed,
+        "params": trial.params,
+        "recipe": recipe.to_flat(),
+        "test": test_metrics(split.labels[test_idx], probabilities, list(split.classes)),
+    }
+
+    folder = run.folder / "best"
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_model(result.model, folder / "model.keras")
+    subsets = ("train", "val", "test") if all_splits else ("test",)
+    idx = np.concatenate([split.indices(s) for s in subsets])
+    embedder = embedding_model(result.model)
+    embeddings = embeddings_of(embedder, image_batches(images, split.labels, idx, batch_size=recipe.batch_size))
+    _atomic_npz(folder / "embeddings.npz", embeddings=embeddings, labels=split.labels[idx],
+                classes=np.array(split.classes), paths=np.array([split.paths[i] for i in idx]),
+                subsets=np.array([split.subsets[i] for i in idx]))
+    _atomic_text(folder / "metrics.json", json.dumps(metrics, indent=1))
+    test = metrics["test"]
+    log.info("test: accuracy %.4f, balanced accuracy %.4f, macro F1 %.4f -> %s", test["accuracy"],
+             test["balanced_accuracy"], test["macro_f1"], folder)
+    return ExportResult(folder=folder, metrics=metrics)
+
+
+def _save_model(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_npz(path: Path, **arrays) -> None:
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)

@@ -1,0 +1,154 @@
+"""``lepidopt report``: the clustering report of a study's best model, or of embeddings a user brings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ReportError
+from ._best import load_best
+from ._clustering import ClusteringResult, ClusteringSettings, check_embeddings, cluster_embeddings
+from ._dashboard import attach_to_study
+from ._export import export_best
+from ._figures import clustering_figures, confusion_figure, study_figures
+from ._html import render_report
+
+__all__ = ["ReportResult", "report_study", "report_embeddings", "load_labels"]
+
+log = logging.getLogger("lepidopt")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportResult:
+    index: Path
+    metrics: dict[str, Any]
+    clustering: ClusteringResult
+
+
+def report_study(*, study: str, storage: str | None = None, results_dir: str | Path = "results",
+                 settings: ClusteringSettings | None = None, dashboard: bool = True) -> ReportResult:
+    """Write ``results/<study>/report/`` for the best trial, exporting it first when best/ is missing or stale."""
+    settings = settings or ClusteringSettings()
+    best = load_best(study=study, storage=storage, results_dir=results_dir)
+    best_dir = best.folder / "best"
+    exported = _read_json(best_dir / "metrics.json")
+    if exported is None or exported.get("trial") != best.trial.number or not (best_dir / "embeddings.npz").exists():
+        log.info("best trial %d not exported yet: exporting it first", best.trial.number)
+        exported = export_best(study=study, storage=storage, results_dir=results_dir).metrics
+    with np.load(best_dir / "embeddings.npz") as saved:
+        test = saved["subsets"] == "test"  # export --all-splits saves more; the report analyses held-out data
+        embeddings, labels, classes = saved["embeddings"][test], saved["labels"][test], [str(c) for c in saved["classes"]]
+    clustering = cluster_embeddings(embeddings, labels, classes=classes, settings=settings)
+
+    trials = best.study.trials
+    states = [t.state.name for t in trials]
+    metrics = {
+        "summary": {
+            "study": study, "objective": best.run.objective, "direction": best.study.direction.name.lower(),
+            "n_trials": len(trials), "n_complete": states.count("COMPLETE"), "n_pruned": states.count("PRUNED"),
+            "n_failed": states.count("FAIL"), "best_trial": best.trial.number, "best_value": best.trial.value,
+            "best_params": best.trial.params,
+        },
+        "export": {
+            "how": (f"The best trial (#{exported['trial']}) was retrained from its recipe and seed; validation "
+                    f"{best.run.objective} {exported['retrained_validation_value']:.4f} against the trial's "
+                    f"{exported['trial_validation_value']:.4f}."),
+            "trial_validation_value": exported["trial_validation_value"],
+            "retrained_validation_value": exported["retrained_validation_value"],
+        },
+        "test": exported["test"],
+        "clustering": clustering.to_dict(),
+    }
+    figures = {**study_figures(best.study), "confusion": confusion_figure(exported["test"]["confusion_matrix"]),
+               **clustering_figures(clustering)}
+    out = best.folder / "report"
+    index = _write_report(out, title=f"lepidopt report: {study}",
+                          subtitle=f"best trial #{best.trial.number} of {len(trials)}, embeddings of the test split",
+                          figures=figures, metrics=metrics)
+    if dashboard:
+        attach_to_study(best.study, figures=figures, note=_note(metrics, index), folder=best.folder,
+                        files=[best_dir / "model.keras", best_dir / "metrics.json", index, out / "metrics.json"])
+    return ReportResult(index=index, metrics=metrics, clustering=clustering)
+
+
+def report_embeddings(*, embeddings: str | Path, labels: str | Path, out: str | Path = "report",
+                      settings: ClusteringSettings | None = None) -> ReportResult:
+    """The clustering part of the report on any embeddings (.npy, points x features) and labels."""
+    settings = settings or ClusteringSettings()
+    x = _load_array(Path(embeddings))
+    y = load_labels(Path(labels))
+    check_embeddings(x, y, settings)
+    clustering = cluster_embeddings(x, y, settings=settings)
+    metrics = {"clustering": clustering.to_dict()}
+    index = _write_report(Path(out), title=f"lepidopt clustering report: {Path(embeddings).name}",
+                          subtitle=f"{len(x)} embeddings, labels from {Path(labels).name}",
+                          figures=clustering_figures(clustering), metrics=metrics)
+    return ReportResult(index=index, metrics=metrics, clustering=clustering)
+
+
+def load_labels(path: Path) -> np.ndarray:
+    """Labels from a .npy array, or from a text or CSV file holding one label per line (first column)."""
+    if not path.exists():
+        raise ReportError(f"labels file {str(path)!r}: does not exist.")
+    if path.suffix == ".npy":
+        return _load_array(path, what="labels").ravel()
+    lines = [line.split(",")[0].strip() for line in path.read_text().splitlines() if line.strip()]
+    return np.array(lines)
+
+
+def _load_array(path: Path, what: str = "embeddings") -> np.ndarray:
+    if not path.exists():
+        raise ReportError(f"{what} file {str(path)!r}: does not exist.")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ReportError(f"{what} file {str(path)!r}: is not a NumPy .npy array ({exc}).") from None
+
+
+def _write_report(out: Path, *, title: str, subtitle: str, figures: dict[str, Any], metrics: dict[str, Any]) -> Path:
+    page = render_report(title=title, subtitle=subtitle, figures=figures, metrics=metrics)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("index.html", page), ("metrics.json", json.dumps(metrics, indent=1, default=_jsonable))):
+        tmp = out / f".{name}.{os.getpid()}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+    log.info("report written: %s", out / "index.html")
+    return out / "index.html"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _note(metrics: dict[str, Any], index: Path) -> str:
+    s, t, c = metrics["summary"], metrics["test"], metrics["clustering"]
+    return "\n".join([
+        f"## lepidopt report: best trial #{s['best_trial']}",
+        f"- validation {s['objective']}: **{s['best_value']:.4f}**",
+        f"- test accuracy {t['accuracy']:.4f}, balanced accuracy {t['balanced_accuracy']:.4f}, macro F1 {t['macro_f1']:.4f}",
+        f"- PCA keeps {c['pca_components_kept']} components (95% of the variance); elbow k: PCA {c['pca']['elbow_k']}, "
+        f"UMAP {c['umap']['elbow_k']}",
+        f"- ARI at k = {len(c['classes'])}: PCA {c['pca']['scores_at_true_k']['ari']:.3f}, "
+        f"UMAP {c['umap']['scores_at_true_k']['ari']:.3f}",
+        "",
+        f"**Verdict.** {c['verdict']}",
+        "",
+        f"The full report: `{index}` (also an artifact of this study).",
+    ])

@@ -1,0 +1,33 @@
+"""``lepidopt dashboard``: optuna-dashboard on the study's storage and artifact folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MissingExtraError, StudyError
+from ..runs import resolve_run, study_dir
+from ._dashboard import artifact_dir
+
+__all__ = ["serve_dashboard"]
+
+
+def serve_dashboard(*, study: str, storage: str | None = None, results_dir: str | Path = "results",
+                    host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve until interrupted; prints the address first."""
+    try:
+        from optuna.artifacts import FileSystemArtifactStore
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise MissingExtraError("optuna-dashboard is not installed; pip install 'lepidopt[dashboard]'.") from None
+    from ..search import open_storage
+
+    folder = study_dir(results_dir, study)
+    if storage is None and not (folder / "run.yaml").exists():
+        raise StudyError(f"study {study!r}: no run.yaml in {str(folder)!r}. Check --study and --results-dir, "
+                         "or pass --storage.")
+    run = resolve_run(study=study, results_dir=results_dir, storage=storage)
+    opened = open_storage(run.storage)
+    artifacts = artifact_dir(folder)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    print(f"optuna-dashboard for study {study!r}: http://{host}:{port}/  (Ctrl-C stops it)", flush=True)
+    run_server(opened, host=host, port=port, artifact_store=FileSystemArtifactStore(str(artifacts)))
