@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="validation metric to optimise (default balanced_accuracy)")
     search.add_argument("--weights", help="backbone weights for every trial: imagenet, none or a local file "
                         "(default: the space's)")
+    search.add_argument("--no-feature-cache", action="store_true",
+                        help="recompute backbone features in every trial instead of sharing them (for comparison)")
 
     status = sub.add_parser("status", help="the trials table and the best trial of a study")
     _study_options(status)
@@ -190,7 +192,7 @@ def _search(args: argparse.Namespace) -> int:
     summary = search(study=args.study, data=_data_spec(args) if args.source else None, space=args.space,
                      results_dir=args.results_dir, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
                      sampler=args.sampler, pruner=args.pruner, seed=args.seed, objective=args.objective,
-                     weights=args.weights)
+                     weights=args.weights, feature_cache=not args.no_feature_cache)
     print(format_status(summary.status, limit=20))
     print(f"\nresults: {summary.run.folder}")
     return 0

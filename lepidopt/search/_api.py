@@ -72,13 +72,15 @@ def prepare_split(run: Run):
 def search(*, study: str, data: DataSpec | str | None = None, space: str | None = None,
            results_dir: str | Path = "results", n_trials: int | None = None, timeout: float | None = None,
            storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
-           seed: int | None = None, objective: str | None = None, weights: str | None = None) -> SearchSummary:
+           seed: int | None = None, objective: str | None = None, weights: str | None = None,
+           feature_cache: bool = True) -> SearchSummary:
     """Create or resume ``study`` and run trials until it holds ``n_trials`` finished trials in total.
 
     A new study needs ``data`` (a folder, ETHEC .json or .csv path, or a DataSpec) and ``space`` (a
     built-in name or a YAML path); a resumed one reads them from its run.yaml. ``n_trials`` counts the
     study's finished trials (complete, pruned or failed), so running again stops where one
-    uninterrupted run would have. Returns the study's status after the run.
+    uninterrupted run would have. ``feature_cache=False`` recomputes backbone features in every trial
+    instead of sharing them. Returns the study's status after the run.
     """
     if n_trials is not None and n_trials < 1:
         raise StudyError(f"n_trials {n_trials}: must be at least 1 (it is the study's total of finished trials).")
@@ -100,7 +102,7 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     else:
         log.info("study %r: %d finished trials so far, running until %s", study, finished,
                  f"{n_trials} in total" if n_trials else "stopped" if not timeout else f"{timeout:.0f} s pass")
-    data_ = StudyData(split=split, cache_dir=run.folder / "cache")
+    data_ = StudyData(split=split, cache_dir=run.folder / "cache", feature_cache=feature_cache)
     optimize(run, optuna_study, data_, n_trials=n_trials, timeout=timeout, on_trial=_log_trial)
     return SearchSummary(run=run, status=_status_of(optuna_study, run.folder), seconds=time.perf_counter() - started)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Split, decoded_images
+from ._feature_cache import FeatureCache
 
 __all__ = ["StudyData"]
 
@@ -16,11 +17,20 @@ __all__ = ["StudyData"]
 class StudyData:
     split: Split
     cache_dir: Path
+    feature_cache: bool = True  # share frozen-backbone features between trials (when not augmenting)
     _images: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def n_classes(self) -> int:
         return len(self.split.classes)
+
+    _features: FeatureCache | None = dataclasses.field(default=None, init=False, repr=False)
+
+    @property
+    def features(self) -> FeatureCache | None:
+        if self.feature_cache and self._features is None:
+            self._features = FeatureCache(self.cache_dir)
+        return self._features if self.feature_cache else None
 
     def images(self, image_size: int) -> np.ndarray:
         """(N, size, size, 3) uint8, a read-only memory map in split order, decoded on first use only."""

@@ -14,6 +14,7 @@ from ..data import class_weights, image_batches, undersample
 from ..errors import StudyError
 from ..recipe import Recipe
 from ._metrics import classification_metrics, objective_direction
+from ._feature_cache import cache_key
 from ._reporter import Reporter, TrialStopped
 from ._study_data import StudyData
 
@@ -46,7 +47,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     if recipe.total_epochs == 0:
         raise StudyError("recipe trains for zero epochs: set epochs_head (or epochs_finetune with an unfrozen stage) above 0.")
     from ..model import (build_augmentation, build_backbone, build_classifier, build_feature_extractor, build_head,
-                         compile_model, extract_features, finetune_epochs, head_epochs, unfreeze)
+                         compile_model, extract_features, finetune_epochs, head_epochs, unfreeze, weights_identity)
     from .._tf import keras as import_keras
 
     keras = import_keras()
@@ -73,8 +74,16 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         return image_batches(images, split.labels, indices, batch_size=recipe.batch_size, shuffle_seed=shuffle_seed)
 
     clock = time.perf_counter()
-    val_features = extract_features(extractor, batches(val_idx))
-    fixed_train = None if augmentation else extract_features(extractor, batches(train_idx))
+    cache = data.features
+    if augmentation is None and cache is not None:
+        key = cache_key(data=split.fingerprint(), backbone="resnet50", weights=weights_identity(recipe.weights),
+                        image_size=recipe.image_size, pooling=recipe.head_pooling, augment=0.0, view=0)
+        every = cache.get(key, lambda: extract_features(extractor, batches(np.arange(len(split.paths)))))
+        val_features = np.asarray(every[val_idx], dtype=np.float32)
+        fixed_train = np.asarray(every[train_idx], dtype=np.float32)
+    else:
+        val_features = extract_features(extractor, batches(val_idx))
+        fixed_train = None if augmentation else extract_features(extractor, batches(train_idx))
     timings["features"] = time.perf_counter() - clock
 
     def train_features(epoch: int) -> np.ndarray:
