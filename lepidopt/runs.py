@@ -8,13 +8,13 @@ weights) cannot change once it exists; the engine's settings (sampler, pruner, s
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from ._files import write_text_atomically
 from .data import DataSpec
 from .errors import StudyError
 from .spaces import Space, load_space, space_from_dict
@@ -107,10 +107,7 @@ def read_run(folder: Path) -> dict[str, Any] | None:
 
 def write_run(run: Run) -> None:
     run.folder.mkdir(parents=True, exist_ok=True)
-    path = run.folder / "run.yaml"
-    tmp = path.with_name(f".run.yaml.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(run.to_dict(), sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomically(run.folder / "run.yaml", yaml.safe_dump(run.to_dict(), sort_keys=False))
 
 
 def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSpec | Mapping | str | None = None,

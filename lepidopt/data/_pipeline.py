@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .._files import replacing
 from ._images import load_resized
 from ._progress import progress
 from ._split import Split
@@ -17,13 +17,15 @@ __all__ = ["decoded_images", "image_batches"]
 log = logging.getLogger("lepidopt")
 
 
-def decoded_images(split: Split, *, image_size: int, cache_dir: str | Path) -> np.ndarray:
+def decoded_images(split: Split, *, image_size: int, cache_dir: str | Path,
+                   fingerprint: str | None = None) -> np.ndarray:
     """All of the split's images as a read-only (N, size, size, 3) uint8 memory map, decoding only on first use.
 
-    The file name carries the split's fingerprint, so a changed image or size means a new file.
+    The file name carries the split's fingerprint, so a changed image or size means a new file; pass
+    ``fingerprint`` when it is known already, as it costs a stat of every image.
     """
     cache_dir = Path(cache_dir)
-    target = cache_dir / f"images-{image_size}px-{split.fingerprint()[:16]}.npy"
+    target = cache_dir / f"images-{image_size}px-{(fingerprint or split.fingerprint())[:16]}.npy"
     if target.exists():
         try:
             array = np.load(target, mmap_mode="r")
@@ -33,15 +35,16 @@ def decoded_images(split: Split, *, image_size: int, cache_dir: str | Path) -> n
             pass
         log.warning("decoded-image cache %s is unreadable or of the wrong shape; decoding again", target)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(split.paths), image_size, image_size, 3))
-    start = 0
-    for batch in progress(_decode_batches(split.paths, image_size), total=-(-len(split.paths) // 64), desc="decoding images"):
-        out[start : start + len(batch)] = batch
-        start += len(batch)
-    out.flush()
-    del out
-    os.replace(tmp, target)
+    with replacing(target) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                        shape=(len(split.paths), image_size, image_size, 3))
+        start = 0
+        for batch in progress(_decode_batches(split.paths, image_size), total=-(-len(split.paths) // 64),
+                              desc="decoding images"):
+            out[start : start + len(batch)] = batch
+            start += len(batch)
+        out.flush()
+        del out
     return np.load(target, mmap_mode="r")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import write_text_atomically
 from ..errors import DataError
 from ._records import SUBSETS, Record
 from ._scan import ScanResult
@@ -124,9 +125,7 @@ def write_split(split: Split, path: str | Path) -> None:
         "dropped_classes": split.dropped_classes,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(data, indent=1))
 
 
 def read_split(path: str | Path) -> Split:

@@ -25,17 +25,13 @@ class BestTrial:
 def load_best(*, study: str, storage: str | None = None, results_dir: str | Path = "results") -> BestTrial:
     import optuna
 
-    from ..search import open_storage
+    from ..search import open_study
 
-    folder = study_dir(results_dir, study)
-    if not (folder / "run.yaml").exists():
-        raise StudyError(f"study {study!r}: no run.yaml in {str(folder)!r}. Check --study and --results-dir.")
+    if not (study_dir(results_dir, study) / "run.yaml").exists():  # the data and recipe come from it
+        raise StudyError(f"study {study!r}: no run.yaml in {str(study_dir(results_dir, study))!r}. "
+                         "Check --study and --results-dir.")
+    loaded, _ = open_study(study=study, storage=storage, results_dir=results_dir)
     run = resolve_run(study=study, results_dir=results_dir, storage=storage)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        loaded = optuna.load_study(study_name=study, storage=open_storage(run.storage))
-    except KeyError:
-        raise StudyError(f"study {study!r}: not found in its storage; was it deleted?") from None
     complete = loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         states = [t.state.name.lower() for t in loaded.trials]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._files import replacing, write_text_atomically
 from ..data import image_batches
 from ..recipe import Recipe
 from ..search import NullReporter, StudyData, prepare_split, run_trial
@@ -66,34 +66,18 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
 
     folder = run.folder / "best"
     folder.mkdir(parents=True, exist_ok=True)
-    _save_model(result.model, folder / "model.keras")
+    with replacing(folder / "model.keras") as tmp:
+        result.model.save(tmp)
     subsets = ("train", "val", "test") if all_splits else ("test",)
     idx = np.concatenate([split.indices(s) for s in subsets])
     embedder = embedding_model(result.model)
     embeddings = embeddings_of(embedder, image_batches(images, split.labels, idx, batch_size=recipe.batch_size))
-    _atomic_npz(folder / "embeddings.npz", embeddings=embeddings, labels=split.labels[idx],
-                classes=np.array(split.classes), paths=np.array([split.paths[i] for i in idx]),
-                subsets=np.array([split.subsets[i] for i in idx]))
-    _atomic_text(folder / "metrics.json", json.dumps(metrics, indent=1))
+    with replacing(folder / "embeddings.npz") as tmp:
+        np.savez_compressed(tmp, embeddings=embeddings, labels=split.labels[idx], classes=np.array(split.classes),
+                            paths=np.array([split.paths[i] for i in idx]),
+                            subsets=np.array([split.subsets[i] for i in idx]))
+    write_text_atomically(folder / "metrics.json", json.dumps(metrics, indent=1))
     test = metrics["test"]
     log.info("test: accuracy %.4f, balanced accuracy %.4f, macro F1 %.4f -> %s", test["accuracy"],
              test["balanced_accuracy"], test["macro_f1"], folder)
     return ExportResult(folder=folder, metrics=metrics)
-
-
-def _save_model(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_npz(path: Path, **arrays) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._files import write_text_atomically
 from ..errors import ReportError
 from ._best import load_best
-from ._clustering import ClusteringResult, ClusteringSettings, check_embeddings, cluster_embeddings
+from ._clustering import ClusteringResult, ClusteringSettings, cluster_embeddings
 from ._dashboard import attach_to_study
 from ._export import export_best
 from ._figures import clustering_figures, confusion_figure, study_figures
@@ -83,7 +83,6 @@ def report_embeddings(*, embeddings: str | Path, labels: str | Path, out: str | 
     settings = settings or ClusteringSettings()
     x = _load_array(Path(embeddings))
     y = load_labels(Path(labels))
-    check_embeddings(x, y, settings)
     clustering = cluster_embeddings(x, y, settings=settings)
     metrics = {"clustering": clustering.to_dict()}
     index = _write_report(Path(out), title=f"lepidopt clustering report: {Path(embeddings).name}",
@@ -114,10 +113,8 @@ def _load_array(path: Path, what: str = "embeddings") -> np.ndarray:
 def _write_report(out: Path, *, title: str, subtitle: str, figures: dict[str, Any], metrics: dict[str, Any]) -> Path:
     page = render_report(title=title, subtitle=subtitle, figures=figures, metrics=metrics)
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("index.html", page), ("metrics.json", json.dumps(metrics, indent=1, default=_jsonable))):
-        tmp = out / f".{name}.{os.getpid()}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+    write_text_atomically(out / "index.html", page)
+    write_text_atomically(out / "metrics.json", json.dumps(metrics, indent=1, default=_jsonable))
     log.info("report written: %s", out / "index.html")
     return out / "index.html"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import MissingExtraError, StudyError
-from ..runs import resolve_run, study_dir
+from ..errors import MissingExtraError
+from ..runs import study_dir
 from ._dashboard import artifact_dir
 
 __all__ = ["serve_dashboard"]
@@ -19,15 +19,10 @@ def serve_dashboard(*, study: str, storage: str | None = None, results_dir: str 
         from optuna_dashboard import run_server
     except ImportError:
         raise MissingExtraError("optuna-dashboard is not installed; pip install 'lepidopt[dashboard]'.") from None
-    from ..search import open_storage
+    from ..search import open_study
 
-    folder = study_dir(results_dir, study)
-    if storage is None and not (folder / "run.yaml").exists():
-        raise StudyError(f"study {study!r}: no run.yaml in {str(folder)!r}. Check --study and --results-dir, "
-                         "or pass --storage.")
-    run = resolve_run(study=study, results_dir=results_dir, storage=storage)
-    opened = open_storage(run.storage)
-    artifacts = artifact_dir(folder)
+    _, opened = open_study(study=study, storage=storage, results_dir=results_dir)
+    artifacts = artifact_dir(study_dir(results_dir, study))
     artifacts.mkdir(parents=True, exist_ok=True)
     print(f"optuna-dashboard for study {study!r}: http://{host}:{port}/  (Ctrl-C stops it)", flush=True)
     run_server(opened, host=host, port=port, artifact_store=FileSystemArtifactStore(str(artifacts)))

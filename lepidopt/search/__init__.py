@@ -1,6 +1,6 @@
 """The trial runner, the Optuna engine, storages, and the search and status functions."""
 
-from ._api import SearchSummary, StudyStatus, format_status, prepare_split, search, status
+from ._api import SearchSummary, StudyStatus, format_status, open_study, prepare_split, search, status
 from ._metrics import OBJECTIVES, classification_metrics
 from ._reporter import NullReporter, Reporter, TrialStopped
 from ._storage import open_storage
@@ -19,6 +19,7 @@ __all__ = [
     "classification_metrics",
     "format_status",
     "open_storage",
+    "open_study",
     "prepare_split",
     "run_trial",
     "search",

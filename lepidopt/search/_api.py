@@ -15,7 +15,7 @@ from ._optuna_engine import create_or_load_study, count_finished, optimize
 from ._storage import check_storage_url, is_local_file_storage, open_storage
 from ._study_data import StudyData
 
-__all__ = ["search", "status", "SearchSummary", "StudyStatus", "prepare_split", "format_status"]
+__all__ = ["search", "status", "open_study", "SearchSummary", "StudyStatus", "prepare_split", "format_status"]
 
 log = logging.getLogger("lepidopt")
 
@@ -123,8 +123,10 @@ def _log_trial(study, trial) -> None:
     log.info("trial %d %s: value %s%s", trial.number, trial.state.name.lower(), value, f" ({reason})" if reason else "")
 
 
-def status(*, study: str, storage: str | None = None, results_dir: str | Path = "results") -> StudyStatus:
-    """The trials of ``study`` and its best trial, read from its storage."""
+def open_study(*, study: str, storage: str | None = None, results_dir: str | Path = "results"):
+    """The existing Optuna study and its opened storage; the storage URL is ``storage`` if given, else the
+    one in the study's run.yaml. Every command that reads a study (status, export, report, dashboard)
+    comes through here."""
     import optuna
 
     folder = study_dir(results_dir, study)
@@ -138,11 +140,16 @@ def status(*, study: str, storage: str | None = None, results_dir: str | Path = 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     opened = open_storage(storage)
     try:
-        optuna_study = optuna.load_study(study_name=study, storage=opened)
+        return optuna.load_study(study_name=study, storage=opened), opened
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
         raise StudyError(f"study {study!r}: not in that storage; it holds {names or 'no studies'}.") from None
-    return _status_of(optuna_study, folder)
+
+
+def status(*, study: str, storage: str | None = None, results_dir: str | Path = "results") -> StudyStatus:
+    """The trials of ``study`` and its best trial, read from its storage."""
+    optuna_study, _ = open_study(study=study, storage=storage, results_dir=results_dir)
+    return _status_of(optuna_study, study_dir(results_dir, study))
 
 
 def _status_of(optuna_study, folder: Path) -> StudyStatus:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .._files import replacing, write_text_atomically
 
 __all__ = ["FeatureCache", "cache_key"]
 
@@ -61,13 +62,10 @@ class FeatureCache:
     def _store(self, key: str, array: np.ndarray) -> np.ndarray:
         self.folder.mkdir(parents=True, exist_ok=True)
         data_path, meta_path = self._paths(key)
-        tag = f"{os.getpid()}.tmp"
-        tmp_data, tmp_meta = data_path.with_name(f".{data_path.name}.{tag}"), meta_path.with_name(f".{meta_path.name}.{tag}")
-        with open(tmp_data, "wb") as handle:
+        with replacing(data_path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array)
-        tmp_meta.write_text(json.dumps({"shape": list(array.shape), "dtype": "float16", "sha256": _checksum(array)}))
-        os.replace(tmp_data, data_path)
-        os.replace(tmp_meta, meta_path)
+        write_text_atomically(meta_path, json.dumps({"shape": list(array.shape), "dtype": "float16",
+                                                     "sha256": _checksum(array)}))
         return np.load(data_path, mmap_mode="r")
 
 

@@ -13,8 +13,8 @@ import numpy as np
 from ..data import class_weights, image_batches, undersample
 from ..errors import StudyError
 from ..recipe import Recipe
-from ._metrics import classification_metrics, objective_direction
 from ._feature_cache import cache_key
+from ._metrics import classification_metrics, objective_direction
 from ._reporter import Reporter, TrialStopped
 from ._study_data import StudyData
 
@@ -76,7 +76,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     clock = time.perf_counter()
     cache = data.features
     if augmentation is None and cache is not None:
-        key = cache_key(data=split.fingerprint(), backbone="resnet50", weights=weights_identity(recipe.weights),
+        key = cache_key(data=data.fingerprint, backbone="resnet50", weights=weights_identity(recipe.weights),
                         image_size=recipe.image_size, pooling=recipe.head_pooling, augment=0.0, view=0)
         every = cache.get(key, lambda: extract_features(extractor, batches(np.arange(len(split.paths)))))
         val_features = np.asarray(every[val_idx], dtype=np.float32)

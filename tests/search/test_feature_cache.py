@@ -67,4 +67,4 @@ def test_a_corrupt_entry_is_detected_and_rebuilt(tmp_path, caplog):
     assert np.array_equal(np.asarray(again, dtype=np.float32), np.arange(12, dtype=np.float32).reshape(3, 4))
     FeatureCache(tmp_path).get("k", compute)  # the rebuilt entry is trusted again
     assert len(calls) == 2
-    assert not list(tmp_path.glob(".*tmp"))
+    assert not list(tmp_path.glob(".*.tmp*"))  # no temporary file left behind

@@ -1,0 +1,27 @@
+"""Writing a file so that no reader, in this process or another worker's, ever sees half of it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["replacing", "write_text_atomically"]
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``, moved over it when the block succeeds.
+
+    The temporary name keeps ``path``'s suffix, for savers that insist on one (np.savez, Keras).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    yield tmp
+    os.replace(tmp, path)
+
+
+def write_text_atomically(path: str | Path, text: str) -> None:
+    with replacing(path) as tmp:
+        tmp.write_text(text)
