@@ -18,7 +18,11 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    yield tmp
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write leaves neither the old file damaged nor a stray temporary
+        raise
     os.replace(tmp, path)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Callable, Sequence
 
@@ -99,8 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="validation metric to optimise (default balanced_accuracy)")
     search.add_argument("--weights", help="backbone weights for every trial: imagenet, none or a local file "
                         "(default: the space's)")
-    search.add_argument("--no-feature-cache", action="store_true",
-                        help="recompute backbone features in every trial instead of sharing them (for comparison)")
+    speed = search.add_argument_group("speed and memory")
+    speed.add_argument("--no-feature-cache", action="store_true",
+                       help="recompute backbone features in every trial, augmenting on the fly (for comparison)")
+    speed.add_argument("--augment-views", type=int,
+                       help="augmented feature passes cached per augmentation strength; epoch e trains on view "
+                       "e mod N (default 4; kept in run.yaml)")
+    speed.add_argument("--feature-cache-limit", default="50GB", metavar="SIZE",
+                       help="most disk the study's feature cache may take, e.g. 20GB (default 50GB)")
+    speed.add_argument("--max-trials-per-process", type=int, metavar="N",
+                       help="run trials in a worker process that is replaced after N trials")
+    speed.add_argument("--max-rss", metavar="SIZE",
+                       help="replace the trial worker process when its resident memory passes SIZE after a trial, "
+                       "e.g. 6GB")
 
     status = sub.add_parser("status", help="the trials table and the best trial of a study")
     _study_options(status)
@@ -192,7 +202,9 @@ def _search(args: argparse.Namespace) -> int:
     summary = search(study=args.study, data=_data_spec(args) if args.source else None, space=args.space,
                      results_dir=args.results_dir, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
                      sampler=args.sampler, pruner=args.pruner, seed=args.seed, objective=args.objective,
-                     weights=args.weights, feature_cache=not args.no_feature_cache)
+                     weights=args.weights, augment_views=args.augment_views,
+                     feature_cache=not args.no_feature_cache, feature_cache_limit=args.feature_cache_limit,
+                     max_trials_per_process=args.max_trials_per_process, max_rss=args.max_rss)
     print(format_status(summary.status, limit=20))
     print(f"\nresults: {summary.run.folder}")
     return 0
@@ -271,24 +283,10 @@ def _usage(name: str, actions: str) -> int:
     return 2
 
 
-class _AboveProgressBars(logging.Handler):
-    """On a terminal, log lines are printed above the progress bars instead of through them."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from tqdm import tqdm
-
-        tqdm.write(self.format(record), file=sys.stderr)
-
-
 def _configure_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    tty = sys.stderr.isatty()
-    handler = _AboveProgressBars() if tty else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s" if tty else "%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ._logging import configure_logging
+
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

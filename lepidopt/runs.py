@@ -2,7 +2,7 @@
 
 Settings come from three places, resolved here and nowhere else: the command line first, then the
 study's run.yaml, then the defaults. Settings that define the study (data, space, objective, split,
-weights) cannot change once it exists; the engine's settings (sampler, pruner, seed) can.
+weights) cannot change once it exists; the engine's settings (sampler, pruner, seed, augment views) can.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ _DEFAULTS: dict[str, Any] = {
     "sampler": "tpe",
     "pruner": "median",
     "seed": 0,
+    "augment_views": 4,
     "storage": None,
 }
 
@@ -51,6 +52,7 @@ class Run:
     sampler: str = "tpe"
     pruner: str = "median"
     seed: int = 0
+    augment_views: int = 4  # augmented feature passes cached per augmentation strength
 
     @property
     def folder(self) -> Path:
@@ -71,6 +73,7 @@ class Run:
             "sampler": self.sampler,
             "pruner": self.pruner,
             "seed": self.seed,
+            "augment_views": self.augment_views,
         }
 
 
@@ -159,6 +162,8 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
         raise StudyError(f"sampler {merged['sampler']!r}: must be one of {list(SAMPLERS)}.")
     if merged["pruner"] not in PRUNERS:
         raise StudyError(f"pruner {merged['pruner']!r}: must be one of {list(PRUNERS)}.")
+    if not isinstance(merged["augment_views"], int) or merged["augment_views"] < 1:
+        raise StudyError(f"augment_views {merged['augment_views']!r}: must be a whole number of at least 1.")
     return Run(
         study=study,
         results_dir=Path(results_dir).resolve(),

@@ -1,3 +1,4 @@
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -10,6 +11,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TESTS = Path(__file__).parent
 TINY_SPACE = TESTS / "tiny_space.yaml"
+
+
+@pytest.fixture(autouse=True)
+def lepidopt_logger_as_it_was():
+    """A CLI test points the logger at that test's captured stderr; later tests must not write to it."""
+    logger = logging.getLogger("lepidopt")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture(scope="session")

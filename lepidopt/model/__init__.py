@@ -2,25 +2,30 @@
 
 from ._augment import AUGMENT_AT_FULL_STRENGTH, build_augmentation
 from ._backbone import build_backbone, load_classifier, weights_identity
-from ._classifier import build_classifier, build_feature_extractor
+from ._classifier import PREFIX_OUTPUT, build_classifier, build_feature_extractor, build_top_classifier, split_backbone
 from ._head import build_head, pooling_layer
-from ._training import compile_model, extract_features, finetune_epochs, head_epochs, make_optimizer
+from ._training import compile_model, extract_features, finetune_epochs, fit_on_arrays, fit_on_views, make_optimizer, predict_arrays
 from ._unfreeze import trainable_stages, unfreeze
 
 __all__ = [
+    "PREFIX_OUTPUT",
     "AUGMENT_AT_FULL_STRENGTH",
     "build_augmentation",
     "build_backbone",
     "build_classifier",
     "build_feature_extractor",
     "build_head",
+    "build_top_classifier",
     "compile_model",
     "extract_features",
     "finetune_epochs",
-    "head_epochs",
+    "fit_on_arrays",
+    "fit_on_views",
     "load_classifier",
     "make_optimizer",
     "pooling_layer",
+    "predict_arrays",
+    "split_backbone",
     "trainable_stages",
     "unfreeze",
     "weights_identity",

@@ -7,7 +7,11 @@ from pathlib import Path
 
 from ..errors import ModelError
 
-__all__ = ["build_backbone", "weights_identity", "ResNetPreprocess", "load_classifier"]
+__all__ = ["build_backbone", "weights_identity", "ResNetPreprocess", "load_classifier", "RANDOM_INIT_SEED"]
+
+# weights 'none' is one fixed random initialisation, the same in every trial and process: features cached
+# by one trial must come from the very network that another trial fine-tunes or exports.
+RANDOM_INIT_SEED = 0
 
 
 def _keras():
@@ -17,11 +21,24 @@ def _keras():
 
 
 def weights_identity(weights: str) -> str:
-    """A string that changes when the weights do: 'imagenet', 'none', or the file's path, size and mtime."""
-    if weights in ("imagenet", "none"):
+    """A string that changes when the weights do: 'imagenet', the random initialisation, or the file's path,
+    size and mtime."""
+    if weights == "none":
+        return f"none:seed{RANDOM_INIT_SEED}"
+    if weights == "imagenet":
         return weights
-    stat = Path(weights).stat()
+    stat = _weights_file(weights).stat()
     return f"file:{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _weights_file(weights: str) -> Path:
+    path = Path(weights)
+    if not path.is_file():
+        raise ModelError(
+            f"weights {weights!r}: is neither 'imagenet', 'none' nor an existing file. "
+            "Give the path of a ResNet-50 (include_top=False) weights file."
+        )
+    return path
 
 
 def _preprocess_class():
@@ -52,8 +69,9 @@ def ResNetPreprocess(**kwargs):
 def build_backbone(*, weights: str, image_size: int):
     """ResNet-50 without its top, from RGB images in [0, 255] to the last stage's feature map.
 
-    ``weights``: 'imagenet' (Keras downloads them on first use), 'none' (random initialisation) or the
-    path of a weights file saved from a ResNet-50 with include_top=False (for machines without internet).
+    ``weights``: 'imagenet' (Keras downloads them on first use), 'none' (a random initialisation, always
+    the same one: it reseeds Keras's random generators with RANDOM_INIT_SEED) or the path of a weights file
+    saved from a ResNet-50 with include_top=False (for machines without internet).
     """
     keras = _keras()
     if image_size < 32:
@@ -63,13 +81,9 @@ def build_backbone(*, weights: str, image_size: int):
         source = "imagenet"
     elif weights == "none":
         source = None
+        keras.utils.set_random_seed(RANDOM_INIT_SEED)
     else:
-        path = Path(weights)
-        if not path.is_file():
-            raise ModelError(
-                f"weights {weights!r}: is neither 'imagenet', 'none' nor an existing file. "
-                "Give the path of a ResNet-50 (include_top=False) weights file."
-            )
+        _weights_file(weights)
         source = None
     inputs = keras.Input((image_size, image_size, 3), name="image")
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from ._backbone import _keras
 from ._head import pooling_layer
 
-__all__ = ["build_feature_extractor", "build_classifier"]
+__all__ = ["build_feature_extractor", "build_classifier", "split_backbone", "build_top_classifier", "PREFIX_OUTPUT"]
+
+PREFIX_OUTPUT = "conv4_block6_out"  # where conv5 starts: below it, fine-tuning conv5 changes nothing
 
 
 def build_feature_extractor(backbone, *, pooling: str):
@@ -27,3 +29,23 @@ def build_classifier(backbone, head, *, pooling: str, augmentation=None):
     x = pooling_layer(pooling)(x)
     outputs = head(x)
     return keras.Model(inputs, outputs, name="classifier")
+
+
+def split_backbone(backbone, *, at: str = PREFIX_OUTPUT):
+    """(prefix, top): images -> activations of layer ``at``, and those activations -> the backbone's
+    feature map. Both are views of the backbone's own layers, so training ``top`` trains the backbone."""
+    keras = _keras()
+    resnet = backbone.get_layer("resnet50")
+    cut = resnet.get_layer(at).output
+    below = keras.Model(resnet.input, cut, name="below_" + at)
+    inputs = keras.Input(backbone.input_shape[1:], name="image")
+    prefix = keras.Model(inputs, below(backbone.get_layer("resnet_preprocess")(inputs), training=False), name="prefix")
+    return prefix, keras.Model(cut, resnet.output, name="above_" + at)
+
+
+def build_top_classifier(top, head, *, pooling: str):
+    """Cached prefix activations -> top stages (BatchNorm in inference mode) -> pooling -> head."""
+    keras = _keras()
+    inputs = keras.Input(top.input_shape[1:], name="activations")
+    outputs = head(pooling_layer(pooling)(top(inputs, training=False)))
+    return keras.Model(inputs, outputs, name="top_classifier")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from ..errors import ModelError
 from ._backbone import _keras
 
-__all__ = ["make_optimizer", "compile_model", "extract_features", "head_epochs", "finetune_epochs"]
+__all__ = ["make_optimizer", "compile_model", "extract_features", "fit_on_views", "fit_on_arrays", "predict_arrays", "finetune_epochs"]
 
 
 def make_optimizer(name: str, learning_rate: float):
@@ -42,13 +42,84 @@ def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
     return extractor.predict(batches, verbose=0)
 
 
-def head_epochs(head, features_for_epoch: Callable[[int], np.ndarray], labels: np.ndarray, *,
-                epochs: int, batch_size: int, class_weight: dict[int, float] | None) -> Iterator[int]:
-    """Phase 1: the head on pooled features, one epoch per step; yields the epoch just finished."""
-    for epoch in range(epochs):
-        head.fit(features_for_epoch(epoch), labels, batch_size=batch_size, epochs=1, shuffle=True,
-                 class_weight=class_weight, verbose=0)
-        yield epoch
+def fit_on_views(model, views: Sequence[np.ndarray], labels: np.ndarray, *, epochs: int, batch_size: int,
+                 class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[[int], None]) -> None:
+    """Train ``model`` on in-memory inputs, epoch e on ``views[e % len(views)]`` (row i for ``labels[i]``),
+    in one ``fit`` over one repeated tf.data pipeline: a ``fit`` per epoch, or a new iterator per
+    epoch, costs more than an epoch of a head on a few thousand features. ``after_epoch(e)`` runs
+    when epoch ``e`` ends and may raise to stop training.
+    """
+    keras = _keras()
+    from .._tf import tensorflow
+
+    tf = tensorflow()
+    weights = np.ones(len(labels), np.float32) if not class_weight else np.array(
+        [class_weight[int(c)] for c in labels], np.float32)
+    stacked = tf.constant(np.stack(views))  # (views, n, d), float16 kept compact until each batch
+    n = len(labels)
+
+    def epoch_of(epoch):
+        inputs = tf.gather(stacked, epoch % len(views))
+        return (tf.data.Dataset.from_tensor_slices((inputs, labels, weights))
+                .shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size))
+
+    batches = (tf.data.Dataset.range(epochs).flat_map(epoch_of)
+               .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)).prefetch(2))
+    model.fit(batches, epochs=epochs, steps_per_epoch=-(-n // batch_size), callbacks=[_AfterEpoch(after_epoch)],
+              verbose=0)
+
+
+def _AfterEpoch(after_epoch: Callable[[int], None]):
+    keras = _keras()
+
+    class AfterEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            after_epoch(epoch)
+
+    return AfterEpoch()
+
+
+def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray], labels: np.ndarray, *, epochs: int,
+                  batch_size: int, class_weight: dict[int, float] | None, seed: int,
+                  after_epoch: Callable[[int], None]) -> None:
+    """Train ``model`` on inputs made per epoch or too large for memory (fresh augmented features;
+    cached activations of the frozen prefix, read a batch at a time from a memory map), in one ``fit``.
+
+    ``features_for_epoch(e)`` gives the inputs of epoch ``e``, row i for ``labels[i]``; ``after_epoch(e)``
+    runs when epoch ``e`` ends and may raise to stop training.
+    """
+    keras = _keras()
+
+    class EpochFeatures(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch, self.rng = 0, np.random.default_rng(seed)
+            self._start_epoch()
+
+        def _start_epoch(self) -> None:
+            self.features = features_for_epoch(self.epoch)
+            self.order = self.rng.permutation(len(labels))
+
+        def __len__(self) -> int:
+            return -(-len(labels) // batch_size)
+
+        def __getitem__(self, i: int):
+            rows = np.sort(self.order[i * batch_size:(i + 1) * batch_size])  # sorted: cheaper reads of a memory map
+            return np.asarray(self.features[rows], dtype=np.float32), labels[rows]
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            if self.epoch < epochs:
+                self._start_epoch()
+
+    model.fit(EpochFeatures(), epochs=epochs, class_weight=class_weight, callbacks=[_AfterEpoch(after_epoch)],
+              verbose=0)
+
+
+def predict_arrays(model, inputs: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """The model's outputs for precomputed inputs, called directly: ``predict`` costs ~20 ms a call."""
+    return np.concatenate([np.asarray(model(np.asarray(inputs[i:i + chunk], dtype=np.float32), training=False))
+                           for i in range(0, len(inputs), chunk)])
 
 
 def finetune_epochs(classifier, batches, *, epochs: int, class_weight: dict[int, float] | None) -> Iterator[int]:

@@ -11,7 +11,9 @@ from typing import Any
 from ..data import DataSpec, make_split, read_split, scan_source, write_split
 from ..errors import StudyError
 from ..runs import Run, resolve_run, study_dir, write_run
-from ._optuna_engine import create_or_load_study, count_finished, optimize
+from ._feature_cache import parse_size
+from ._optuna_engine import count_finished, create_or_load_study, optimize
+from ._processes import Recycling, optimize_in_processes
 from ._storage import check_storage_url, is_local_file_storage, open_storage
 from ._study_data import StudyData
 
@@ -73,14 +75,21 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
            results_dir: str | Path = "results", n_trials: int | None = None, timeout: float | None = None,
            storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
            seed: int | None = None, objective: str | None = None, weights: str | None = None,
-           feature_cache: bool = True) -> SearchSummary:
+           augment_views: int | None = None, feature_cache: bool = True, feature_cache_limit: str | int = "50GB",
+           max_trials_per_process: int | None = None, max_rss: str | int | None = None) -> SearchSummary:
     """Create or resume ``study`` and run trials until it holds ``n_trials`` finished trials in total.
 
     A new study needs ``data`` (a folder, ETHEC .json or .csv path, or a DataSpec) and ``space`` (a
     built-in name or a YAML path); a resumed one reads them from its run.yaml. ``n_trials`` counts the
     study's finished trials (complete, pruned or failed), so running again stops where one
-    uninterrupted run would have. ``feature_cache=False`` recomputes backbone features in every trial
-    instead of sharing them. Returns the study's status after the run.
+    uninterrupted run would have.
+
+    Speed and memory: ``feature_cache=False`` recomputes backbone features in every trial instead of
+    sharing them; ``augment_views`` (a study setting, default 4) is how many augmented feature passes
+    the cache keeps per augmentation strength; ``feature_cache_limit`` caps the cache folder ('50GB').
+    With ``max_trials_per_process`` or ``max_rss`` ('6GB') trials run in worker processes that are
+    replaced after that many trials or above that resident memory. Returns the study's status after
+    the run.
     """
     if n_trials is not None and n_trials < 1:
         raise StudyError(f"n_trials {n_trials}: must be at least 1 (it is the study's total of finished trials).")
@@ -88,7 +97,10 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
         raise StudyError(f"timeout {timeout}: must be a positive number of seconds.")
     started = time.perf_counter()
     run = resolve_run(study=study, results_dir=results_dir, data=data, space=space, storage=storage, sampler=sampler,
-                      pruner=pruner, seed=seed, objective=objective, weights=weights)
+                      pruner=pruner, seed=seed, objective=objective, weights=weights, augment_views=augment_views)
+    data_options = dict(feature_cache=feature_cache, augment_views=run.augment_views,
+                        cache_limit=parse_size(feature_cache_limit))
+    recycling = Recycling(max_trials=max_trials_per_process, max_rss=None if max_rss is None else parse_size(max_rss))
     # A bad URL or an unreachable server fails before the scan; a local file is created only after it.
     check_storage_url(run.storage)
     _check_weights(run)
@@ -102,8 +114,12 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     else:
         log.info("study %r: %d finished trials so far, running until %s", study, finished,
                  f"{n_trials} in total" if n_trials else "stopped" if not timeout else f"{timeout:.0f} s pass")
-    data_ = StudyData(split=split, cache_dir=run.folder / "cache", feature_cache=feature_cache)
-    optimize(run, optuna_study, data_, n_trials=n_trials, timeout=timeout, on_trial=_log_trial)
+    if recycling.enabled:
+        optimize_in_processes(run, n_trials=n_trials, timeout=timeout, data_options=data_options, recycling=recycling,
+                              finished=lambda: n_trials is not None and count_finished(optuna_study) >= n_trials)
+    else:
+        data_ = StudyData(split=split, cache_dir=run.folder / "cache", **data_options)
+        optimize(run, optuna_study, data_, n_trials=n_trials, timeout=timeout)
     return SearchSummary(run=run, status=_status_of(optuna_study, run.folder), seconds=time.perf_counter() - started)
 
 
@@ -115,12 +131,6 @@ def _check_weights(run: Run) -> None:
     from ..model import build_backbone
 
     build_backbone(weights=weights, image_size=32)
-
-
-def _log_trial(study, trial) -> None:
-    value = "-" if trial.value is None else f"{trial.value:.4f}"
-    reason = trial.user_attrs.get("fail_reason", "")
-    log.info("trial %d %s: value %s%s", trial.number, trial.state.name.lower(), value, f" ({reason})" if reason else "")
 
 
 def open_study(*, study: str, storage: str | None = None, results_dir: str | Path = "results"):

@@ -23,15 +23,26 @@ def objective_direction(objective: str) -> str:
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
-
-    n_classes = probabilities.shape[1]
-    y_pred = probabilities.argmax(axis=1)
+    """Accuracy, balanced accuracy, macro F1 over the classes present and log loss, as scikit-learn
+    computes them, from one confusion matrix: this runs after every epoch of every trial, where
+    scikit-learn's four calls cost ~10 ms."""
+    y_true = np.asarray(y_true, dtype=np.int64)
     if not np.all(np.isfinite(probabilities)):
         return {"accuracy": float("nan"), "balanced_accuracy": float("nan"), "macro_f1": float("nan"), "loss": float("nan")}
+    n_classes = probabilities.shape[1]
+    y_pred = probabilities.argmax(axis=1)
+    confusion = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    true_positive = np.diag(confusion).astype(float)
+    support, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    present = support > 0
+    recall = true_positive[present] / support[present]
+    f1_denominator = (support + predicted)[present]
+    f1 = np.divide(2 * true_positive[present], f1_denominator, out=np.zeros_like(recall), where=f1_denominator > 0)
+    clipped = np.clip(probabilities, 1e-7, 1.0)
+    clipped = clipped / clipped.sum(axis=1, keepdims=True)
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=np.unique(y_true), zero_division=0)),
-        "loss": float(log_loss(y_true, np.clip(probabilities, 1e-7, 1.0), labels=np.arange(n_classes))),
+        "accuracy": float(true_positive.sum() / len(y_true)),
+        "balanced_accuracy": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+        "loss": float(-np.log(clipped[np.arange(len(y_true)), y_true]).mean()),
     }

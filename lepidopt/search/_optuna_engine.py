@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
 import sys
 import warnings
 from typing import Callable
@@ -32,14 +34,26 @@ def _finished_states():
 
 
 class OptunaReporter(Reporter):
-    def __init__(self, trial) -> None:
+    """Reports every epoch; asks the pruner only from ``judge_from`` on, since every pruner made here
+    answers no before its warm-up and asking costs a storage round trip (~6 ms at 500 trials)."""
+
+    def __init__(self, trial, *, judge_from: float) -> None:
         self.trial = trial
+        self.judge_from = judge_from
+        self.step = -1
 
     def report(self, value: float, step: int) -> None:
         self.trial.report(value, step)
+        self.step = step
 
     def should_stop(self) -> bool:
-        return self.trial.should_prune()
+        return self.step >= self.judge_from and self.trial.should_prune()
+
+
+def pruning_schedule(run: Run) -> tuple[int, int]:
+    """(the most steps a trial reports, the warm-up: steps before any pruner may stop a trial)."""
+    longest = run.space.recipe({})
+    return longest.epochs_head + longest.epochs_finetune, longest.epochs_head // 2
 
 
 def make_sampler(name: str, *, seed: int):
@@ -96,13 +110,12 @@ def create_or_load_study(run: Run, storage=None):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    longest = run.space.recipe({})
-    max_steps = longest.epochs_head + longest.epochs_finetune
+    max_steps, warmup = pruning_schedule(run)
     study = optuna.create_study(
         study_name=run.study,
         storage=storage if storage is not None else open_storage(run.storage),
         sampler=make_sampler(run.sampler, seed=run.seed),
-        pruner=make_pruner(run.pruner, max_steps=max_steps, warmup_steps=longest.epochs_head // 2),
+        pruner=make_pruner(run.pruner, max_steps=max_steps, warmup_steps=warmup),
         direction=objective_direction(run.objective),
         load_if_exists=True,
     )
@@ -118,10 +131,22 @@ def count_finished(study) -> int:
     return len(study.get_trials(deepcopy=False, states=_finished_states()))
 
 
+def _rounded(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in timings.items()}
+
+
+def log_trial(study, trial) -> None:
+    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    reason = trial.user_attrs.get("fail_reason", "")
+    log.info("trial %d %s: value %s%s", trial.number, trial.state.name.lower(), value, f" ({reason})" if reason else "")
+
+
 def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout: float | None,
              on_trial: Callable | None = None) -> None:
     """Run trials until the study holds ``n_trials`` finished trials in total, or ``timeout`` seconds pass."""
     import optuna
+
+    judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run)[1]
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, run.space)
@@ -130,21 +155,24 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
             recipe = dataclasses.replace(recipe, weights=run.weights)
         trial.set_user_attr("recipe", recipe.to_flat())
         trial.set_user_attr("seed", run.seed + trial.number)
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         try:
-            result = run_trial(recipe, data, OptunaReporter(trial), seed=run.seed + trial.number, objective=run.objective)
+            result = run_trial(recipe, data, OptunaReporter(trial, judge_from=judge_from), seed=run.seed + trial.number,
+                               objective=run.objective)
         except TrialStopped as stop:
             trial.set_user_attr("history", stop.history)
+            trial.set_user_attr("timings", _rounded(stop.timings))
             raise optuna.TrialPruned(str(stop)) from None
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
             raise
         trial.set_user_attr("history", result.history)
         trial.set_user_attr("metrics", result.metrics)
-        trial.set_user_attr("timings", {k: round(v, 3) for k, v in result.timings.items()})
+        trial.set_user_attr("timings", _rounded(result.timings))
         trial.set_user_attr("n_train", result.n_train)
         return result.value
 
-    callbacks = []
+    callbacks = [log_trial]
     remaining = None
     if n_trials is not None:
         callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=_finished_states()))
@@ -159,6 +187,6 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
         timeout=timeout,
         callbacks=callbacks,
         catch=(Exception,),
-        gc_after_trial=True,
+        gc_after_trial=False,  # every trial starts by clearing the Keras session, which collects
         show_progress_bar=sys.stderr.isatty() and remaining is not None,
     )

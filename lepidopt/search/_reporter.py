@@ -39,3 +39,4 @@ class TrialStopped(Exception):
         self.step = step
         self.value = value
         self.history = history
+        self.timings: dict[str, float] = {}  # seconds per stage up to the stop, filled in by run_trial

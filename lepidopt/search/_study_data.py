@@ -10,20 +10,32 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Split, decoded_images
-from ._feature_cache import FeatureCache
+from ..errors import StudyError
+from ._feature_cache import DEFAULT_LIMIT, FeatureCache
 
-__all__ = ["StudyData"]
+__all__ = ["StudyData", "DEFAULT_VIEWS"]
+
+# Augmented feature passes cached per strength level. Four: a head trains for ~8 epochs in the built-in
+# spaces, so each view is seen about twice, and filling them costs four backbone passes over the training
+# split per strength level, which one uncached augmented trial spends in half its epochs. More views
+# come closer to on-the-fly augmentation and cost more passes and disk.
+DEFAULT_VIEWS = 4
 
 
 @dataclasses.dataclass
 class StudyData:
     split: Split
     cache_dir: Path
-    feature_cache: bool = True  # share frozen-backbone features between trials (when not augmenting)
+    feature_cache: bool = True  # share frozen-backbone features between trials and workers
+    augment_views: int = DEFAULT_VIEWS
+    cache_limit: int = DEFAULT_LIMIT  # bytes
     _images: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.features = FeatureCache(self.cache_dir) if self.feature_cache else None
+        if self.augment_views < 1:
+            raise StudyError(f"augment views {self.augment_views}: must be at least 1 (the augmented passes over "
+                             "the training images cached per augmentation strength).")
+        self.features = FeatureCache(self.cache_dir, limit=self.cache_limit) if self.feature_cache else None
 
     @property
     def n_classes(self) -> int:

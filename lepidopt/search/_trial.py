@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from ..data import class_weights, image_batches, undersample
+from ..data import class_weights, undersample
 from ..errors import StudyError
 from ..recipe import Recipe
-from ._feature_cache import cache_key
 from ._metrics import classification_metrics, objective_direction
+from ._phase1 import Network, phase1_features
+from ._phase2 import finetune
 from ._reporter import Reporter, TrialStopped
 from ._study_data import StudyData
 
@@ -38,25 +39,26 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     """Train one recipe on the study's data and return its validation score.
 
     Reports the objective after every epoch of both phases; raises TrialStopped when the reporter
-    asks to stop. Phase 1 trains the head on pooled features of the frozen backbone (computed once
-    when there is no augmentation, afresh every epoch when there is); phase 2 fine-tunes the
-    unfrozen stages on images at their own learning rate. With ``keep_model`` the result carries
-    the trained classifier (without augmentation layers), ready to save.
+    asks to stop, so a poor head is stopped before any fine-tuning is paid for. Phase 1 trains the
+    head on pooled features of the frozen backbone (shared through the study's feature cache, with
+    ``data.augment_views`` augmented passes per augmentation strength, or computed in the trial without
+    a cache); phase 2 fine-tunes the unfrozen stages at their own learning rate, on images or on cached
+    activations below conv5 (see ``_phase2``). With ``keep_model`` the result carries the trained
+    classifier (without augmentation layers), ready to save.
     """
     objective_direction(objective)
     if recipe.total_epochs == 0:
         raise StudyError("recipe trains for zero epochs: set epochs_head (or epochs_finetune with an unfrozen stage) above 0.")
-    from ..model import (build_augmentation, build_backbone, build_classifier, build_feature_extractor, build_head,
-                         compile_model, extract_features, finetune_epochs, head_epochs, unfreeze, weights_identity)
+    from ..model import build_classifier, build_head, compile_model, fit_on_arrays, fit_on_views, predict_arrays
     from .._tf import keras as import_keras
 
     keras = import_keras()
-    keras.backend.clear_session()
+    _freeze_imported_objects()
+    keras.backend.clear_session()  # and a garbage collection, cheap once the imports are frozen
     keras.utils.set_random_seed(seed)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    split, images = data.split, data.images(recipe.image_size)
-    timings["decode"] = time.perf_counter() - clock
+    started = time.perf_counter()
+    timings: dict[str, float] = {"report": 0.0}
+    split = data.split
 
     train_all = split.indices("train")
     keep = undersample(split.labels[train_all], ratio=recipe.sampling_ratio, seed=seed)
@@ -64,71 +66,64 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     y_train, y_val = split.labels[train_idx], split.labels[val_idx]
     weights = class_weights(y_train, mode=recipe.sampling_class_weight, n_classes=data.n_classes)
 
-    clock = time.perf_counter()
-    backbone = build_backbone(weights=recipe.weights, image_size=recipe.image_size)
-    augmentation = build_augmentation(recipe.augment_strength, seed=seed)
-    extractor = build_feature_extractor(backbone, pooling=recipe.head_pooling)
-    timings["build"] = time.perf_counter() - clock
+    network = Network(recipe, timings)
+    features = phase1_features(recipe, data, network, train_idx=train_idx, val_idx=val_idx, train_rows=keep,
+                               seed=seed, timings=timings)
 
-    def batches(indices, shuffle_seed=None):
-        return image_batches(images, split.labels, indices, batch_size=recipe.batch_size, shuffle_seed=shuffle_seed)
-
-    clock = time.perf_counter()
-    cache = data.features
-    if augmentation is None and cache is not None:
-        key = cache_key(data=data.fingerprint, backbone="resnet50", weights=weights_identity(recipe.weights),
-                        image_size=recipe.image_size, pooling=recipe.head_pooling, augment=0.0, view=0)
-        every = cache.get(key, lambda: extract_features(extractor, batches(np.arange(len(split.paths)))))
-        val_features = np.asarray(every[val_idx], dtype=np.float32)
-        fixed_train = np.asarray(every[train_idx], dtype=np.float32)
-    else:
-        val_features = extract_features(extractor, batches(val_idx))
-        fixed_train = None if augmentation else extract_features(extractor, batches(train_idx))
-    timings["features"] = time.perf_counter() - clock
-
-    def train_features(epoch: int) -> np.ndarray:
-        if fixed_train is not None:
-            return fixed_train
-        started = time.perf_counter()
-        out = extract_features(extractor, batches(train_idx), augmentation=augmentation)
-        timings["features"] += time.perf_counter() - started
-        return out
-
-    head = build_head(recipe, n_classes=data.n_classes, feature_dim=int(val_features.shape[1]))
+    keras.utils.set_random_seed(seed)  # the head starts the same whether or not the backbone was built
+    head = build_head(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
     compile_model(head, optimizer=recipe.optimizer, learning_rate=recipe.head_lr)
     history: list[dict[str, Any]] = []
-    step = -1
     metrics: dict[str, float] = {}
 
     def after_epoch(phase: str, epoch: int, probabilities: np.ndarray) -> None:
-        nonlocal step, metrics
-        step += 1
+        nonlocal metrics
         metrics = classification_metrics(y_val, probabilities)
         value = metrics[objective]
+        step = len(history)
         history.append({"phase": phase, "epoch": epoch, "step": step, **metrics})
         log.debug("%s epoch %d: %s", phase, epoch, metrics)
+        clock = time.perf_counter()
         reporter.report(value, step)
-        if reporter.should_stop():
+        stop = reporter.should_stop()
+        timings["report"] += time.perf_counter() - clock
+        if stop:
             raise TrialStopped(step, value, history)
 
-    clock, features_before = time.perf_counter(), timings["features"]
-    for epoch in head_epochs(head, train_features, y_train, epochs=recipe.epochs_head,
-                             batch_size=recipe.batch_size, class_weight=weights):
-        after_epoch("head", epoch, head.predict(val_features, batch_size=256, verbose=0))
-    timings["head"] = time.perf_counter() - clock - (timings["features"] - features_before)
+    try:
+        clock, features_before = time.perf_counter(), timings.get("features", 0.0)
+        fit = dict(epochs=recipe.epochs_head, batch_size=recipe.batch_size, class_weight=weights, seed=seed,
+                   after_epoch=lambda epoch: after_epoch("head", epoch, predict_arrays(head, features.val)))
+        if features.views is not None:
+            fit_on_views(head, features.views, y_train, **fit)
+        else:
+            fit_on_arrays(head, features.per_epoch, y_train, **fit)
+        timings["head"] = time.perf_counter() - clock - (timings.get("features", 0.0) - features_before)
 
-    if recipe.finetune_unfreeze != "none" and recipe.epochs_finetune > 0:
-        clock = time.perf_counter()
-        unfreeze(backbone, recipe.finetune_unfreeze)
-        classifier = build_classifier(backbone, head, pooling=recipe.head_pooling, augmentation=augmentation)
-        compile_model(classifier, optimizer=recipe.optimizer, learning_rate=recipe.finetune_lr)
-        for epoch in finetune_epochs(classifier, batches(train_idx, shuffle_seed=seed), epochs=recipe.epochs_finetune,
-                                     class_weight=weights):
-            after_epoch("finetune", epoch, classifier.predict(batches(val_idx), verbose=0))
-        timings["finetune"] = time.perf_counter() - clock
+        if recipe.finetune_unfreeze != "none" and recipe.epochs_finetune > 0:
+            clock = time.perf_counter()
+            finetune(recipe, data, network, head, train_idx=train_idx, val_idx=val_idx, class_weight=weights, seed=seed,
+                     after_epoch=after_epoch, timings=timings)
+            timings["finetune"] = time.perf_counter() - clock - timings.get("prefix", 0.0)
+    except TrialStopped as stop:
+        stop.timings = {**timings, "trial": time.perf_counter() - started}
+        raise
 
     value = metrics[objective]
-    gc.collect()
-    model = build_classifier(backbone, head, pooling=recipe.head_pooling) if keep_model else None
+    model = build_classifier(network.backbone, head, pooling=recipe.head_pooling) if keep_model else None
+    timings["trial"] = time.perf_counter() - started
     return TrialResult(value=value, metrics=metrics, history=history, timings=timings, n_train=len(train_idx),
                        model=model)
+
+
+_FROZEN = False
+
+
+def _freeze_imported_objects() -> None:
+    """Move the millions of objects TensorFlow's import creates out of the garbage collector's sight, so
+    the collection at the start of every trial scans only what trials made (~200 ms -> a few ms)."""
+    global _FROZEN
+    if not _FROZEN:
+        gc.collect()
+        gc.freeze()
+        _FROZEN = True

@@ -87,3 +87,33 @@ def test_the_baseline_is_enqueued_once_even_when_the_study_is_reopened(tiny_run)
     waiting = again.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].user_attrs == {"lepidopt:baseline": True}
     assert first.study_name == again.study_name == "e"
+
+
+def test_trial_processes_are_replaced_without_losing_or_repeating_a_trial(demo_folder, tmp_path):
+    space = yaml.safe_load(TINY_SPACE.read_text())
+    space["fixed"].update({"epochs_head": 1, "finetune.unfreeze": "none"})
+    space["params"] = {k: v for k, v in space["params"].items() if not k.startswith("finetune.")}
+    space["baseline"] = {k: v for k, v in space["baseline"].items() if not k.startswith("finetune.")}
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    summary = search(study="r", data=str(demo_folder), space=str(path), results_dir=tmp_path, n_trials=5,
+                     sampler="random", pruner="none", max_trials_per_process=2)
+    assert [t.number for t in summary.status.trials] == [0, 1, 2, 3, 4]
+    assert {t.state for t in summary.status.trials} == {"COMPLETE"}
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r/study.db")
+    pids = [t.user_attrs["worker"]["pid"] for t in study.trials]
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]  # two trials per process, then a fresh one
+    assert len(set(pids)) == 3
+
+    summary = search(study="r", results_dir=tmp_path, n_trials=7, max_rss="1MB")  # every process is above 1 MB
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r/study.db")
+    assert len(study.trials) == 7
+    assert len({t.user_attrs["worker"]["pid"] for t in study.trials[5:]}) == 2
+
+
+def test_process_limits_must_be_positive(tiny_run):
+    from lepidopt.errors import StudyError
+
+    with pytest.raises(StudyError, match="max trials per process 0: must be at least 1"):
+        search(study="e", results_dir=tiny_run.results_dir, data=str(tiny_run.data.source), space=str(TINY_SPACE),
+               n_trials=1, max_trials_per_process=0)

@@ -1,0 +1,97 @@
+"""Phase 2: fine-tuning the unfrozen stages, on images or, where it pays, on cached activations.
+
+When only conv5 trains and nothing is augmented, everything below conv5 computes the same activations
+in every epoch of every trial. They are then computed once per study (conv4's output: 1024 x (size/16)^2
+values per image, 32 KB at 64 px and 392 KB at 224 px in float16) and conv5 trains on them, which
+saves the frozen prefix's forward pass in every epoch. Augmented trials and deeper unfreezing (whose
+prefix would be conv3's output, twice as large for a smaller saving) train on images.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Callable
+
+import numpy as np
+
+from ..data import image_batches
+from ..recipe import Recipe
+from ._feature_cache import cache_key
+from ._phase1 import Network
+from ._study_data import StudyData
+
+__all__ = ["finetune", "uses_cached_prefix"]
+
+
+def uses_cached_prefix(recipe: Recipe, data: StudyData) -> bool:
+    return data.features is not None and recipe.finetune_unfreeze == "conv5" and recipe.augment_strength == 0.0
+
+
+def finetune(recipe: Recipe, data: StudyData, network: Network, head, *, train_idx: np.ndarray, val_idx: np.ndarray,
+             class_weight: dict[int, float] | None, seed: int,
+             after_epoch: Callable[[str, int, np.ndarray], None], timings: dict[str, float]) -> None:
+    """Fine-tune the recipe's unfrozen stages together with ``head``; ``after_epoch(phase, epoch, val
+    probabilities)`` follows every epoch. The backbone's own weights are the ones trained."""
+    from ..model import build_augmentation, build_classifier, compile_model, finetune_epochs, unfreeze
+
+    unfreeze(network.backbone, recipe.finetune_unfreeze)
+    if uses_cached_prefix(recipe, data) and _finetune_on_activations(
+            recipe, data, network, head, train_idx=train_idx, val_idx=val_idx, class_weight=class_weight, seed=seed,
+            after_epoch=after_epoch, timings=timings):
+        return
+    images = data.images(recipe.image_size)
+    augmentation = build_augmentation(recipe.augment_strength, seed=seed)
+    classifier = build_classifier(network.backbone, head, pooling=recipe.head_pooling, augmentation=augmentation)
+    compile_model(classifier, optimizer=recipe.optimizer, learning_rate=recipe.finetune_lr)
+
+    def batches(indices, shuffle_seed=None):
+        return image_batches(images, data.split.labels, indices, batch_size=recipe.batch_size,
+                             shuffle_seed=shuffle_seed)
+
+    for epoch in finetune_epochs(classifier, batches(train_idx, shuffle_seed=seed), epochs=recipe.epochs_finetune,
+                                 class_weight=class_weight):
+        after_epoch("finetune", epoch, classifier.predict(batches(val_idx), verbose=0))
+
+
+def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, head, *, train_idx, val_idx,
+                             class_weight, seed, after_epoch, timings) -> bool:
+    """False, having trained nothing, when the activations would not fit within the cache's limit."""
+    from ..model import (PREFIX_OUTPUT, build_top_classifier, compile_model, fit_on_arrays, predict_arrays,
+                         split_backbone, weights_identity)
+
+    prefix, top = split_backbone(network.backbone)
+    split, images = data.split, data.images(recipe.image_size)
+
+    def chunks():
+        for x, _ in image_batches(images, split.labels, np.arange(len(split.paths)), batch_size=recipe.batch_size):
+            yield np.asarray(prefix(x, training=False), dtype=np.float16)
+
+    key = cache_key(data=data.fingerprint, backbone="resnet50", weights=weights_identity(recipe.weights),
+                    image_size=recipe.image_size, augment=0.0, view=0, activations=PREFIX_OUTPUT)
+    started = time.perf_counter()
+    activations = data.features.get_streamed(key, (len(split.paths), *prefix.output_shape[1:]), chunks)
+    timings["prefix"] = time.perf_counter() - started
+    if activations is None:
+        return False
+    classifier = build_top_classifier(top, head, pooling=recipe.head_pooling)
+    compile_model(classifier, optimizer=recipe.optimizer, learning_rate=recipe.finetune_lr)
+    rows = _Rows(activations, train_idx)
+    val = _Rows(activations, val_idx)
+    fit_on_arrays(classifier, lambda epoch: rows, split.labels[train_idx], epochs=recipe.epochs_finetune,
+                  batch_size=recipe.batch_size, class_weight=class_weight, seed=seed,
+                  after_epoch=lambda epoch: after_epoch("finetune", epoch, predict_arrays(classifier, val, chunk=256)))
+    return True
+
+
+class _Rows:
+    """Rows ``index`` of a (memory-mapped) array, read only when sliced."""
+
+    def __init__(self, array: np.ndarray, index: np.ndarray) -> None:
+        self.array, self.index = array, np.asarray(index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return np.asarray(self.array[self.index[rows]])

@@ -1,0 +1,120 @@
+"""Trials in worker processes that are replaced after a number of trials or above a resident-memory
+threshold, so a long study's memory stays flat whatever TensorFlow keeps.
+
+A worker asks to be replaced only between trials, after the finished trial is stored, so no trial
+is lost or run twice; the next worker reads the study from its storage and goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+from ..errors import StudyError
+from ..runs import Run
+
+__all__ = ["Recycling", "optimize_in_processes", "REPLACE_ME"]
+
+log = logging.getLogger("lepidopt")
+REPLACE_ME = 75  # a worker's exit code when it stopped to be replaced
+
+
+@dataclasses.dataclass(frozen=True)
+class Recycling:
+    max_trials: int | None = None  # trials per process
+    max_rss: int | None = None  # bytes of resident memory after a trial
+
+    def __post_init__(self) -> None:
+        if self.max_trials is not None and self.max_trials < 1:
+            raise StudyError(f"max trials per process {self.max_trials}: must be at least 1.")
+        if self.max_rss is not None and self.max_rss < 1:
+            raise StudyError(f"max RSS {self.max_rss}: must be a positive size such as 6GB.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_trials is not None or self.max_rss is not None
+
+    def replace_after(self, trials_done: int, rss: int) -> str | None:
+        """Why this process should make way for a fresh one, or None."""
+        if self.max_trials is not None and trials_done >= self.max_trials:
+            return f"{trials_done} trials run (--max-trials-per-process {self.max_trials})"
+        if self.max_rss is not None and rss > self.max_rss:
+            return f"resident memory {rss / 2**20:.0f} MB is above --max-rss {self.max_rss / 2**20:.0f} MB"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    run: Run
+    n_trials: int | None
+    deadline: float | None  # time.time() after which no trial starts
+    data_options: dict
+    recycling: Recycling
+    log_level: int
+
+
+def optimize_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, data_options: dict,
+                          recycling: Recycling, finished: callable) -> None:
+    """Run the study's trials in a sequence of worker processes until ``finished()`` or the timeout."""
+    deadline = None if timeout is None else time.time() + timeout
+    job = _Job(run, n_trials, deadline, data_options, recycling, log.getEffectiveLevel())
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of TensorFlow carried over
+    generation = 0
+    while True:
+        generation += 1
+        worker = context.Process(target=_work, args=(job,), name=f"lepidopt-trials-{generation}")
+        worker.start()
+        worker.join()
+        if worker.exitcode != REPLACE_ME:
+            if worker.exitcode != 0:
+                raise StudyError(
+                    f"trial worker process {worker.pid} ended with exit code {worker.exitcode}"
+                    f"{' (killed by signal %d)' % -worker.exitcode if worker.exitcode < 0 else ''}; its trials up to "
+                    "the last finished one are stored. Run the same command again to go on."
+                )
+            return
+        if finished() or (deadline is not None and time.time() >= deadline):
+            return
+        log.info("starting a fresh trial process")
+
+
+def _work(job: _Job) -> None:
+    from .._logging import configure_logging
+
+    configure_logging(job.log_level)
+    try:
+        replaced = _run_trials(job)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(REPLACE_ME if replaced else 0)
+
+
+def _run_trials(job: _Job) -> bool:
+    import psutil
+
+    from ..data import read_split
+    from ._optuna_engine import create_or_load_study, optimize
+    from ._study_data import StudyData
+
+    run = job.run
+    study = create_or_load_study(run)
+    data = StudyData(split=read_split(Path(run.folder) / "split.json"), cache_dir=run.folder / "cache",
+                     **job.data_options)
+    done, reason = 0, None
+    process = psutil.Process()
+
+    def after_trial(study_, trial) -> None:
+        nonlocal done, reason
+        done += 1
+        reason = job.recycling.replace_after(done, process.memory_info().rss)
+        if reason:
+            log.info("trial process %d makes way for a fresh one: %s", process.pid, reason)
+            study_.stop()
+
+    timeout = None if job.deadline is None else max(job.deadline - time.time(), 0.001)
+    optimize(run, study, data, n_trials=job.n_trials, timeout=timeout, on_trial=after_trial)
+    return reason is not None
