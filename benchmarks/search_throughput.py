@@ -23,7 +23,6 @@ accuracy in at most a fifth of the time (c) took to reach it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import tempfile
@@ -32,7 +31,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np
 
 SPACE_CHANGES = {"fixed": {"finetune.unfreeze": "none"}, "drop": ("finetune.unfreeze", "finetune.lr")}
 
@@ -136,7 +134,7 @@ def keras_tuner_arm(folder: Path, data_dir: Path, space, *, budget: float) -> di
                               max_epochs=space.recipe({}).epochs_head, factor=3, seed=0, overwrite=True,
                               directory=str(folder / "kt"), project_name="throughput")
     try:
-        tuner.search()
+        tuner.search(verbose=0)
     except OutOfBudget:
         pass
     elapsed = time.time() - started

@@ -98,19 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
                         help="validation metric to optimise (default balanced_accuracy)")
     search.add_argument("--weights", help="backbone weights for every trial: imagenet, none or a local file "
                         "(default: the space's)")
-    speed = search.add_argument_group("speed and memory")
-    speed.add_argument("--no-feature-cache", action="store_true",
-                       help="recompute backbone features in every trial, augmenting on the fly (for comparison)")
-    speed.add_argument("--augment-views", type=int,
-                       help="augmented feature passes cached per augmentation strength; epoch e trains on view "
-                       "e mod N (default 4; kept in run.yaml)")
-    speed.add_argument("--feature-cache-limit", default="50GB", metavar="SIZE",
-                       help="most disk the study's feature cache may take, e.g. 20GB (default 50GB)")
-    speed.add_argument("--max-trials-per-process", type=int, metavar="N",
-                       help="run trials in a worker process that is replaced after N trials")
-    speed.add_argument("--max-rss", metavar="SIZE",
-                       help="replace the trial worker process when its resident memory passes SIZE after a trial, "
-                       "e.g. 6GB")
+    search.add_argument("--augment-views", type=int,
+                        help="augmented feature passes cached per augmentation strength; epoch e trains on view "
+                        "e mod N (default 4; kept in run.yaml)")
+    search.add_argument("--create-only", action="store_true",
+                        help="make the study (split, run.yaml, storage, total) and run no trial: then start workers")
+    _worker_options(search)
+
+    worker = sub.add_parser("worker", help="join an existing study and run its trials (one of many workers)")
+    worker.add_argument("--study", required=True, help="the study's name")
+    worker.add_argument("--storage", required=True,
+                        help="the study's storage URL: postgresql://..., mysql://..., sqlite:///PATH or journal:PATH")
+    worker.add_argument("--results-dir", help="where the study's folder is on this machine (default: where it was "
+                        "created, as the study records it)")
+    worker.add_argument("--n-trials", type=int, help="the study's total (default: the total it was created with)")
+    worker.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    _worker_options(worker)
+
+    recover = sub.add_parser("recover", help="after a worker died on a journal storage (no heartbeat): retry its trials")
+    _study_options(recover)
+    recover.add_argument("--retries", type=int, default=3, help="most retries of one trial (default 3)")
+    recover.add_argument("--force", action="store_true",
+                         help="also recover running trials of other machines (make sure no worker runs there)")
 
     status = sub.add_parser("status", help="the trials table and the best trial of a study")
     _study_options(status)
@@ -143,6 +152,39 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--study", default="demo")
     demo.add_argument("--n-trials", type=int, default=10)
     return parser
+
+
+def _worker_options(parser: argparse.ArgumentParser) -> None:
+    speed = parser.add_argument_group("speed and memory")
+    speed.add_argument("--no-feature-cache", action="store_true",
+                       help="recompute backbone features in every trial, augmenting on the fly (for comparison)")
+    speed.add_argument("--feature-cache-limit", default="50GB", metavar="SIZE",
+                       help="most disk the study's feature cache may take, e.g. 20GB (default 50GB)")
+    speed.add_argument("--max-trials-per-process", type=int, metavar="N",
+                       help="run trials in a worker process that is replaced after N trials")
+    speed.add_argument("--max-rss", metavar="SIZE",
+                       help="replace the trial worker process when its resident memory passes SIZE after a trial, "
+                       "e.g. 6GB")
+    failures = parser.add_argument_group("dead workers, checkpoints and failures")
+    failures.add_argument("--heartbeat", type=int, default=60, metavar="S",
+                          help="seconds between a running trial's heartbeats (RDB storages; default 60)")
+    failures.add_argument("--grace", type=int, default=180, metavar="S",
+                          help="a trial silent this long has a dead worker: it is failed and retried (default 180)")
+    failures.add_argument("--retries", type=int, default=3, help="most retries of one trial (default 3)")
+    failures.add_argument("--checkpoint-every", type=float, default=30.0, metavar="S",
+                          help="seconds between checkpoints while a head trains; fine-tuning saves every epoch "
+                          "(default 30)")
+    failures.add_argument("--max-failures", type=int, default=5, metavar="M",
+                          help="stop after M failed trials in a row (default 5)")
+
+
+def _worker_settings(args: argparse.Namespace) -> dict:
+    from .search import Heartbeat, TrialPolicy
+
+    return dict(feature_cache=not args.no_feature_cache, feature_cache_limit=args.feature_cache_limit,
+                max_trials_per_process=args.max_trials_per_process, max_rss=args.max_rss,
+                heartbeat=Heartbeat(interval=args.heartbeat, grace=args.grace, retries=args.retries),
+                policy=TrialPolicy(head_checkpoint_every=args.checkpoint_every, max_failures=args.max_failures))
 
 
 def _study_options(parser: argparse.ArgumentParser) -> None:
@@ -202,11 +244,40 @@ def _search(args: argparse.Namespace) -> int:
     summary = search(study=args.study, data=_data_spec(args) if args.source else None, space=args.space,
                      results_dir=args.results_dir, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
                      sampler=args.sampler, pruner=args.pruner, seed=args.seed, objective=args.objective,
-                     weights=args.weights, augment_views=args.augment_views,
-                     feature_cache=not args.no_feature_cache, feature_cache_limit=args.feature_cache_limit,
-                     max_trials_per_process=args.max_trials_per_process, max_rss=args.max_rss)
+                     weights=args.weights, augment_views=args.augment_views, create_only=args.create_only,
+                     **_worker_settings(args))
     print(format_status(summary.status, limit=20))
     print(f"\nresults: {summary.run.folder}")
+    if args.create_only:
+        print(f"start workers with: lepidopt worker --study {args.study} --storage URL")
+    return 0
+
+
+@command("worker")
+def _worker(args: argparse.Namespace) -> int:
+    from .search import worker
+
+    summary = worker(study=args.study, storage=args.storage, results_dir=args.results_dir, n_trials=args.n_trials,
+                     timeout=args.timeout, **_worker_settings(args))
+    print(f"worker ran {summary.ran} trials in {summary.seconds:.0f} s; study {args.study!r} now holds "
+          f"{summary.finished} finished trials")
+    return 0
+
+
+@command("recover")
+def _recover(args: argparse.Namespace) -> int:
+    from .search import recover
+
+    if args.storage is None:
+        from .runs import resolve_run
+
+        args.storage = resolve_run(study=args.study, results_dir=args.results_dir).storage
+    summary = recover(study=args.study, storage=args.storage, results_dir=args.results_dir, retries=args.retries,
+                      force=args.force)
+    print(f"retried {len(summary.retried)} trials: {list(summary.retried)}")
+    if summary.left:
+        print(f"left {len(summary.left)} running trials alone (their worker is alive here, or runs on another "
+              f"machine: --force): {list(summary.left)}")
     return 0
 
 

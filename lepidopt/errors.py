@@ -9,6 +9,8 @@ __all__ = [
     "StorageError",
     "MissingExtraError",
     "ReportError",
+    "WorkerInterrupted",
+    "TooManyFailures",
 ]
 
 
@@ -58,3 +60,17 @@ class ReportError(LepidoptError, ValueError):
     """Input the export or the report cannot work on (embeddings, labels, a study without a finished trial)."""
 
     exit_code = 9
+
+
+class WorkerInterrupted(LepidoptError):
+    """SIGTERM or SIGINT stopped a worker; its trial is left to be retried from its checkpoint."""
+
+    def __init__(self, message: str, *, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number  # 143 for SIGTERM, 130 for SIGINT, as shells report them
+
+
+class TooManyFailures(StudyError):
+    """A worker stopped after too many consecutive failed trials."""
+
+    exit_code = 10

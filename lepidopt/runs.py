@@ -19,7 +19,7 @@ from .data import DataSpec
 from .errors import StudyError
 from .spaces import Space, load_space, space_from_dict
 
-__all__ = ["Run", "resolve_run", "read_run", "write_run", "mask_password", "study_dir", "SAMPLERS", "PRUNERS"]
+__all__ = ["Run", "resolve_run", "run_from_dict", "read_run", "write_run", "mask_password", "study_dir", "SAMPLERS", "PRUNERS"]
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc")
 PRUNERS = ("median", "hyperband", "sh", "none")
@@ -75,6 +75,17 @@ class Run:
             "seed": self.seed,
             "augment_views": self.augment_views,
         }
+
+
+def run_from_dict(saved: Mapping[str, Any], *, storage: str, results_dir: str | Path) -> Run:
+    """The Run recorded in a study (``Run.to_dict()``), with the real storage URL and the folder it lives in
+    on this machine."""
+    if not isinstance(saved, Mapping) or saved.get("version") != RUN_VERSION:
+        raise StudyError(f"study record: not a lepidopt run of version {RUN_VERSION}; was the study made by lepidopt?")
+    options = {k: saved[k] for k in _DEFAULTS if k in saved and k != "storage"}
+    return Run(study=saved["study"], results_dir=Path(results_dir).resolve(), storage=storage,
+               data=DataSpec.from_dict(saved["data"]), space=space_from_dict(saved["space"], source="study space"),
+               **options)
 
 
 def study_dir(results_dir: str | Path, study: str) -> Path:

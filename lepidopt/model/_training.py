@@ -43,13 +43,13 @@ def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
 
 
 def fit_on_views(model, views: Sequence[np.ndarray], labels: np.ndarray, *, epochs: int, batch_size: int,
-                 class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[[int], None]) -> None:
+                 class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[[int], None],
+                 initial_epoch: int = 0) -> None:
     """Train ``model`` on in-memory inputs, epoch e on ``views[e % len(views)]`` (row i for ``labels[i]``),
     in one ``fit`` over one repeated tf.data pipeline: a ``fit`` per epoch, or a new iterator per
     epoch, costs more than an epoch of a head on a few thousand features. ``after_epoch(e)`` runs
-    when epoch ``e`` ends and may raise to stop training.
+    when epoch ``e`` ends and may raise to stop training. ``initial_epoch`` resumes a run.
     """
-    keras = _keras()
     from .._tf import tensorflow
 
     tf = tensorflow()
@@ -63,10 +63,10 @@ def fit_on_views(model, views: Sequence[np.ndarray], labels: np.ndarray, *, epoc
         return (tf.data.Dataset.from_tensor_slices((inputs, labels, weights))
                 .shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size))
 
-    batches = (tf.data.Dataset.range(epochs).flat_map(epoch_of)
+    batches = (tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_of)
                .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)).prefetch(2))
-    model.fit(batches, epochs=epochs, steps_per_epoch=-(-n // batch_size), callbacks=[_AfterEpoch(after_epoch)],
-              verbose=0)
+    model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=-(-n // batch_size),
+              shuffle=False, callbacks=[_AfterEpoch(after_epoch)], verbose=0)  # the pipeline shuffles
 
 
 def _AfterEpoch(after_epoch: Callable[[int], None]):
@@ -81,7 +81,7 @@ def _AfterEpoch(after_epoch: Callable[[int], None]):
 
 def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray], labels: np.ndarray, *, epochs: int,
                   batch_size: int, class_weight: dict[int, float] | None, seed: int,
-                  after_epoch: Callable[[int], None]) -> None:
+                  after_epoch: Callable[[int], None], initial_epoch: int = 0) -> None:
     """Train ``model`` on inputs made per epoch or too large for memory (fresh augmented features;
     cached activations of the frozen prefix, read a batch at a time from a memory map), in one ``fit``.
 
@@ -93,7 +93,7 @@ def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray], labels
     class EpochFeatures(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
-            self.epoch, self.rng = 0, np.random.default_rng(seed)
+            self.epoch, self.rng = initial_epoch, np.random.default_rng([seed, initial_epoch])
             self._start_epoch()
 
         def _start_epoch(self) -> None:
@@ -112,8 +112,8 @@ def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray], labels
             if self.epoch < epochs:
                 self._start_epoch()
 
-    model.fit(EpochFeatures(), epochs=epochs, class_weight=class_weight, callbacks=[_AfterEpoch(after_epoch)],
-              verbose=0)
+    model.fit(EpochFeatures(), epochs=epochs, initial_epoch=initial_epoch, class_weight=class_weight,
+              callbacks=[_AfterEpoch(after_epoch)], verbose=0)
 
 
 def predict_arrays(model, inputs: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
@@ -122,8 +122,9 @@ def predict_arrays(model, inputs: np.ndarray, *, chunk: int = 4096) -> np.ndarra
                            for i in range(0, len(inputs), chunk)])
 
 
-def finetune_epochs(classifier, batches, *, epochs: int, class_weight: dict[int, float] | None) -> Iterator[int]:
+def finetune_epochs(classifier, batches, *, epochs: int, class_weight: dict[int, float] | None,
+                    initial_epoch: int = 0) -> Iterator[int]:
     """Phase 2: the classifier on images with its unfrozen stages training; yields each epoch finished."""
-    for epoch in range(epochs):
+    for epoch in range(initial_epoch, epochs):
         classifier.fit(batches, epochs=1, class_weight=class_weight, shuffle=False, verbose=0)  # batches come shuffled
         yield epoch

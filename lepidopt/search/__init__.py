@@ -3,11 +3,17 @@
 from ._api import SearchSummary, StudyStatus, format_status, open_study, prepare_split, search, status
 from ._metrics import OBJECTIVES, classification_metrics
 from ._reporter import NullReporter, Reporter, TrialStopped
-from ._storage import open_storage
+from ._optuna_engine import TrialPolicy
+from ._storage import Heartbeat, open_storage
 from ._study_data import StudyData
 from ._trial import TrialResult, run_trial
+from ._workers import RecoverSummary, WorkerSummary, recover, worker
 
 __all__ = [
+    "Heartbeat",
+    "RecoverSummary",
+    "TrialPolicy",
+    "WorkerSummary",
     "NullReporter",
     "OBJECTIVES",
     "Reporter",
@@ -21,7 +27,9 @@ __all__ = [
     "open_storage",
     "open_study",
     "prepare_split",
+    "recover",
     "run_trial",
     "search",
     "status",
+    "worker",
 ]

@@ -12,10 +12,10 @@ from ..data import DataSpec, make_split, read_split, scan_source, write_split
 from ..errors import StudyError
 from ..runs import Run, resolve_run, study_dir, write_run
 from ._feature_cache import parse_size
-from ._optuna_engine import count_finished, create_or_load_study, optimize
-from ._processes import Recycling, optimize_in_processes
-from ._storage import check_storage_url, is_local_file_storage, open_storage
-from ._study_data import StudyData
+from ._optuna_engine import TOTAL_ATTR, TrialPolicy, count_finished, create_or_load_study
+from ._processes import Recycling
+from ._workers import run_trials
+from ._storage import Heartbeat, check_storage_url, is_local_file_storage, open_storage
 
 __all__ = ["search", "status", "open_study", "SearchSummary", "StudyStatus", "prepare_split", "format_status"]
 
@@ -76,7 +76,9 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
            storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
            seed: int | None = None, objective: str | None = None, weights: str | None = None,
            augment_views: int | None = None, feature_cache: bool = True, feature_cache_limit: str | int = "50GB",
-           max_trials_per_process: int | None = None, max_rss: str | int | None = None) -> SearchSummary:
+           max_trials_per_process: int | None = None, max_rss: str | int | None = None,
+           heartbeat: Heartbeat = Heartbeat(), policy: TrialPolicy = TrialPolicy(),
+           create_only: bool = False) -> SearchSummary:
     """Create or resume ``study`` and run trials until it holds ``n_trials`` finished trials in total.
 
     A new study needs ``data`` (a folder, ETHEC .json or .csv path, or a DataSpec) and ``space`` (a
@@ -88,8 +90,12 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     sharing them; ``augment_views`` (a study setting, default 4) is how many augmented feature passes
     the cache keeps per augmentation strength; ``feature_cache_limit`` caps the cache folder ('50GB').
     With ``max_trials_per_process`` or ``max_rss`` ('6GB') trials run in worker processes that are
-    replaced after that many trials or above that resident memory. Returns the study's status after
-    the run.
+    replaced after that many trials or above that resident memory.
+
+    Workers and failures: ``heartbeat`` (RDB storages) fails and retries the trials of dead workers;
+    ``policy`` sets checkpoints and how many failed trials in a row stop the search. With
+    ``create_only`` the study is made (split, run.yaml, storage, its total) and no trial runs: start
+    workers with ``worker()`` / ``lepidopt worker``. Returns the study's status after the run.
     """
     if n_trials is not None and n_trials < 1:
         raise StudyError(f"n_trials {n_trials}: must be at least 1 (it is the study's total of finished trials).")
@@ -104,22 +110,25 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     # A bad URL or an unreachable server fails before the scan; a local file is created only after it.
     check_storage_url(run.storage)
     _check_weights(run)
-    storage_ = None if is_local_file_storage(run.storage) else open_storage(run.storage)
-    split = prepare_split(run)
-    optuna_study = create_or_load_study(run, storage_ or open_storage(run.storage))
+    storage_ = None if is_local_file_storage(run.storage) else open_storage(run.storage, heartbeat=heartbeat)
+    prepare_split(run)
+    optuna_study = create_or_load_study(run, storage_ or open_storage(run.storage, heartbeat=heartbeat))
+    if n_trials is not None:
+        optuna_study.set_user_attr(TOTAL_ATTR, n_trials)
     write_run(run)
+    if create_only:
+        log.info("study %r created in %s; start workers with: lepidopt worker --study %s --storage URL",
+                 study, run.folder, study)
+        return SearchSummary(run=run, status=_status_of(optuna_study, run.folder),
+                             seconds=time.perf_counter() - started)
     finished = count_finished(optuna_study)
     if n_trials is not None and finished >= n_trials:
         log.info("study %r already holds %d finished trials (asked for %d): nothing to run", study, finished, n_trials)
     else:
         log.info("study %r: %d finished trials so far, running until %s", study, finished,
                  f"{n_trials} in total" if n_trials else "stopped" if not timeout else f"{timeout:.0f} s pass")
-    if recycling.enabled:
-        optimize_in_processes(run, n_trials=n_trials, timeout=timeout, data_options=data_options, recycling=recycling,
-                              finished=lambda: n_trials is not None and count_finished(optuna_study) >= n_trials)
-    else:
-        data_ = StudyData(split=split, cache_dir=run.folder / "cache", **data_options)
-        optimize(run, optuna_study, data_, n_trials=n_trials, timeout=timeout)
+    run_trials(run, optuna_study, n_trials=n_trials, timeout=timeout, data_options=data_options, recycling=recycling,
+               policy=policy, heartbeat=heartbeat)
     return SearchSummary(run=run, status=_status_of(optuna_study, run.folder), seconds=time.perf_counter() - started)
 
 

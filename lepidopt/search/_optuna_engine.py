@@ -8,23 +8,27 @@ import logging
 import os
 import socket
 import sys
-import warnings
+import time
 from typing import Callable
 
-from ..errors import MissingExtraError
+from ..errors import MissingExtraError, StudyError, TooManyFailures
 from ..runs import Run
+from ._checkpoint import Checkpoints
+from ._experimental import quietly
 from ._metrics import objective_direction
 from ._optuna_space import suggest
 from ._reporter import Reporter, TrialStopped
+from ._signals import Interrupted
 from ._storage import open_storage
 from ._study_data import StudyData
 from ._trial import run_trial
 
-__all__ = ["create_or_load_study", "optimize", "count_finished", "make_sampler", "make_pruner", "BASELINE_ATTR", "RUN_ATTR"]
+__all__ = ["create_or_load_study", "optimize", "TrialPolicy", "count_finished", "make_sampler", "make_pruner", "BASELINE_ATTR", "RUN_ATTR", "TOTAL_ATTR"]
 
 log = logging.getLogger("lepidopt")
 BASELINE_ATTR = "lepidopt:baseline_enqueued"
 RUN_ATTR = "lepidopt:run"
+TOTAL_ATTR = "lepidopt:n_trials"  # the total of finished trials asked for, which workers run up to
 
 
 def _finished_states():
@@ -60,11 +64,11 @@ def make_sampler(name: str, *, seed: int):
     import optuna
 
     if name == "tpe":
-        return _quietly(optuna.samplers.TPESampler, seed=seed, n_startup_trials=5, multivariate=True, group=True)
+        return quietly(optuna.samplers.TPESampler, seed=seed, n_startup_trials=5, multivariate=True, group=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "qmc":
-        return _quietly(optuna.samplers.QMCSampler, seed=seed, warn_independent_sampling=False)
+        return quietly(optuna.samplers.QMCSampler, seed=seed, warn_independent_sampling=False)
     if name == "cmaes":
         try:
             import cmaes  # noqa: F401
@@ -78,15 +82,6 @@ def make_sampler(name: str, *, seed: int):
             raise MissingExtraError("sampler 'gp': Optuna's GPSampler needs PyTorch; pip install 'lepidopt[gp]'.") from None
         return optuna.samplers.GPSampler(seed=seed)
     raise ValueError(name)
-
-
-def _quietly(factory, **kwargs):
-    """Build an Optuna object whose options are marked experimental without warning the user about it."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return factory(**kwargs)
 
 
 def make_pruner(name: str, *, max_steps: int, warmup_steps: int):
@@ -119,7 +114,7 @@ def create_or_load_study(run: Run, storage=None):
         direction=objective_direction(run.objective),
         load_if_exists=True,
     )
-    study.set_user_attr(RUN_ATTR, run.to_dict())
+    study.set_user_attr(RUN_ATTR, {**run.to_dict(), "results_dir": str(run.results_dir)})
     study.set_user_attr("lepidopt:objective", run.objective)
     if run.space.baseline and not study.user_attrs.get(BASELINE_ATTR):
         study.enqueue_trial(dict(run.space.baseline), user_attrs={"lepidopt:baseline": True}, skip_if_exists=True)
@@ -128,7 +123,12 @@ def create_or_load_study(run: Run, storage=None):
 
 
 def count_finished(study) -> int:
-    return len(study.get_trials(deepcopy=False, states=_finished_states()))
+    """Finished trials (complete, pruned or failed), not counting a failed trial that was retried: its
+    retry takes its place, so the study's total means the same with and without dead workers."""
+    finished = _finished_states()
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    return sum(t.state in finished and t.number not in retried for t in trials)
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:
@@ -141,52 +141,122 @@ def log_trial(study, trial) -> None:
     log.info("trial %d %s: value %s%s", trial.number, trial.state.name.lower(), value, f" ({reason})" if reason else "")
 
 
+@dataclasses.dataclass(frozen=True)
+class TrialPolicy:
+    """How a process runs its trials: checkpoints, and when to give up on a run of failures."""
+
+    checkpoints: bool = True
+    head_checkpoint_every: float = 30.0  # seconds; phase 2 saves after every epoch
+    max_failures: int = 5  # consecutive failed trials before the process stops
+
+    def __post_init__(self) -> None:
+        if self.max_failures < 1:
+            raise StudyError(f"max failures {self.max_failures}: must be at least 1.")
+
+
 def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout: float | None,
-             on_trial: Callable | None = None) -> None:
-    """Run trials until the study holds ``n_trials`` finished trials in total, or ``timeout`` seconds pass."""
+             on_trial: Callable | None = None, policy: TrialPolicy = TrialPolicy()) -> None:
+    """Run trials until the study holds ``n_trials`` finished trials in total, or ``timeout`` seconds pass.
+
+    A retried trial (of a dead or interrupted worker) keeps its first run's number for its seed and
+    checkpoint folder and resumes from the checkpoint. Raises TooManyFailures after
+    ``policy.max_failures`` failed trials in a row, quoting the last reason.
+    """
     import optuna
 
     judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run)[1]
 
     def objective(trial: optuna.Trial) -> float:
+        root = trial.user_attrs.get("lepidopt:root", trial.number)
         params = suggest(trial, run.space)
         recipe = run.space.recipe(params)
         if run.weights:
             recipe = dataclasses.replace(recipe, weights=run.weights)
+        seed = run.seed + root
+        checkpoints = Checkpoints(run.folder / "trials" / str(root), head_every=policy.head_checkpoint_every) \
+            if policy.checkpoints else None
+        saved = checkpoints.latest() if checkpoints else None
+        trial.set_user_attr("lepidopt:root", root)
         trial.set_user_attr("recipe", recipe.to_flat())
-        trial.set_user_attr("seed", run.seed + trial.number)
+        trial.set_user_attr("seed", seed)
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        if "fail_reason" in trial.user_attrs:  # copied from the failed run this trial retries
+            trial.set_user_attr("fail_reason", None)
+        if saved:
+            trial.set_user_attr("resumed_from", {"phase": saved.phase, "epoch": saved.epoch, "step": saved.step})
+            log.info("trial %d resumes trial %d after its %s epoch %d", trial.number, root, saved.phase, saved.epoch)
         try:
-            result = run_trial(recipe, data, OptunaReporter(trial, judge_from=judge_from), seed=run.seed + trial.number,
-                               objective=run.objective)
+            result = run_trial(recipe, data, OptunaReporter(trial, judge_from=judge_from), seed=seed,
+                               objective=run.objective, checkpoints=checkpoints)
         except TrialStopped as stop:
             trial.set_user_attr("history", stop.history)
             trial.set_user_attr("timings", _rounded(stop.timings))
+            _remove(checkpoints)
             raise optuna.TrialPruned(str(stop)) from None
+        except Interrupted as stop:
+            trial.set_user_attr("fail_reason", f"interrupted by {stop}; retried from its last checkpoint")
+            stop.trial_number = trial.number
+            raise
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
+            _remove(checkpoints)
             raise
         trial.set_user_attr("history", result.history)
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("timings", _rounded(result.timings))
         trial.set_user_attr("n_train", result.n_train)
+        trial.set_user_attr("rss_mb", round(_rss() / 2**20))
+        _remove(checkpoints)
         return result.value
 
-    callbacks = [log_trial]
-    remaining = None
-    if n_trials is not None:
-        callbacks.append(optuna.study.MaxTrialsCallback(n_trials, states=_finished_states()))
-        remaining = n_trials - count_finished(study)
-        if remaining <= 0:
+    failures: list[str] = []
+    ran = 0
+
+    def after_trial(study_, trial) -> None:
+        nonlocal ran
+        ran += 1
+        log_trial(study_, trial)
+        if trial.state == optuna.trial.TrialState.FAIL:
+            failures.append(trial.user_attrs.get("fail_reason") or "no reason recorded")
+        else:
+            failures.clear()
+        if len(failures) >= policy.max_failures:
+            study_.stop()
+        elif n_trials is not None and count_finished(study_) >= n_trials:
+            study_.stop()
+        if on_trial is not None:
+            on_trial(study_, trial)
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        ran = 0
+        remaining = None if n_trials is None else n_trials - count_finished(study)
+        left = None if deadline is None else deadline - time.monotonic()
+        if (remaining is not None and remaining <= 0) or (left is not None and left <= 0):
             return
-    if on_trial is not None:
-        callbacks.append(on_trial)
-    study.optimize(
-        objective,
-        n_trials=remaining,
-        timeout=timeout,
-        callbacks=callbacks,
-        catch=(Exception,),
-        gc_after_trial=False,  # every trial starts by clearing the Keras session, which collects
-        show_progress_bar=sys.stderr.isatty() and remaining is not None,
-    )
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=left,
+            callbacks=[after_trial],
+            catch=(Exception,),
+            gc_after_trial=False,  # every trial starts by clearing the Keras session, which collects
+            show_progress_bar=sys.stderr.isatty() and remaining is not None,
+        )
+        if len(failures) >= policy.max_failures:
+            raise TooManyFailures(
+                f"stopped after {len(failures)} failed trials in a row; the last failed with: {failures[-1]}. "
+                "Fix the cause (see lepidopt status) and run again; finished trials are kept.")
+        if remaining is None or ran < remaining:  # stopped, or out of time: not short of trials because of retries
+            return
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _remove(checkpoints: Checkpoints | None) -> None:
+    if checkpoints is not None:
+        checkpoints.remove()

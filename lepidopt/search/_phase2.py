@@ -9,7 +9,6 @@ prefix would be conv3's output, twice as large for a smaller saving) train on im
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Callable
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..data import image_batches
 from ..recipe import Recipe
+from ._checkpoint import Checkpoints, Saved
 from ._feature_cache import cache_key
 from ._phase1 import Network
 from ._study_data import StudyData
@@ -29,33 +29,42 @@ def uses_cached_prefix(recipe: Recipe, data: StudyData) -> bool:
 
 
 def finetune(recipe: Recipe, data: StudyData, network: Network, head, *, train_idx: np.ndarray, val_idx: np.ndarray,
-             class_weight: dict[int, float] | None, seed: int,
-             after_epoch: Callable[[str, int, np.ndarray], None], timings: dict[str, float]) -> None:
+             class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[..., None],
+             timings: dict[str, float], checkpoints: Checkpoints | None = None, resume: Saved | None = None) -> None:
     """Fine-tune the recipe's unfrozen stages together with ``head``; ``after_epoch(phase, epoch, val
-    probabilities)`` follows every epoch. The backbone's own weights are the ones trained."""
+    probabilities, model)`` follows every epoch. The backbone's own weights are the ones trained.
+    With ``resume`` (a phase-2 checkpoint) the model trained restarts from it."""
     from ..model import build_augmentation, build_classifier, compile_model, finetune_epochs, unfreeze
 
     unfreeze(network.backbone, recipe.finetune_unfreeze)
+    first_epoch = 0 if resume is None else resume.epoch + 1
+
+    def prepared(model):
+        if resume is not None:
+            checkpoints.restore(model, resume)
+        return model
+
     if uses_cached_prefix(recipe, data) and _finetune_on_activations(
             recipe, data, network, head, train_idx=train_idx, val_idx=val_idx, class_weight=class_weight, seed=seed,
-            after_epoch=after_epoch, timings=timings):
+            after_epoch=after_epoch, timings=timings, prepared=prepared, first_epoch=first_epoch):
         return
     images = data.images(recipe.image_size)
     augmentation = build_augmentation(recipe.augment_strength, seed=seed)
     classifier = build_classifier(network.backbone, head, pooling=recipe.head_pooling, augmentation=augmentation)
     compile_model(classifier, optimizer=recipe.optimizer, learning_rate=recipe.finetune_lr)
+    prepared(classifier)
 
     def batches(indices, shuffle_seed=None):
         return image_batches(images, data.split.labels, indices, batch_size=recipe.batch_size,
                              shuffle_seed=shuffle_seed)
 
-    for epoch in finetune_epochs(classifier, batches(train_idx, shuffle_seed=seed), epochs=recipe.epochs_finetune,
-                                 class_weight=class_weight):
-        after_epoch("finetune", epoch, classifier.predict(batches(val_idx), verbose=0))
+    for epoch in finetune_epochs(classifier, batches(train_idx, shuffle_seed=seed + first_epoch),
+                                 epochs=recipe.epochs_finetune, class_weight=class_weight, initial_epoch=first_epoch):
+        after_epoch("finetune", epoch, classifier.predict(batches(val_idx), verbose=0), classifier)
 
 
 def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, head, *, train_idx, val_idx,
-                             class_weight, seed, after_epoch, timings) -> bool:
+                             class_weight, seed, after_epoch, timings, prepared, first_epoch: int) -> bool:
     """False, having trained nothing, when the activations would not fit within the cache's limit."""
     from ..model import (PREFIX_OUTPUT, build_top_classifier, compile_model, fit_on_arrays, predict_arrays,
                          split_backbone, weights_identity)
@@ -76,11 +85,13 @@ def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, 
         return False
     classifier = build_top_classifier(top, head, pooling=recipe.head_pooling)
     compile_model(classifier, optimizer=recipe.optimizer, learning_rate=recipe.finetune_lr)
+    prepared(classifier)
     rows = _Rows(activations, train_idx)
     val = _Rows(activations, val_idx)
     fit_on_arrays(classifier, lambda epoch: rows, split.labels[train_idx], epochs=recipe.epochs_finetune,
-                  batch_size=recipe.batch_size, class_weight=class_weight, seed=seed,
-                  after_epoch=lambda epoch: after_epoch("finetune", epoch, predict_arrays(classifier, val, chunk=256)))
+                  batch_size=recipe.batch_size, class_weight=class_weight, seed=seed, initial_epoch=first_epoch,
+                  after_epoch=lambda epoch: after_epoch("finetune", epoch, predict_arrays(classifier, val, chunk=256),
+                                                        classifier))
     return True
 
 

@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import sys
 import time
-from pathlib import Path
+from typing import Any, Callable
 
 from ..errors import StudyError
 from ..runs import Run
@@ -54,21 +54,35 @@ class _Job:
     deadline: float | None  # time.time() after which no trial starts
     data_options: dict
     recycling: Recycling
+    policy: Any
+    heartbeat: Any
     log_level: int
 
 
 def optimize_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, data_options: dict,
-                          recycling: Recycling, finished: callable) -> None:
-    """Run the study's trials in a sequence of worker processes until ``finished()`` or the timeout."""
+                          recycling: Recycling, policy, heartbeat, finished: Callable[[], bool]) -> None:
+    """Run the study's trials in a sequence of worker processes until ``finished()`` or the timeout.
+
+    A SIGTERM or SIGINT here is passed on to the child, which leaves its trial to be retried; then
+    Interrupted is raised here too."""
+    from ._signals import Interrupted
+
     deadline = None if timeout is None else time.time() + timeout
-    job = _Job(run, n_trials, deadline, data_options, recycling, log.getEffectiveLevel())
+    job = _Job(run, n_trials, deadline, data_options, recycling, policy, heartbeat, log.getEffectiveLevel())
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of TensorFlow carried over
     generation = 0
     while True:
         generation += 1
         worker = context.Process(target=_work, args=(job,), name=f"lepidopt-trials-{generation}")
         worker.start()
-        worker.join()
+        try:
+            worker.join()
+        except Interrupted as stop:
+            worker.terminate()  # SIGTERM: the child leaves its trial for a retry and exits
+            worker.join(60)
+            raise stop
+        if worker.exitcode in (128 + 15, 128 + 2):  # the child was interrupted on its own
+            raise Interrupted(worker.exitcode - 128)
         if worker.exitcode != REPLACE_ME:
             if worker.exitcode != 0:
                 raise StudyError(
@@ -84,26 +98,26 @@ def optimize_in_processes(run: Run, *, n_trials: int | None, timeout: float | No
 
 def _work(job: _Job) -> None:
     from .._logging import configure_logging
+    from ..errors import LepidoptError
 
     configure_logging(job.log_level)
     try:
         replaced = _run_trials(job)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except LepidoptError as exc:  # WorkerInterrupted included: its trial is enqueued again already
+        log.error("%s", exc)
+        sys.exit(exc.exit_code)
     sys.exit(REPLACE_ME if replaced else 0)
 
 
 def _run_trials(job: _Job) -> bool:
     import psutil
 
-    from ..data import read_split
-    from ._optuna_engine import create_or_load_study, optimize
-    from ._study_data import StudyData
+    from ._optuna_engine import create_or_load_study
+    from ._storage import open_storage
+    from ._workers import run_trials
 
     run = job.run
-    study = create_or_load_study(run)
-    data = StudyData(split=read_split(Path(run.folder) / "split.json"), cache_dir=run.folder / "cache",
-                     **job.data_options)
+    study = create_or_load_study(run, open_storage(run.storage, heartbeat=job.heartbeat))
     done, reason = 0, None
     process = psutil.Process()
 
@@ -116,5 +130,6 @@ def _run_trials(job: _Job) -> bool:
             study_.stop()
 
     timeout = None if job.deadline is None else max(job.deadline - time.time(), 0.001)
-    optimize(run, study, data, n_trials=job.n_trials, timeout=timeout, on_trial=after_trial)
+    run_trials(run, study, n_trials=job.n_trials, timeout=timeout, data_options=job.data_options,
+               recycling=Recycling(), policy=job.policy, heartbeat=job.heartbeat, on_trial=after_trial)
     return reason is not None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..errors import MissingExtraError, StorageError
 from ..runs import mask_password
+from ._experimental import quietly
 
-__all__ = ["open_storage", "check_storage_url", "is_local_file_storage"]
+__all__ = ["open_storage", "check_storage_url", "is_local_file_storage", "Heartbeat"]
 
 _DRIVERS = {"postgresql": ("psycopg2", "postgres"), "mysql": ("pymysql", "mysql")}
 
@@ -47,8 +49,34 @@ def check_storage_url(url: str) -> str:
     return url
 
 
-def open_storage(url: str):
-    """An Optuna storage for ``url``; every error masks the password and says how to fix the URL."""
+@dataclasses.dataclass(frozen=True)
+class Heartbeat:
+    """Dead-worker detection on SQLite, PostgreSQL and MySQL storages: a running trial whose worker has
+    not written a heartbeat for ``grace`` seconds is failed when a worker next asks for a trial, and
+    enqueued again with the same parameters up to ``retries`` times (it resumes from its checkpoint).
+    Journal storages have no heartbeat: ``lepidopt recover`` does it by hand."""
+
+    interval: int = 60
+    grace: int = 180
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.interval < 1 or self.grace <= self.interval:
+            raise StorageError(f"heartbeat every {self.interval} s with a grace of {self.grace} s: the interval must "
+                               "be at least 1 s and the grace period longer than the interval (e.g. 60 and 180).")
+        if self.retries < 0:
+            raise StorageError(f"retries {self.retries}: must be 0 or more.")
+
+    def storage_options(self) -> dict:
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        return dict(heartbeat_interval=self.interval, grace_period=self.grace,
+                    heartbeat_stale_trial_callback=quietly(RetryHeartbeatStaleTrialCallback, max_retry=self.retries))
+
+
+def open_storage(url: str, *, heartbeat: Heartbeat | None = None):
+    """An Optuna storage for ``url``, with ``heartbeat`` on the storages that have one; every error masks
+    the password and says how to fix the URL."""
     import optuna
 
     shown = mask_password(url)
@@ -60,9 +88,10 @@ def open_storage(url: str):
     if url.startswith("sqlite:///"):
         Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     try:
+        options = heartbeat.storage_options() if heartbeat else {}
         if url.startswith("sqlite:"):
-            return _fast_sqlite(optuna.storages.RDBStorage(url))
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            return _fast_sqlite(optuna.storages.RDBStorage(url, **options))
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **options)
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise StorageError(f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and user.") from None

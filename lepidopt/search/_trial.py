@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..data import class_weights, undersample
-from ..errors import StudyError
+from ..errors import ModelError, StudyError
 from ..recipe import Recipe
+from ._checkpoint import Checkpoints
 from ._metrics import classification_metrics, objective_direction
 from ._phase1 import Network, phase1_features
 from ._phase2 import finetune
@@ -35,7 +36,8 @@ class TrialResult:
 
 
 def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
-              objective: str = "balanced_accuracy", keep_model: bool = False) -> TrialResult:
+              objective: str = "balanced_accuracy", keep_model: bool = False,
+              checkpoints: Checkpoints | None = None) -> TrialResult:
     """Train one recipe on the study's data and return its validation score.
 
     Reports the objective after every epoch of both phases; raises TrialStopped when the reporter
@@ -45,6 +47,10 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     a cache); phase 2 fine-tunes the unfrozen stages at their own learning rate, on images or on cached
     activations below conv5 (see ``_phase2``). With ``keep_model`` the result carries the trained
     classifier (without augmentation layers), ready to save.
+
+    With ``checkpoints``, the trial saves its progress after epochs and, when a checkpoint is there
+    already (a retried trial), first reports the saved epochs' values again, then continues after the
+    last saved epoch. A diverging loss (not finite) fails the trial with a ModelError.
     """
     objective_direction(objective)
     if recipe.total_epochs == 0:
@@ -73,16 +79,27 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     keras.utils.set_random_seed(seed)  # the head starts the same whether or not the backbone was built
     head = build_head(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
     compile_model(head, optimizer=recipe.optimizer, learning_rate=recipe.head_lr)
-    history: list[dict[str, Any]] = []
-    metrics: dict[str, float] = {}
+    saved = checkpoints.latest() if checkpoints else None
+    history: list[dict[str, Any]] = list(saved.history) if saved else []
+    for entry in history:  # a retried trial: the values its first run reported, again, without judging
+        reporter.report(entry[objective], entry["step"])
+    metrics: dict[str, float] = {k: v for k, v in history[-1].items() if k not in ("phase", "epoch", "step")} \
+        if history else {}
 
-    def after_epoch(phase: str, epoch: int, probabilities: np.ndarray) -> None:
+    def after_epoch(phase: str, epoch: int, probabilities: np.ndarray, model) -> None:
         nonlocal metrics
         metrics = classification_metrics(y_val, probabilities)
-        value = metrics[objective]
         step = len(history)
+        if not np.isfinite(metrics["loss"]):
+            raise ModelError(f"{phase} epoch {epoch}: the validation loss is not finite (the training diverged); "
+                             f"a lower {'head.lr' if phase == 'head' else 'finetune.lr'} usually helps.")
+        value = metrics[objective]
         history.append({"phase": phase, "epoch": epoch, "step": step, **metrics})
         log.debug("%s epoch %d: %s", phase, epoch, metrics)
+        if checkpoints and checkpoints.due(phase):
+            clock = time.perf_counter()
+            checkpoints.save(phase, epoch, history, model)
+            timings["checkpoint"] = timings.get("checkpoint", 0.0) + time.perf_counter() - clock
         clock = time.perf_counter()
         reporter.report(value, step)
         stop = reporter.should_stop()
@@ -92,18 +109,25 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
     try:
         clock, features_before = time.perf_counter(), timings.get("features", 0.0)
-        fit = dict(epochs=recipe.epochs_head, batch_size=recipe.batch_size, class_weight=weights, seed=seed,
-                   after_epoch=lambda epoch: after_epoch("head", epoch, predict_arrays(head, features.val)))
-        if features.views is not None:
-            fit_on_views(head, features.views, y_train, **fit)
-        else:
-            fit_on_arrays(head, features.per_epoch, y_train, **fit)
+        first_head_epoch = 0
+        if saved and saved.phase == "head":
+            checkpoints.restore(head, saved)
+            first_head_epoch = saved.epoch + 1
+        if (saved is None or saved.phase == "head") and first_head_epoch < recipe.epochs_head:
+            fit = dict(epochs=recipe.epochs_head, batch_size=recipe.batch_size, class_weight=weights, seed=seed,
+                       initial_epoch=first_head_epoch,
+                       after_epoch=lambda epoch: after_epoch("head", epoch, predict_arrays(head, features.val), head))
+            if features.views is not None:
+                fit_on_views(head, features.views, y_train, **fit)
+            else:
+                fit_on_arrays(head, features.per_epoch, y_train, **fit)
         timings["head"] = time.perf_counter() - clock - (timings.get("features", 0.0) - features_before)
 
         if recipe.finetune_unfreeze != "none" and recipe.epochs_finetune > 0:
             clock = time.perf_counter()
             finetune(recipe, data, network, head, train_idx=train_idx, val_idx=val_idx, class_weight=weights, seed=seed,
-                     after_epoch=after_epoch, timings=timings)
+                     after_epoch=after_epoch, timings=timings, checkpoints=checkpoints,
+                     resume=saved if saved and saved.phase == "finetune" else None)
             timings["finetune"] = time.perf_counter() - clock - timings.get("prefix", 0.0)
     except TrialStopped as stop:
         stop.timings = {**timings, "trial": time.perf_counter() - started}

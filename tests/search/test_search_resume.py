@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import optuna
-import pytest
 import yaml
 
 from conftest import TINY_SPACE

@@ -1,0 +1,172 @@
+"""Running a study's trials in a worker: the process behind ``lepidopt search`` and ``lepidopt worker``.
+
+A worker joins a study on a storage and reads everything else (data, space, settings, the folder of
+the split and the feature cache) from the study itself. Many workers on many machines share one
+study through PostgreSQL or MySQL (or SQLite on one machine); each trial records the host and pid
+that ran it. SIGTERM or SIGINT stops a worker within moments: its trial is failed with the reason
+and enqueued again, to resume from its last checkpoint, and the worker exits with 128 + the signal
+number (143 for SIGTERM, 130 for SIGINT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from ..data import read_split
+from ..errors import StorageError, StudyError, WorkerInterrupted
+from ..runs import Run, mask_password, run_from_dict
+from ._experimental import quietly
+from ._optuna_engine import RUN_ATTR, TOTAL_ATTR, TrialPolicy, count_finished, create_or_load_study, optimize
+from ._processes import Recycling, optimize_in_processes
+from ._signals import Interrupted, stopping_on_signals
+from ._storage import Heartbeat, check_storage_url, open_storage
+from ._study_data import StudyData
+
+__all__ = ["run_trials", "worker", "recover", "WorkerSummary", "RecoverSummary"]
+
+log = logging.getLogger("lepidopt")
+
+
+def run_trials(run: Run, study, *, n_trials: int | None, timeout: float | None, data_options: dict[str, Any],
+               recycling: Recycling, policy: TrialPolicy, heartbeat: Heartbeat, on_trial=None) -> None:
+    """Trials of ``study`` in this process (or in recycled child processes) until its total or the timeout;
+    raises WorkerInterrupted after a SIGTERM or SIGINT, with the interrupted trial enqueued again."""
+    with stopping_on_signals():
+        try:
+            if recycling.enabled:
+                optimize_in_processes(run, n_trials=n_trials, timeout=timeout, data_options=data_options,
+                                      recycling=recycling, policy=policy, heartbeat=heartbeat,
+                                      finished=lambda: n_trials is not None and count_finished(study) >= n_trials)
+            else:
+                data = StudyData(split=read_split(run.folder / "split.json"), cache_dir=run.folder / "cache",
+                                 **data_options)
+                optimize(run, study, data, n_trials=n_trials, timeout=timeout, policy=policy, on_trial=on_trial)
+        except Interrupted as stop:
+            number = getattr(stop, "trial_number", None)
+            if number is not None:
+                retry_interrupted(study, number, retries=heartbeat.retries)
+            raise WorkerInterrupted(
+                f"interrupted by {stop}: "
+                + (f"trial {number} will be retried from its last checkpoint; " if number is not None else "")
+                + "run the same command again to go on.", signal_number=stop.signal_number) from None
+
+
+def retry_interrupted(study, number: int, *, retries: int) -> None:
+    """Enqueue trial ``number`` again with its parameters, as the heartbeat does for a dead worker's trial."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    quietly(RetryHeartbeatStaleTrialCallback, max_retry=retries)(study, frozen)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSummary:
+    run: Run
+    ran: int  # trials this worker finished
+    finished: int  # the study's finished trials afterwards
+    seconds: float
+
+
+def worker(*, study: str, storage: str, results_dir: str | Path | None = None, n_trials: int | None = None,
+           timeout: float | None = None, heartbeat: Heartbeat = Heartbeat(), policy: TrialPolicy = TrialPolicy(),
+           feature_cache: bool = True, feature_cache_limit: str | int = "50GB",
+           max_trials_per_process: int | None = None, max_rss: str | int | None = None) -> WorkerSummary:
+    """Join an existing study and run its trials until its total (recorded when it was created, or
+    ``n_trials``) or ``timeout``. ``results_dir``: where the study's folder is mounted on this machine,
+    if not where it was created."""
+    from ._feature_cache import parse_size
+
+    started = time.perf_counter()
+    run, optuna_study = join_study(study=study, storage=storage, results_dir=results_dir, heartbeat=heartbeat)
+    total = n_trials if n_trials is not None else optuna_study.user_attrs.get(TOTAL_ATTR)
+    before = count_finished(optuna_study)
+    log.info("worker %s:%d joins study %r: %d finished trials, running until %s", socket.gethostname(), os.getpid(),
+             study, before, f"{total} in total" if total else "stopped")
+    data_options = dict(feature_cache=feature_cache, augment_views=run.augment_views,
+                        cache_limit=parse_size(feature_cache_limit))
+    recycling = Recycling(max_trials=max_trials_per_process, max_rss=None if max_rss is None else parse_size(max_rss))
+    run_trials(run, optuna_study, n_trials=total, timeout=timeout, data_options=data_options, recycling=recycling,
+               policy=policy, heartbeat=heartbeat)
+    mine = [t for t in optuna_study.get_trials(deepcopy=False)
+            if t.user_attrs.get("worker", {}).get("pid") == os.getpid() and t.state.is_finished()]
+    return WorkerSummary(run=run, ran=len(mine), finished=count_finished(optuna_study),
+                         seconds=time.perf_counter() - started)
+
+
+def join_study(*, study: str, storage: str, results_dir: str | Path | None, heartbeat: Heartbeat | None):
+    """(the study's Run, the Optuna study) for an existing study; creates nothing when it does not exist."""
+    import optuna
+
+    shown = mask_password(storage)
+    url = check_storage_url(storage)
+    for prefix in ("sqlite:///", "journal:"):
+        if url.startswith(prefix) and not Path(url[len(prefix):]).exists():
+            raise StorageError(f"storage {shown!r}: the file {url[len(prefix):]!r} does not exist, so it holds no "
+                               f"study {study!r}. Create the study first with lepidopt search (--create-only).")
+    opened = open_storage(storage, heartbeat=heartbeat)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        loaded = optuna.load_study(study_name=study, storage=opened)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+        raise StudyError(f"study {study!r}: not in storage {shown!r}; it holds {names or 'no studies'}. "
+                         "Create it with lepidopt search --create-only.") from None
+    saved = loaded.user_attrs.get(RUN_ATTR)
+    if saved is None:
+        raise StudyError(f"study {study!r}: was not made by lepidopt (it has no {RUN_ATTR!r} record), so a worker "
+                         "does not know its data and space.")
+    run = run_from_dict(saved, storage=storage, results_dir=results_dir or saved["results_dir"])
+    if not (run.folder / "split.json").exists():
+        raise StudyError(
+            f"study {study!r}: its folder {str(run.folder)!r} has no split.json. Workers need the study's folder "
+            "(split, feature cache, checkpoints) on a filesystem every machine shares; pass --results-dir with the "
+            "folder's parent as mounted here.")
+    return run, create_or_load_study(run, opened)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecoverSummary:
+    retried: tuple[int, ...]  # trials failed and enqueued again
+    left: tuple[int, ...]  # running trials left alone: their worker is alive on this machine
+
+
+def recover(*, study: str, storage: str, results_dir: str | Path | None = None, retries: int = 3,
+            force: bool = False) -> RecoverSummary:
+    """The manual step for storages without a heartbeat (journal files), after a worker died: fail the
+    study's running trials and enqueue each again, to resume from its checkpoint. A trial whose worker
+    is still alive on this machine is left alone; trials of other machines are recovered only with
+    ``force`` (make sure no worker runs there)."""
+    import optuna
+
+    _, optuna_study = join_study(study=study, storage=storage, results_dir=results_dir, heartbeat=None)
+    here = socket.gethostname()
+    retried, left = [], []
+    for trial in optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        owner = trial.user_attrs.get("worker", {})
+        alive = owner.get("host") == here and _alive(owner.get("pid"))
+        elsewhere = owner.get("host") not in (None, here)
+        if alive or (elsewhere and not force):
+            left.append(trial.number)
+            continue
+        optuna_study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        retry_interrupted(optuna_study, trial.number, retries=retries)
+        retried.append(trial.number)
+    return RecoverSummary(retried=tuple(retried), left=tuple(left))
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,205 @@
+"""Workers on a shared study: real processes, real storages (PostgreSQL, SQLite, a journal file),
+killed with SIGKILL and stopped with SIGTERM, resumed from their checkpoints."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from conftest import TINY_SPACE
+from lepidopt.search import search
+
+POSTGRES = os.environ.get("LEPIDOPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+FAST_HEARTBEAT = ["--heartbeat", "1", "--grace", "3"]
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        connection = psycopg2.connect(f"{POSTGRES}/postgres", connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {POSTGRES} ({str(exc).strip()}); set LEPIDOPT_TEST_POSTGRES")
+    connection.autocommit = True
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A throwaway database for one test."""
+    name = f"lepidopt_test_{uuid.uuid4().hex[:10]}"
+    with postgres_server.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    yield f"{POSTGRES}/{name}"
+    with postgres_server.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def write_space(folder: Path, *, epochs_head: int = 3, finetune: bool = False) -> Path:
+    space = yaml.safe_load(TINY_SPACE.read_text())
+    space["fixed"]["epochs_head"] = epochs_head
+    if not finetune:
+        space["fixed"]["finetune.unfreeze"] = "none"
+        space["params"] = {k: v for k, v in space["params"].items() if not k.startswith("finetune.")}
+        space["baseline"] = {k: v for k, v in space["baseline"].items() if not k.startswith("finetune.")}
+    path = folder / "space.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    return path
+
+
+def create(demo_folder, tmp_path, storage: str, *, n_trials: int, **space) -> None:
+    search(study="w", data=str(demo_folder), space=str(write_space(tmp_path, **space)), results_dir=tmp_path,
+           storage=storage, n_trials=n_trials, sampler="random", pruner="none", create_only=True)
+
+
+def start_worker(storage: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage", storage,
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def trials_of(storage: str):
+    return optuna.load_study(study_name="w", storage=storage).get_trials(deepcopy=False)
+
+
+def wait_for_checkpoint(folder: Path, *, step: int, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for state in folder.glob("trials/*/state.json"):
+            try:
+                saved = json.loads(state.read_text())
+            except (OSError, ValueError):
+                continue
+            if saved["step"] >= step:
+                return {**saved, "trial": int(state.parent.name)}
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint reached step {step} in {timeout} s")
+
+
+def assert_resumed_without_gaps(trials, *, total: int, killed_step: int) -> None:
+    states = [t.state.name for t in trials]
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1 and "retry_history" not in failed[0].system_attrs
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number)
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.user_attrs["resumed_from"]["step"] >= killed_step
+    assert retry.user_attrs["seed"] == failed[0].user_attrs["seed"]
+    assert sorted(retry.intermediate_values) == list(range(len(retry.intermediate_values)))  # no gap, no repeat
+    assert [h["step"] for h in retry.user_attrs["history"]] == sorted(retry.intermediate_values)
+    assert states.count("COMPLETE") == total
+
+
+def test_four_workers_on_postgresql_finish_exactly_the_total(demo_folder, tmp_path, postgres_url):
+    create(demo_folder, tmp_path, postgres_url, n_trials=8)
+    workers = [start_worker(postgres_url) for _ in range(4)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0, 0], outputs
+    trials = trials_of(postgres_url)
+    assert len(trials) == 8 and {t.state.name for t in trials} == {"COMPLETE"}
+    assert len({t.number for t in trials}) == 8
+    pids = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(pids) >= 2 and pids <= {w.pid for w in workers}
+    assert not list((tmp_path / "w" / "trials").glob("*/state.json"))  # checkpoints removed when trials end
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_a_killed_worker_s_trial_is_retried_from_its_checkpoint(kind, demo_folder, tmp_path, request):
+    storage = request.getfixturevalue("postgres_url") if kind == "postgresql" else f"sqlite:///{tmp_path}/w.db"
+    create(demo_folder, tmp_path, storage, n_trials=2, epochs_head=150)
+    first = start_worker(storage, *FAST_HEARTBEAT, "--checkpoint-every", "0")
+    saved = wait_for_checkpoint(tmp_path / "w", step=5)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    time.sleep(4)  # past the grace period: the trial's heartbeat has stopped
+    second = start_worker(storage, *FAST_HEARTBEAT, "--checkpoint-every", "0")
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert f"resumes trial {saved['trial']}" in err
+    assert_resumed_without_gaps(trials_of(storage), total=2, killed_step=saved["step"])
+
+
+def test_sigterm_leaves_the_trial_for_a_retry_and_exits_143(demo_folder, tmp_path, postgres_url):
+    create(demo_folder, tmp_path, postgres_url, n_trials=1, epochs_head=150)
+    first = start_worker(postgres_url, "--checkpoint-every", "0")
+    saved = wait_for_checkpoint(tmp_path / "w", step=5)
+    sent = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 143 and time.monotonic() - sent < 30
+    assert f"interrupted by SIGTERM: trial {saved['trial']} will be retried from its last checkpoint" in err
+    trials = trials_of(postgres_url)
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    assert "interrupted by SIGTERM" in trials[0].user_attrs["fail_reason"]
+    second = start_worker(postgres_url, "--checkpoint-every", "0")
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert_resumed_without_gaps(trials_of(postgres_url), total=1, killed_step=saved["step"])
+
+
+def test_a_journal_study_is_recovered_by_hand_after_a_kill(demo_folder, tmp_path):
+    storage = f"journal:{tmp_path}/w.journal"
+    create(demo_folder, tmp_path, storage, n_trials=2, epochs_head=150)
+    first = start_worker(storage, "--checkpoint-every", "0")
+    saved = wait_for_checkpoint(tmp_path / "w", step=5)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    recovered = subprocess.run([sys.executable, "-m", "lepidopt", "recover", "--study", "w", "--storage", storage,
+                                "--results-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert recovered.returncode == 0, recovered.stderr
+    assert f"retried 1 trials: [{saved['trial']}]" in recovered.stdout
+    second = start_worker(storage, "--checkpoint-every", "0")
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    storage_object = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(f"{tmp_path}/w.journal"))
+    assert_resumed_without_gaps(trials_of(storage_object), total=2, killed_step=saved["step"])
+
+
+def test_a_worker_stops_after_failures_in_a_row_quoting_the_last(demo_folder, tmp_path):
+    space = yaml.safe_load(write_space(tmp_path).read_text())
+    broken = [str(tmp_path / f"broken{i}.weights.h5") for i in range(2)]
+    for path in broken:
+        Path(path).write_bytes(b"not weights")  # every trial fails to load them
+    space["fixed"].pop("weights")
+    space["params"] = {"weights": {"choice": broken}, **space["params"]}
+    space["baseline"]["weights"] = broken[0]
+    path = tmp_path / "failing.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    storage = f"sqlite:///{tmp_path}/w.db"
+    search(study="w", data=str(demo_folder), space=str(path), results_dir=tmp_path, storage=storage, n_trials=10,
+           sampler="random", create_only=True)
+    result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage", storage,
+                             "--max-failures", "2"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 10
+    assert "stopped after 2 failed trials in a row; the last failed with: ModelError: weights file" in result.stderr
+    assert [t.state.name for t in trials_of(storage)] == ["FAIL", "FAIL"]
+
+
+@pytest.mark.parametrize("storage, message", [
+    ("postgresql://ann:secret@127.0.0.1:1/none", "storage 'postgresql://ann:***@127.0.0.1:1/none': cannot be opened"),
+    ("sqlite:///{tmp}/absent.db", "absent.db' does not exist, so it holds no study 'w'"),
+    ("journal:{tmp}/absent.journal", "absent.journal' does not exist"),
+    ("postgres:/x", "not a storage URL lepidopt knows"),
+])
+def test_a_bad_storage_url_is_refused_clearly_and_creates_nothing(tmp_path, storage, message):
+    storage = storage.format(tmp=tmp_path)
+    result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage", storage],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 7, result.stderr
+    assert message in result.stderr and "secret" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_study_missing_from_the_storage_names_the_ones_there(tmp_path, postgres_url):
+    optuna.create_study(study_name="other", storage=postgres_url)
+    result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage", postgres_url],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 6
+    assert "study 'w': not in storage" in result.stderr and "['other']" in result.stderr
