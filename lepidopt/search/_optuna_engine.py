@@ -122,13 +122,29 @@ def create_or_load_study(run: Run, storage=None):
     return study
 
 
-def count_finished(study) -> int:
-    """Finished trials (complete, pruned or failed), not counting a failed trial that was retried: its
-    retry takes its place, so the study's total means the same with and without dead workers."""
-    finished = _finished_states()
-    trials = study.get_trials(deepcopy=False)
+SURPLUS_ATTR = "lepidopt:surplus"
+
+
+def _counted(trials, states, *, before: int | None = None) -> list:
+    """Trials in ``states`` (numbered below ``before``) that count towards the total: not a failed trial
+    that was retried (its retry takes its place) and not a surplus trial (started by a worker after the
+    total was claimed)."""
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
-    return sum(t.state in finished and t.number not in retried for t in trials)
+    return [t for t in trials if t.state in states and t.number not in retried and not t.user_attrs.get(SURPLUS_ATTR)
+            and (before is None or t.number < before)]
+
+
+def count_finished(study) -> int:
+    """Finished trials (complete, pruned or failed) towards the study's total."""
+    return len(_counted(study.get_trials(deepcopy=False), _finished_states()))
+
+
+def count_claimed(study, *, before: int | None = None) -> int:
+    """Finished and running trials towards the total (only those numbered below ``before``, if given)."""
+    import optuna
+
+    return len(_counted(study.get_trials(deepcopy=False), (*_finished_states(), optuna.trial.TrialState.RUNNING),
+                        before=before))
 
 
 def _rounded(timings: dict[str, float]) -> dict[str, float]:
@@ -167,6 +183,10 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
     judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run)[1]
 
     def objective(trial: optuna.Trial) -> float:
+        if n_trials is not None and count_claimed(study, before=trial.number) >= n_trials:
+            # Workers that asked at the same moment: the lowest numbers take the last places in the total.
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            raise optuna.TrialPruned("surplus: the study's total was claimed by other workers; not run")
         root = trial.user_attrs.get("lepidopt:root", trial.number)
         params = suggest(trial, run.space)
         recipe = run.space.recipe(params)
@@ -215,6 +235,10 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
     def after_trial(study_, trial) -> None:
         nonlocal ran
         ran += 1
+        if trial.user_attrs.get(SURPLUS_ATTR):
+            log.info("trial %d not run: the study's total is claimed by other workers", trial.number)
+            study_.stop()
+            return
         log_trial(study_, trial)
         if trial.state == optuna.trial.TrialState.FAIL:
             failures.append(trial.user_attrs.get("fail_reason") or "no reason recorded")
@@ -222,15 +246,16 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
             failures.clear()
         if len(failures) >= policy.max_failures:
             study_.stop()
-        elif n_trials is not None and count_finished(study_) >= n_trials:
-            study_.stop()
+        elif n_trials is not None and count_claimed(study_) >= n_trials:
+            study_.stop()  # the rest of the total is finished or running in other workers
         if on_trial is not None:
             on_trial(study_, trial)
 
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         ran = 0
-        remaining = None if n_trials is None else n_trials - count_finished(study)
+        quietly(optuna.storages.fail_stale_trials, study=study)  # a dead worker's trial is no claim on the total
+        remaining = None if n_trials is None else n_trials - count_claimed(study)
         left = None if deadline is None else deadline - time.monotonic()
         if (remaining is not None and remaining <= 0) or (left is not None and left <= 0):
             return

@@ -90,8 +90,8 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None):
     try:
         options = heartbeat.storage_options() if heartbeat else {}
         if url.startswith("sqlite:"):
-            return _fast_sqlite(optuna.storages.RDBStorage(url, **options))
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True}, **options)
+            return _fast_sqlite(quietly(optuna.storages.RDBStorage, url=url, **options))
+        return quietly(optuna.storages.RDBStorage, url=url, engine_kwargs={"pool_pre_ping": True}, **options)
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise StorageError(f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and user.") from None

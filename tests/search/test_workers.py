@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import TINY_SPACE
-from lepidopt.search import search
+from lepidopt.search import open_storage, search
 
 POSTGRES = os.environ.get("LEPIDOPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 FAST_HEARTBEAT = ["--heartbeat", "1", "--grace", "3"]
@@ -66,8 +66,9 @@ def start_worker(storage: str, *extra: str) -> subprocess.Popen:
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def trials_of(storage: str):
-    return optuna.load_study(study_name="w", storage=storage).get_trials(deepcopy=False)
+def trials_of(storage):
+    opened = open_storage(storage) if isinstance(storage, str) else storage
+    return optuna.load_study(study_name="w", storage=opened).get_trials(deepcopy=False)
 
 
 def wait_for_checkpoint(folder: Path, *, step: int, timeout: float = 120) -> dict:
@@ -89,7 +90,7 @@ def assert_resumed_without_gaps(trials, *, total: int, killed_step: int) -> None
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 1 and "retry_history" not in failed[0].system_attrs
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number)
-    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.state == optuna.trial.TrialState.COMPLETE, retry.user_attrs
     assert retry.user_attrs["resumed_from"]["step"] >= killed_step
     assert retry.user_attrs["seed"] == failed[0].user_attrs["seed"]
     assert sorted(retry.intermediate_values) == list(range(len(retry.intermediate_values)))  # no gap, no repeat
@@ -198,7 +199,7 @@ def test_a_bad_storage_url_is_refused_clearly_and_creates_nothing(tmp_path, stor
 
 
 def test_a_study_missing_from_the_storage_names_the_ones_there(tmp_path, postgres_url):
-    optuna.create_study(study_name="other", storage=postgres_url)
+    optuna.create_study(study_name="other", storage=open_storage(postgres_url))
     result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage", postgres_url],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 6
