@@ -211,6 +211,7 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
         except TrialStopped as stop:
             trial.set_user_attr("history", stop.history)
             trial.set_user_attr("timings", _rounded(stop.timings))
+            trial.set_user_attr("rss_mb", round(_rss() / 2**20))
             _remove(checkpoints)
             raise optuna.TrialPruned(str(stop)) from None
         except Interrupted as stop:
