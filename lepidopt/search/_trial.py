@@ -91,7 +91,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         metrics = classification_metrics(y_val, probabilities)
         step = len(history)
         if not np.isfinite(metrics["loss"]):
-            raise ModelError(f"{phase} epoch {epoch}: the validation loss is not finite (the training diverged); "
+            raise ModelError(f"{phase} epoch {epoch}: the validation loss is not finite (the training diverged, or the "
+                             "features hold NaN or inf: check the weights file); "
                              f"a lower {'head.lr' if phase == 'head' else 'finetune.lr'} usually helps.")
         value = metrics[objective]
         history.append({"phase": phase, "epoch": epoch, "step": step, **metrics})
