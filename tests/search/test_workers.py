@@ -98,12 +98,14 @@ def assert_resumed_without_gaps(trials, *, total: int, killed_step: int) -> None
     assert states.count("COMPLETE") == total
 
 
-def test_four_workers_on_postgresql_finish_exactly_the_total(demo_folder, tmp_path, postgres_url):
-    create(demo_folder, tmp_path, postgres_url, n_trials=8)
-    workers = [start_worker(postgres_url) for _ in range(4)]
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_four_workers_finish_exactly_the_total(kind, demo_folder, tmp_path, request):
+    storage = request.getfixturevalue("postgres_url") if kind == "postgresql" else f"sqlite:///{tmp_path}/w.db"
+    create(demo_folder, tmp_path, storage, n_trials=8)
+    workers = [start_worker(storage) for _ in range(4)]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert [w.returncode for w in workers] == [0, 0, 0, 0], outputs
-    trials = trials_of(postgres_url)
+    trials = trials_of(storage)
     assert len(trials) == 8 and {t.state.name for t in trials} == {"COMPLETE"}
     assert len({t.number for t in trials}) == 8
     pids = {t.user_attrs["worker"]["pid"] for t in trials}
