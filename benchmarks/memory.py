@@ -1,6 +1,6 @@
 """Resident memory over 100 trials of one study, with the feature cache on.
 
-    .venv/bin/python benchmarks/memory.py [--trials 100] [--per-process 20]
+    .venv/bin/python benchmarks/memory.py [--trials 100] [--per-process 10]
 
 The demo space (head trials and conv5 fine-tuning on cached activations) on the demo collection at
 scale 0.1, 64 px, TPE and the median pruner, three ways, each in a fresh process:
@@ -107,7 +107,7 @@ def growth(rss: list[int | None], first: int) -> tuple[float, float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--per-process", type=int, default=20)
+    parser.add_argument("--per-process", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lepidopt-memory-") as tmp:
         recycled = in_fresh_process(recycled_study, tmp, args.trials, args.per_process)
