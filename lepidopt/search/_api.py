@@ -12,7 +12,7 @@ from ..data import DataSpec, make_split, read_split, scan_source, write_split
 from ..errors import StudyError
 from ..runs import Run, resolve_run, study_dir, write_run
 from ._feature_cache import parse_size
-from ._optuna_engine import TOTAL_ATTR, TrialPolicy, count_finished, create_or_load_study
+from ._optuna_engine import SURPLUS_ATTR, TOTAL_ATTR, TrialPolicy, count_finished, create_or_load_study
 from ._processes import Recycling
 from ._workers import run_trials
 from ._storage import Heartbeat, check_storage_url, is_local_file_storage, open_storage
@@ -177,7 +177,7 @@ def _status_of(optuna_study, folder: Path) -> StudyStatus:
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
         rows.append(TrialRow(number=t.number, state=t.state.name, value=t.value, seconds=seconds, params=dict(t.params),
                              baseline=bool(t.user_attrs.get("lepidopt:baseline")),
-                             note=t.user_attrs.get("fail_reason", "")))
+                             note=_note(t)))
     complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
     direction = optuna_study.direction.name.lower()
     best = None
@@ -185,6 +185,18 @@ def _status_of(optuna_study, folder: Path) -> StudyStatus:
         best = (max if direction == "maximize" else min)(complete, key=lambda r: r.value)
     return StudyStatus(study=optuna_study.study_name, objective=optuna_study.user_attrs.get("lepidopt:objective", "value"),
                        direction=direction, trials=tuple(rows), best=best, folder=folder)
+
+
+def _note(trial) -> str:
+    """Why a trial failed, was retried or not run, for the status table's footnotes."""
+    if trial.user_attrs.get(SURPLUS_ATTR):
+        return "not run: the study's total was claimed by other workers (not counted)"
+    if trial.user_attrs.get("fail_reason"):
+        return f"failed: {trial.user_attrs['fail_reason']}"
+    resumed = trial.user_attrs.get("resumed_from")
+    if resumed:
+        return f"resumed trial {trial.user_attrs.get('lepidopt:root')} after its {resumed['phase']} epoch {resumed['epoch']}"
+    return ""
 
 
 def format_status(st: StudyStatus, *, limit: int | None = None) -> str:
@@ -200,9 +212,9 @@ def format_status(st: StudyStatus, *, limit: int | None = None) -> str:
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header] + table]
     lines.append("")
     lines.append("* the baseline recipe")
-    failed = [t for t in st.trials if t.note]
-    for t in failed:
-        lines.append(f"trial {t.number} failed: {t.note}")
+    for t in st.trials:
+        if t.note:
+            lines.append(f"trial {t.number} {t.note}")
     if st.best is None:
         lines.append("best trial: none yet (no trial has completed)")
     else:

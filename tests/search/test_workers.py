@@ -3,6 +3,7 @@ killed with SIGKILL and stopped with SIGTERM, resumed from their checkpoints."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from conftest import TINY_SPACE
-from lepidopt.search import open_storage, search
+from lepidopt.search import format_status, open_storage, search, status
 
 POSTGRES = os.environ.get("LEPIDOPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 FAST_HEARTBEAT = ["--heartbeat", "1", "--grace", "3"]
@@ -145,6 +146,10 @@ def test_sigterm_leaves_the_trial_for_a_retry_and_exits_143(demo_folder, tmp_pat
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err
     assert_resumed_without_gaps(trials_of(postgres_url), total=1, killed_step=saved["step"])
+    shown = format_status(status(study="w", storage=postgres_url, results_dir=tmp_path))
+    assert "trial 0 failed: interrupted by SIGTERM; retried from its last checkpoint" in shown
+    resumed = re.search(r"trial 1 resumed trial 0 after its head epoch (\d+)", shown)
+    assert resumed and int(resumed.group(1)) >= saved["epoch"]
 
 
 def test_a_journal_study_is_recovered_by_hand_after_a_kill(demo_folder, tmp_path):
