@@ -94,7 +94,8 @@ def test_a_trial_whose_loss_is_not_finite_fails_with_the_reason(data, tmp_path):
         run_trial(recipe, data, NullReporter(), seed=0)
 
 
-def test_a_signal_during_a_checkpoint_waits_for_it_and_a_second_one_exits_at_once(tmp_path):
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_checkpoint_waits_for_it_and_a_second_one_exits_at_once(tmp_path, signal_number):
     import subprocess
     import sys
     import time
@@ -111,14 +112,14 @@ with stopping_on_signals():
     except Interrupted:
         raise SystemExit(42)
 """
-    for signals, code, written in ((1, 42, True), (2, 143, False)):
+    for signals, code, written in ((1, 42, True), (2, 128 + signal_number, False)):
         for name in ("writing", "written"):
             (tmp_path / name).unlink(missing_ok=True)
         child = subprocess.Popen([sys.executable, "-c", script, "3"])
         while not (tmp_path / "writing").exists():
             time.sleep(0.01)
         for _ in range(signals):
-            child.send_signal(signal.SIGTERM)
+            child.send_signal(signal_number)
             time.sleep(0.2)
         assert child.wait(timeout=30) == code
         assert (tmp_path / "written").exists() == written  # one signal: the write completes first
