@@ -19,11 +19,16 @@ from .data import DataSpec
 from .errors import StudyError
 from .spaces import Space, load_space, space_from_dict
 
-__all__ = ["Run", "resolve_run", "run_from_dict", "read_run", "write_run", "mask_password", "study_dir", "SAMPLERS", "PRUNERS"]
+__all__ = ["Run", "DEFAULT_AUGMENT_VIEWS", "resolve_run", "run_from_dict", "read_run", "write_run", "mask_password", "study_dir", "SAMPLERS", "PRUNERS"]
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc")
 PRUNERS = ("median", "hyperband", "sh", "none")
 RUN_VERSION = 1
+# Augmented feature passes the cache keeps per augmentation strength. Four: a head trains for ~8 epochs in
+# the built-in spaces, so each view is seen about twice, and filling them costs four backbone passes over
+# the training split per strength level, which one uncached augmented trial spends in half its epochs.
+# More views come closer to on-the-fly augmentation and cost more passes and disk.
+DEFAULT_AUGMENT_VIEWS = 4
 _DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction")
 _DEFAULTS: dict[str, Any] = {
     "objective": "balanced_accuracy",
@@ -33,7 +38,7 @@ _DEFAULTS: dict[str, Any] = {
     "sampler": "tpe",
     "pruner": "median",
     "seed": 0,
-    "augment_views": 4,
+    "augment_views": DEFAULT_AUGMENT_VIEWS,
     "storage": None,
 }
 
@@ -52,7 +57,7 @@ class Run:
     sampler: str = "tpe"
     pruner: str = "median"
     seed: int = 0
-    augment_views: int = 4  # augmented feature passes cached per augmentation strength
+    augment_views: int = DEFAULT_AUGMENT_VIEWS
 
     @property
     def folder(self) -> Path:

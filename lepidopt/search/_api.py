@@ -11,10 +11,8 @@ from typing import Any
 from ..data import DataSpec, make_split, read_split, scan_source, write_split
 from ..errors import StudyError
 from ..runs import Run, resolve_run, study_dir, write_run
-from ._feature_cache import parse_size
 from ._optuna_engine import SURPLUS_ATTR, TOTAL_ATTR, TrialPolicy, count_finished, create_or_load_study
-from ._processes import Recycling
-from ._workers import run_trials
+from ._workers import process_options, run_trials
 from ._storage import Heartbeat, check_storage_url, is_local_file_storage, open_storage
 
 __all__ = ["search", "status", "open_study", "SearchSummary", "StudyStatus", "prepare_split", "format_status"]
@@ -104,9 +102,8 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     started = time.perf_counter()
     run = resolve_run(study=study, results_dir=results_dir, data=data, space=space, storage=storage, sampler=sampler,
                       pruner=pruner, seed=seed, objective=objective, weights=weights, augment_views=augment_views)
-    data_options = dict(feature_cache=feature_cache, augment_views=run.augment_views,
-                        cache_limit=parse_size(feature_cache_limit))
-    recycling = Recycling(max_trials=max_trials_per_process, max_rss=None if max_rss is None else parse_size(max_rss))
+    data_options, recycling = process_options(run, feature_cache=feature_cache, feature_cache_limit=feature_cache_limit,
+                                              max_trials_per_process=max_trials_per_process, max_rss=max_rss)
     # A bad URL or an unreachable server fails before the scan; a local file is created only after it.
     check_storage_url(run.storage)
     _check_weights(run)

@@ -17,7 +17,6 @@ import numpy as np
 
 from ..data import image_batches
 from ..recipe import Recipe
-from ._feature_cache import cache_key
 from ._study_data import StudyData
 
 __all__ = ["Network", "Phase1Features", "phase1_features"]
@@ -64,7 +63,7 @@ def phase1_features(recipe: Recipe, data: StudyData, network: Network, *, train_
                     timings: dict[str, float]) -> Phase1Features:
     """``train_idx`` are the trial's training images (split order) and ``train_rows`` their positions
     within the split's whole training subset, which is what augmented cache entries hold."""
-    from ..model import build_augmentation, extract_features, weights_identity
+    from ..model import build_augmentation, extract_features
 
     split = data.split
 
@@ -88,9 +87,7 @@ def phase1_features(recipe: Recipe, data: StudyData, network: Network, *, train_
         augmentation = build_augmentation(strength, seed=seed)
         return Phase1Features(val, per_epoch=lambda epoch: timed(lambda: features_of(train_idx, augmentation)))
 
-    key = functools.partial(cache_key, data=data.fingerprint, backbone="resnet50",
-                            weights=weights_identity(recipe.weights), image_size=recipe.image_size,
-                            pooling=recipe.head_pooling)
+    key = functools.partial(data.feature_key, recipe, pooling=recipe.head_pooling)
     every = timed(lambda: cache.get(key(augment=0.0, view=0), lambda: features_of(np.arange(len(split.paths)))))
     val = np.asarray(every[val_idx])
     if strength == 0.0:

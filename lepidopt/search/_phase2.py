@@ -17,7 +17,6 @@ import numpy as np
 from ..data import image_batches
 from ..recipe import Recipe
 from ._checkpoint import Checkpoints, Saved
-from ._feature_cache import cache_key
 from ._phase1 import Network
 from ._study_data import StudyData
 
@@ -66,8 +65,7 @@ def finetune(recipe: Recipe, data: StudyData, network: Network, head, *, train_i
 def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, head, *, train_idx, val_idx,
                              class_weight, seed, after_epoch, timings, prepared, first_epoch: int) -> bool:
     """False, having trained nothing, when the activations would not fit within the cache's limit."""
-    from ..model import (PREFIX_OUTPUT, build_top_classifier, compile_model, fit_on_arrays, predict_arrays,
-                         split_backbone, weights_identity)
+    from ..model import PREFIX_OUTPUT, build_top_classifier, compile_model, fit_on_arrays, predict_arrays, split_backbone
 
     prefix, top = split_backbone(network.backbone)
     split, images = data.split, data.images(recipe.image_size)
@@ -76,8 +74,7 @@ def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, 
         for x, _ in image_batches(images, split.labels, np.arange(len(split.paths)), batch_size=recipe.batch_size):
             yield np.asarray(prefix(x, training=False), dtype=np.float16)
 
-    key = cache_key(data=data.fingerprint, backbone="resnet50", weights=weights_identity(recipe.weights),
-                    image_size=recipe.image_size, augment=0.0, view=0, activations=PREFIX_OUTPUT)
+    key = data.feature_key(recipe, augment=0.0, view=0, activations=PREFIX_OUTPUT)
     started = time.perf_counter()
     activations = data.features.get_streamed(key, (len(split.paths), *prefix.output_shape[1:]), chunks)
     timings["prefix"] = time.perf_counter() - started

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import signal
 import sys
 import time
 from typing import Any, Callable
@@ -81,7 +82,7 @@ def optimize_in_processes(run: Run, *, n_trials: int | None, timeout: float | No
             worker.terminate()  # SIGTERM: the child leaves its trial for a retry and exits
             worker.join(60)
             raise stop
-        if worker.exitcode in (128 + 15, 128 + 2):  # the child was interrupted on its own
+        if worker.exitcode in (128 + signal.SIGTERM, 128 + signal.SIGINT):  # the child was interrupted on its own
             raise Interrupted(worker.exitcode - 128)
         if worker.exitcode != REPLACE_ME:
             if worker.exitcode != 0:

@@ -11,15 +11,11 @@ import numpy as np
 
 from ..data import Split, decoded_images
 from ..errors import StudyError
-from ._feature_cache import DEFAULT_LIMIT, FeatureCache
+from ..recipe import Recipe
+from ..runs import DEFAULT_AUGMENT_VIEWS
+from ._feature_cache import DEFAULT_LIMIT, FeatureCache, cache_key
 
-__all__ = ["StudyData", "DEFAULT_VIEWS"]
-
-# Augmented feature passes cached per strength level. Four: a head trains for ~8 epochs in the built-in
-# spaces, so each view is seen about twice, and filling them costs four backbone passes over the training
-# split per strength level, which one uncached augmented trial spends in half its epochs. More views
-# come closer to on-the-fly augmentation and cost more passes and disk.
-DEFAULT_VIEWS = 4
+__all__ = ["StudyData"]
 
 
 @dataclasses.dataclass
@@ -27,7 +23,7 @@ class StudyData:
     split: Split
     cache_dir: Path
     feature_cache: bool = True  # share frozen-backbone features between trials and workers
-    augment_views: int = DEFAULT_VIEWS
+    augment_views: int = DEFAULT_AUGMENT_VIEWS
     cache_limit: int = DEFAULT_LIMIT  # bytes
     _images: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
@@ -45,6 +41,14 @@ class StudyData:
     def fingerprint(self) -> str:
         """The split's fingerprint, taken once per process: it stats every image file."""
         return self.split.fingerprint()
+
+    def feature_key(self, recipe: Recipe, **parts) -> str:
+        """The cache key of what the recipe's backbone makes of this study's images: the data, backbone,
+        weights and image size, plus ``parts`` (pooling, augmentation strength and view, layer)."""
+        from ..model import weights_identity
+
+        return cache_key(data=self.fingerprint, backbone="resnet50", weights=weights_identity(recipe.weights),
+                         image_size=recipe.image_size, **parts)
 
     def images(self, image_size: int) -> np.ndarray:
         """(N, size, size, 3) uint8, a read-only memory map in split order, decoded on first use only."""

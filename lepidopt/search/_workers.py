@@ -28,7 +28,7 @@ from ._signals import Interrupted, stopping_on_signals
 from ._storage import Heartbeat, check_storage_url, open_storage
 from ._study_data import StudyData
 
-__all__ = ["run_trials", "worker", "recover", "WorkerSummary", "RecoverSummary"]
+__all__ = ["run_trials", "process_options", "worker", "recover", "WorkerSummary", "RecoverSummary"]
 
 log = logging.getLogger("lepidopt")
 
@@ -57,6 +57,17 @@ def run_trials(run: Run, study, *, n_trials: int | None, timeout: float | None, 
                 + "run the same command again to go on.", signal_number=stop.signal_number) from None
 
 
+def process_options(run: Run, *, feature_cache: bool, feature_cache_limit: str | int,
+                    max_trials_per_process: int | None, max_rss: str | int | None) -> tuple[dict[str, Any], Recycling]:
+    """(StudyData options, Recycling) for the trials of a search or a worker, sizes read as '50GB'."""
+    from ._feature_cache import parse_size
+
+    data_options = dict(feature_cache=feature_cache, augment_views=run.augment_views,
+                        cache_limit=parse_size(feature_cache_limit))
+    return data_options, Recycling(max_trials=max_trials_per_process,
+                                   max_rss=None if max_rss is None else parse_size(max_rss))
+
+
 def retry_interrupted(study, number: int, *, retries: int) -> None:
     """Enqueue trial ``number`` again with its parameters, as the heartbeat does for a dead worker's trial."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -80,7 +91,6 @@ def worker(*, study: str, storage: str, results_dir: str | Path | None = None, n
     """Join an existing study and run its trials until its total (recorded when it was created, or
     ``n_trials``) or ``timeout``. ``results_dir``: where the study's folder is mounted on this machine,
     if not where it was created."""
-    from ._feature_cache import parse_size
 
     started = time.perf_counter()
     run, optuna_study = join_study(study=study, storage=storage, results_dir=results_dir, heartbeat=heartbeat)
@@ -88,9 +98,8 @@ def worker(*, study: str, storage: str, results_dir: str | Path | None = None, n
     before = count_finished(optuna_study)
     log.info("worker %s:%d joins study %r: %d finished trials, running until %s", socket.gethostname(), os.getpid(),
              study, before, f"{total} in total" if total else "stopped")
-    data_options = dict(feature_cache=feature_cache, augment_views=run.augment_views,
-                        cache_limit=parse_size(feature_cache_limit))
-    recycling = Recycling(max_trials=max_trials_per_process, max_rss=None if max_rss is None else parse_size(max_rss))
+    data_options, recycling = process_options(run, feature_cache=feature_cache, feature_cache_limit=feature_cache_limit,
+                                              max_trials_per_process=max_trials_per_process, max_rss=max_rss)
     run_trials(run, optuna_study, n_trials=total, timeout=timeout, data_options=data_options, recycling=recycling,
                policy=policy, heartbeat=heartbeat)
     mine = [t for t in optuna_study.get_trials(deepcopy=False)
