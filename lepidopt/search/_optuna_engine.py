@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import socket
 import sys
 import time
 from typing import Callable
@@ -22,12 +20,15 @@ from ._signals import Interrupted
 from ._storage import open_storage
 from ._study_data import StudyData
 from ._trial import run_trial
+from ._trial_attrs import identity_attrs, outcome_attrs
 
-__all__ = ["create_or_load_study", "optimize", "TrialPolicy", "count_finished", "make_sampler", "make_pruner", "BASELINE_ATTR", "RUN_ATTR", "TOTAL_ATTR"]
+__all__ = ["create_or_load_study", "optimize", "TrialPolicy", "count_finished", "make_sampler", "make_pruner", "BASELINE_ATTR", "ENGINE_ATTR",
+           "RUN_ATTR", "TOTAL_ATTR", "log_trial", "pruning_schedule"]
 
 log = logging.getLogger("lepidopt")
 BASELINE_ATTR = "lepidopt:baseline_enqueued"
 RUN_ATTR = "lepidopt:run"
+ENGINE_ATTR = "lepidopt:engine"
 TOTAL_ATTR = "lepidopt:n_trials"  # the total of finished trials asked for, which workers run up to
 
 
@@ -106,17 +107,20 @@ def create_or_load_study(run: Run, storage=None):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     max_steps, warmup = pruning_schedule(run)
+    optuna_driven = run.engine == "optuna"  # else the study holds the trials Keras Tuner ran, imported
     study = optuna.create_study(
         study_name=run.study,
         storage=storage if storage is not None else open_storage(run.storage),
-        sampler=make_sampler(run.sampler, seed=run.seed),
-        pruner=make_pruner(run.pruner, max_steps=max_steps, warmup_steps=warmup),
+        sampler=make_sampler(run.sampler, seed=run.seed) if optuna_driven else optuna.samplers.RandomSampler(),
+        pruner=make_pruner(run.pruner, max_steps=max_steps, warmup_steps=warmup) if optuna_driven
+        else optuna.pruners.NopPruner(),
         direction=objective_direction(run.objective),
         load_if_exists=True,
     )
     study.set_user_attr(RUN_ATTR, {**run.to_dict(), "results_dir": str(run.results_dir)})
     study.set_user_attr("lepidopt:objective", run.objective)
-    if run.space.baseline and not study.user_attrs.get(BASELINE_ATTR):
+    study.set_user_attr(ENGINE_ATTR, run.engine if optuna_driven else f"{run.engine} ({run.tuner})")
+    if optuna_driven and run.space.baseline and not study.user_attrs.get(BASELINE_ATTR):
         study.enqueue_trial(dict(run.space.baseline), user_attrs={"lepidopt:baseline": True}, skip_if_exists=True)
         study.set_user_attr(BASELINE_ATTR, True)
     return study
@@ -145,10 +149,6 @@ def count_claimed(study, *, before: int | None = None) -> int:
 
     return len(_counted(study.get_trials(deepcopy=False), (*_finished_states(), optuna.trial.TrialState.RUNNING),
                         before=before))
-
-
-def _rounded(timings: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 4) for k, v in timings.items()}
 
 
 def log_trial(study, trial) -> None:
@@ -196,10 +196,8 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
         checkpoints = Checkpoints(run.folder / "trials" / str(root), head_every=policy.head_checkpoint_every) \
             if policy.checkpoints else None
         saved = checkpoints.latest() if checkpoints else None
-        trial.set_user_attr("lepidopt:root", root)
-        trial.set_user_attr("recipe", recipe.to_flat())
-        trial.set_user_attr("seed", seed)
-        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        for key, value in identity_attrs(recipe, seed=seed, root=root).items():
+            trial.set_user_attr(key, value)
         if "fail_reason" in trial.user_attrs:  # copied from the failed run this trial retries
             trial.set_user_attr("fail_reason", None)
         if saved:
@@ -209,9 +207,8 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
             result = run_trial(recipe, data, OptunaReporter(trial, judge_from=judge_from), seed=seed,
                                objective=run.objective, checkpoints=checkpoints)
         except TrialStopped as stop:
-            trial.set_user_attr("history", stop.history)
-            trial.set_user_attr("timings", _rounded(stop.timings))
-            trial.set_user_attr("rss_mb", round(_rss() / 2**20))
+            for key, value in outcome_attrs(history=stop.history, timings=stop.timings).items():
+                trial.set_user_attr(key, value)
             _remove(checkpoints)
             raise optuna.TrialPruned(str(stop)) from None
         except Interrupted as stop:
@@ -222,11 +219,9 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
             _remove(checkpoints)
             raise
-        trial.set_user_attr("history", result.history)
-        trial.set_user_attr("metrics", result.metrics)
-        trial.set_user_attr("timings", _rounded(result.timings))
-        trial.set_user_attr("n_train", result.n_train)
-        trial.set_user_attr("rss_mb", round(_rss() / 2**20))
+        for key, value in outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
+                                        n_train=result.n_train).items():
+            trial.set_user_attr(key, value)
         _remove(checkpoints)
         return result.value
 
@@ -275,12 +270,6 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
                 "Fix the cause (see lepidopt status) and run again; finished trials are kept.")
         if remaining is None or ran < remaining:  # stopped, or out of time: not short of trials because of retries
             return
-
-
-def _rss() -> int:
-    import psutil
-
-    return psutil.Process().memory_info().rss
 
 
 def _remove(checkpoints: Checkpoints | None) -> None:

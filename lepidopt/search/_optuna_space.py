@@ -1,4 +1,5 @@
-"""A space sampled by an Optuna trial, define-by-run: params in file order, inactive ones skipped."""
+"""A space sampled by an Optuna trial, define-by-run: params in file order, inactive ones skipped; and the
+Optuna distributions of a trial's parameters, for trials another engine ran."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from ..spaces import Choice, IntRange, Space
 
-__all__ = ["suggest"]
+__all__ = ["suggest", "distributions"]
 
 
 def suggest(trial, space: Space) -> dict[str, Any]:
@@ -21,3 +22,20 @@ def suggest(trial, space: Space) -> dict[str, Any]:
         else:
             values[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
     return values
+
+
+def distributions(space: Space, params: dict[str, Any]) -> dict[str, Any]:
+    """The distribution ``suggest`` would have used for each of ``params``."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    out = {}
+    for p in space.params:
+        if p.name not in params:
+            continue
+        if isinstance(p, Choice):
+            out[p.name] = CategoricalDistribution(list(p.values))
+        elif isinstance(p, IntRange):
+            out[p.name] = IntDistribution(p.low, p.high, step=p.step, log=p.log)
+        else:
+            out[p.name] = FloatDistribution(p.low, p.high, step=p.step, log=p.log)
+    return out
