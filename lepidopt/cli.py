@@ -91,8 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--space", help="a built-in space (resnet50, demo) or a YAML file (needed to start a study)")
     search.add_argument("--n-trials", type=int, help="the study's total of finished trials; a re-run stops there")
     search.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    search.add_argument("--sampler", choices=("tpe", "gp", "cmaes", "random", "qmc"), help="default tpe")
-    search.add_argument("--pruner", choices=("median", "hyperband", "sh", "none"), help="default median")
+    search.add_argument("--engine", choices=("optuna", "keras-tuner"),
+                        help="what chooses the trials (default optuna; kept in run.yaml)")
+    search.add_argument("--sampler", choices=("tpe", "gp", "cmaes", "random", "qmc"), help="Optuna: default tpe")
+    search.add_argument("--pruner", choices=("median", "hyperband", "sh", "none"), help="Optuna: default median")
+    search.add_argument("--tuner", choices=("hyperband", "bayesian", "random", "grid"),
+                        help="Keras Tuner's oracle (default hyperband)")
     search.add_argument("--seed", type=int, help="seeds the split, the sampler and every trial (default 0)")
     search.add_argument("--objective", choices=("balanced_accuracy", "accuracy", "macro_f1", "loss"),
                         help="validation metric to optimise (default balanced_accuracy)")
@@ -113,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "created, as the study records it)")
     worker.add_argument("--n-trials", type=int, help="the study's total (default: the total it was created with)")
     worker.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    keras_tuner = worker.add_argument_group(
+        "Keras Tuner studies", "one worker with --tuner-id chief serves the oracle; the others (tuner0, tuner1, ...) "
+        "run its trials. Each flag defaults to its KERASTUNER_* environment variable.")
+    keras_tuner.add_argument("--engine", choices=("optuna", "keras-tuner"), help="the study's engine (checked)")
+    keras_tuner.add_argument("--tuner-id", help="chief, or this worker's id: tuner0, tuner1, ...")
+    keras_tuner.add_argument("--oracle-ip", help="the chief's address, e.g. 10.0.0.5 (the chief listens on it)")
+    keras_tuner.add_argument("--oracle-port", type=int, help="the chief's port, e.g. 8000")
     _worker_options(worker)
 
     recover = sub.add_parser("recover", help="after a worker died on a journal storage (no heartbeat): retry its trials")
@@ -244,7 +255,8 @@ def _search(args: argparse.Namespace) -> int:
     summary = search(study=args.study, data=_data_spec(args) if args.source else None, space=args.space,
                      results_dir=args.results_dir, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
                      sampler=args.sampler, pruner=args.pruner, seed=args.seed, objective=args.objective,
-                     weights=args.weights, augment_views=args.augment_views, create_only=args.create_only,
+                     weights=args.weights, augment_views=args.augment_views, engine=args.engine, tuner=args.tuner,
+                     create_only=args.create_only,
                      **_worker_settings(args))
     print(format_status(summary.status, limit=20))
     print(f"\nresults: {summary.run.folder}")
@@ -255,10 +267,16 @@ def _search(args: argparse.Namespace) -> int:
 
 @command("worker")
 def _worker(args: argparse.Namespace) -> int:
-    from .search import worker
+    from .search import KerasTunerRole, worker
 
+    role = None
+    if args.tuner_id or args.oracle_ip or args.oracle_port:
+        environment = KerasTunerRole.from_environment()
+        role = KerasTunerRole(tuner_id=args.tuner_id or environment.tuner_id,
+                              oracle_ip=args.oracle_ip or environment.oracle_ip,
+                              oracle_port=args.oracle_port or environment.oracle_port)
     summary = worker(study=args.study, storage=args.storage, results_dir=args.results_dir, n_trials=args.n_trials,
-                     timeout=args.timeout, **_worker_settings(args))
+                     timeout=args.timeout, engine=args.engine, keras_tuner=role, **_worker_settings(args))
     print(f"worker ran {summary.ran} trials in {summary.seconds:.0f} s; study {args.study!r} now holds "
           f"{summary.finished} finished trials")
     return 0

@@ -2,7 +2,8 @@
 
 Settings come from three places, resolved here and nowhere else: the command line first, then the
 study's run.yaml, then the defaults. Settings that define the study (data, space, objective, split,
-weights) cannot change once it exists; the engine's settings (sampler, pruner, seed, augment views) can.
+weights, engine and Keras Tuner's oracle) cannot change once it exists; the other settings (sampler,
+pruner, seed, augment views) can.
 """
 
 from __future__ import annotations
@@ -19,17 +20,20 @@ from .data import DataSpec
 from .errors import StudyError
 from .spaces import Space, load_space, space_from_dict
 
-__all__ = ["Run", "DEFAULT_AUGMENT_VIEWS", "resolve_run", "run_from_dict", "read_run", "write_run", "mask_password", "study_dir", "SAMPLERS", "PRUNERS"]
+__all__ = ["Run", "DEFAULT_AUGMENT_VIEWS", "resolve_run", "run_from_dict", "read_run", "write_run", "mask_password", "study_dir", "SAMPLERS", "PRUNERS",
+           "ENGINES", "TUNERS"]
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc")
 PRUNERS = ("median", "hyperband", "sh", "none")
+ENGINES = ("optuna", "keras-tuner")
+TUNERS = ("hyperband", "bayesian", "random", "grid")  # Keras Tuner's oracles
 RUN_VERSION = 1
 # Augmented feature passes the cache keeps per augmentation strength. Four: a head trains for ~8 epochs in
 # the built-in spaces, so each view is seen about twice, and filling them costs four backbone passes over
 # the training split per strength level, which one uncached augmented trial spends in half its epochs.
 # More views come closer to on-the-fly augmentation and cost more passes and disk.
 DEFAULT_AUGMENT_VIEWS = 4
-_DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction")
+_DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction", "engine", "tuner")
 _DEFAULTS: dict[str, Any] = {
     "objective": "balanced_accuracy",
     "weights": None,
@@ -39,6 +43,8 @@ _DEFAULTS: dict[str, Any] = {
     "pruner": "median",
     "seed": 0,
     "augment_views": DEFAULT_AUGMENT_VIEWS,
+    "engine": "optuna",
+    "tuner": None,
     "storage": None,
 }
 
@@ -54,10 +60,12 @@ class Run:
     weights: str | None = None  # overrides the space's weights when set
     val_fraction: float = 0.15
     test_fraction: float = 0.15
-    sampler: str = "tpe"
-    pruner: str = "median"
+    sampler: str | None = "tpe"  # None with engine keras-tuner
+    pruner: str | None = "median"
     seed: int = 0
     augment_views: int = DEFAULT_AUGMENT_VIEWS
+    engine: str = "optuna"
+    tuner: str | None = None  # Keras Tuner's oracle, with engine keras-tuner
 
     @property
     def folder(self) -> Path:
@@ -79,6 +87,8 @@ class Run:
             "pruner": self.pruner,
             "seed": self.seed,
             "augment_views": self.augment_views,
+            "engine": self.engine,
+            "tuner": self.tuner,
         }
 
 
@@ -162,7 +172,7 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
                 "run.yaml, and a study's space cannot change. Drop --space to resume, or start a new --study."
             )
         for key in _DEFINING:
-            if key != "space" and key in given and given[key] != saved.get(key):
+            if key != "space" and key in given and given[key] != saved.get(key, _DEFAULTS.get(key)):
                 raise StudyError(
                     f"study {study!r}: was created with {key} = {_short(saved.get(key))}, not {_short(given[key])}; "
                     f"{key} cannot change within a study. Drop the option to resume, or start a new --study."
@@ -174,9 +184,10 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
                 "pass --storage with the full URL."
             )
     storage = merged.pop("storage") or default_storage(folder)
-    if merged["sampler"] not in SAMPLERS:
+    _check_engine(merged, given)
+    if merged["engine"] == "optuna" and merged["sampler"] not in SAMPLERS:
         raise StudyError(f"sampler {merged['sampler']!r}: must be one of {list(SAMPLERS)}.")
-    if merged["pruner"] not in PRUNERS:
+    if merged["engine"] == "optuna" and merged["pruner"] not in PRUNERS:
         raise StudyError(f"pruner {merged['pruner']!r}: must be one of {list(PRUNERS)}.")
     if not isinstance(merged["augment_views"], int) or merged["augment_views"] < 1:
         raise StudyError(f"augment_views {merged['augment_views']!r}: must be a whole number of at least 1.")
@@ -188,6 +199,25 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
         space=space_from_dict(merged.pop("space"), source="run.yaml space"),
         **merged,
     )
+
+
+def _check_engine(merged: dict[str, Any], given: dict[str, Any]) -> None:
+    """The engine and its settings agree; Keras Tuner's oracle defaults to Hyperband."""
+    if merged["engine"] not in ENGINES:
+        raise StudyError(f"engine {merged['engine']!r}: must be one of {list(ENGINES)}.")
+    if merged["engine"] == "optuna":
+        if merged["tuner"] is not None:
+            raise StudyError(f"tuner {merged['tuner']!r}: is a Keras Tuner setting; add --engine keras-tuner, or "
+                             "choose Optuna's --sampler and --pruner instead.")
+        return
+    for optuna_only in ("sampler", "pruner"):
+        if optuna_only in given:
+            raise StudyError(f"{optuna_only} {given[optuna_only]!r}: is an Optuna setting, and this study's engine is "
+                             f"keras-tuner; choose Keras Tuner's oracle with --tuner {'|'.join(TUNERS)}.")
+    merged["tuner"] = merged["tuner"] or "hyperband"
+    merged["sampler"] = merged["pruner"] = None  # Keras Tuner's oracle samples and schedules
+    if merged["tuner"] not in TUNERS:
+        raise StudyError(f"tuner {merged['tuner']!r}: must be one of {list(TUNERS)}.")
 
 
 def _data_spec(data: DataSpec | Mapping | str) -> DataSpec:

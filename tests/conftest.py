@@ -1,6 +1,8 @@
+import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +58,19 @@ def write_image(path: Path, *, mode: str = "RGB", size=(48, 40), fmt: str | None
     save_kwargs = {"transparency": 0} if mode == "P" else {}
     img.save(path, format=fmt, **save_kwargs)
     return path
+
+
+def wait_for_checkpoint(study_folder: Path, *, step: int, timeout: float = 180) -> dict:
+    """The first checkpoint of a running study that reached ``step``, with ``trial``: its folder's name under
+    trials/ (the trial's number, or kt-<id> under Keras Tuner)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for state in study_folder.glob("trials/*/state.json"):
+            try:
+                saved = json.loads(state.read_text())
+            except (OSError, ValueError):
+                continue
+            if saved["step"] >= step:
+                return {**saved, "trial": state.parent.name}
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint reached step {step} in {timeout} s")

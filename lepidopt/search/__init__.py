@@ -1,4 +1,4 @@
-"""The trial runner, the Optuna engine, storages, and the search and status functions."""
+"""The trial runner, the Optuna and Keras Tuner engines, storages, and the search and status functions."""
 
 from ._api import SearchSummary, StudyStatus, format_status, open_study, prepare_split, search, status
 from ._metrics import OBJECTIVES, classification_metrics
@@ -7,10 +7,11 @@ from ._optuna_engine import TrialPolicy
 from ._storage import Heartbeat, open_storage
 from ._study_data import StudyData
 from ._trial import TrialResult, run_trial
-from ._workers import RecoverSummary, WorkerSummary, recover, worker
+from ._workers import KerasTunerRole, RecoverSummary, WorkerSummary, recover, worker
 
 __all__ = [
     "Heartbeat",
+    "KerasTunerRole",
     "RecoverSummary",
     "TrialPolicy",
     "WorkerSummary",

@@ -11,7 +11,9 @@ from typing import Any
 from ..data import DataSpec, make_split, read_split, scan_source, write_split
 from ..errors import StudyError
 from ..runs import Run, resolve_run, study_dir, write_run
-from ._optuna_engine import SURPLUS_ATTR, TOTAL_ATTR, TrialPolicy, count_finished, create_or_load_study
+from ._keras_tuner_engine import PROJECT
+from ._keras_tuner_space import check_keras_tuner_space
+from ._optuna_engine import ENGINE_ATTR, SURPLUS_ATTR, TOTAL_ATTR, TrialPolicy, count_finished, create_or_load_study
 from ._workers import process_options, run_trials
 from ._storage import Heartbeat, check_storage_url, is_local_file_storage, open_storage
 
@@ -29,6 +31,7 @@ class TrialRow:
     params: dict[str, Any]
     baseline: bool
     note: str = ""
+    epochs: int | None = None  # Keras Tuner Hyperband: the epochs this trial was given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,7 @@ class StudyStatus:
     trials: tuple[TrialRow, ...]
     best: TrialRow | None
     folder: Path
+    engine: str = "optuna"
 
     @property
     def n_finished(self) -> int:
@@ -73,7 +77,8 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
            results_dir: str | Path = "results", n_trials: int | None = None, timeout: float | None = None,
            storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
            seed: int | None = None, objective: str | None = None, weights: str | None = None,
-           augment_views: int | None = None, feature_cache: bool = True, feature_cache_limit: str | int = "50GB",
+           augment_views: int | None = None, engine: str | None = None, tuner: str | None = None,
+           feature_cache: bool = True, feature_cache_limit: str | int = "50GB",
            max_trials_per_process: int | None = None, max_rss: str | int | None = None,
            heartbeat: Heartbeat = Heartbeat(), policy: TrialPolicy = TrialPolicy(),
            create_only: bool = False) -> SearchSummary:
@@ -83,6 +88,10 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     built-in name or a YAML path); a resumed one reads them from its run.yaml. ``n_trials`` counts the
     study's finished trials (complete, pruned or failed), so running again stops where one
     uninterrupted run would have.
+
+    ``engine`` is 'optuna' (the default: ``sampler`` and ``pruner``) or 'keras-tuner' (``tuner``: hyperband,
+    the default, bayesian, random or grid), over the same space, trials and objective; a Keras Tuner
+    study keeps its project in the study's folder and imports every finished trial into its storage.
 
     Speed and memory: ``feature_cache=False`` recomputes backbone features in every trial instead of
     sharing them; ``augment_views`` (a study setting, default 4) is how many augmented feature passes
@@ -101,7 +110,10 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
         raise StudyError(f"timeout {timeout}: must be a positive number of seconds.")
     started = time.perf_counter()
     run = resolve_run(study=study, results_dir=results_dir, data=data, space=space, storage=storage, sampler=sampler,
-                      pruner=pruner, seed=seed, objective=objective, weights=weights, augment_views=augment_views)
+                      pruner=pruner, seed=seed, objective=objective, weights=weights, augment_views=augment_views,
+                      engine=engine, tuner=tuner)
+    if run.engine == "keras-tuner":
+        check_keras_tuner_space(run.space)
     data_options, recycling = process_options(run, feature_cache=feature_cache, feature_cache_limit=feature_cache_limit,
                                               max_trials_per_process=max_trials_per_process, max_rss=max_rss)
     # A bad URL or an unreachable server fails before the scan; a local file is created only after it.
@@ -174,14 +186,15 @@ def _status_of(optuna_study, folder: Path) -> StudyStatus:
         seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
         rows.append(TrialRow(number=t.number, state=t.state.name, value=t.value, seconds=seconds, params=dict(t.params),
                              baseline=bool(t.user_attrs.get("lepidopt:baseline")),
-                             note=_note(t)))
+                             note=_note(t), epochs=t.user_attrs.get("keras_tuner:epochs")))
     complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
     direction = optuna_study.direction.name.lower()
     best = None
     if complete:
         best = (max if direction == "maximize" else min)(complete, key=lambda r: r.value)
     return StudyStatus(study=optuna_study.study_name, objective=optuna_study.user_attrs.get("lepidopt:objective", "value"),
-                       direction=direction, trials=tuple(rows), best=best, folder=folder)
+                       direction=direction, trials=tuple(rows), best=best, folder=folder,
+                       engine=optuna_study.user_attrs.get(ENGINE_ATTR, "optuna"))
 
 
 def _note(trial) -> str:
@@ -198,17 +211,25 @@ def _note(trial) -> str:
 
 def format_status(st: StudyStatus, *, limit: int | None = None) -> str:
     names = sorted({k for t in st.trials for k in t.params})
-    header = ["#", "state", st.objective, "seconds"] + names
+    budgets = any(t.epochs is not None for t in st.trials)
+    header = ["#", "state", st.objective, "seconds"] + ["epochs"] * budgets + names
     table = []
     for t in st.trials[-limit:] if limit else st.trials:
         table.append([f"{t.number}{'*' if t.baseline else ''}", t.state.lower(),
                       "" if t.value is None else f"{t.value:.4f}", "" if t.seconds is None else f"{t.seconds:.1f}"]
-                     + [_fmt(t.params.get(n)) for n in names])
+                     + [_fmt(t.epochs)] * budgets + [_fmt(t.params.get(n)) for n in names])
     widths = [max(len(str(row[i])) for row in [header] + table) for i in range(len(header))]
-    lines = [f"study {st.study}: {len(st.trials)} trials, {st.n_finished} finished; objective {st.objective} ({st.direction})", ""]
+    lines = [f"study {st.study}: {len(st.trials)} trials, {st.n_finished} finished; objective {st.objective} ({st.direction})"]
+    if st.engine != "optuna":
+        lines.append(f"engine {st.engine}: its trials as imported from {st.folder / PROJECT} "
+                     "(user attribute keras_tuner:trial_id holds Keras Tuner's trial id)")
+    lines.append("")
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header] + table]
     lines.append("")
-    lines.append("* the baseline recipe")
+    if any(t.baseline for t in st.trials):
+        lines.append("* the baseline recipe")
+    if budgets:
+        lines.append("epochs: the epochs Hyperband gave the trial (its recipe cut to them, head epochs first)")
     for t in st.trials:
         if t.note:
             lines.append(f"trial {t.number} {t.note}")

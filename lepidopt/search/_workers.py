@@ -22,13 +22,14 @@ from ..data import read_split
 from ..errors import StorageError, StudyError, WorkerInterrupted
 from ..runs import Run, mask_password, run_from_dict
 from ._experimental import quietly
+from ._keras_tuner_engine import keras_tuner_search
 from ._optuna_engine import RUN_ATTR, TOTAL_ATTR, TrialPolicy, count_finished, create_or_load_study, optimize
 from ._processes import Recycling, optimize_in_processes
 from ._signals import Interrupted, stopping_on_signals
 from ._storage import Heartbeat, check_storage_url, open_storage
 from ._study_data import StudyData
 
-__all__ = ["run_trials", "process_options", "worker", "recover", "WorkerSummary", "RecoverSummary"]
+__all__ = ["run_trials", "process_options", "worker", "recover", "KerasTunerRole", "WorkerSummary", "RecoverSummary"]
 
 log = logging.getLogger("lepidopt")
 
@@ -39,22 +40,28 @@ def run_trials(run: Run, study, *, n_trials: int | None, timeout: float | None, 
     raises WorkerInterrupted after a SIGTERM or SIGINT, with the interrupted trial enqueued again."""
     with stopping_on_signals():
         try:
-            if recycling.enabled:
+            if run.engine == "keras-tuner":
+                keras_tuner_search(run, study, _study_data(run, data_options), n_trials=n_trials, timeout=timeout,
+                                   policy=policy)
+            elif recycling.enabled:
                 optimize_in_processes(run, n_trials=n_trials, timeout=timeout, data_options=data_options,
                                       recycling=recycling, policy=policy, heartbeat=heartbeat,
                                       finished=lambda: n_trials is not None and count_finished(study) >= n_trials)
             else:
-                data = StudyData(split=read_split(run.folder / "split.json"), cache_dir=run.folder / "cache",
-                                 **data_options)
-                optimize(run, study, data, n_trials=n_trials, timeout=timeout, policy=policy, on_trial=on_trial)
+                optimize(run, study, _study_data(run, data_options), n_trials=n_trials, timeout=timeout, policy=policy,
+                         on_trial=on_trial)
         except Interrupted as stop:
             number = getattr(stop, "trial_number", None)
             if number is not None:
                 retry_interrupted(study, number, retries=heartbeat.retries)
-            raise WorkerInterrupted(
-                f"interrupted by {stop}: "
-                + (f"trial {number} will be retried from its last checkpoint; " if number is not None else "")
-                + "run the same command again to go on.", signal_number=stop.signal_number) from None
+            retried = f"trial {number} will be retried from its last checkpoint; " if number is not None else \
+                "Keras Tuner runs its trial again, from its last checkpoint; " if run.engine == "keras-tuner" else ""
+            raise WorkerInterrupted(f"interrupted by {stop}: {retried}run the same command again to go on.",
+                                    signal_number=stop.signal_number) from None
+
+
+def _study_data(run: Run, data_options: dict[str, Any]) -> StudyData:
+    return StudyData(split=read_split(run.folder / "split.json"), cache_dir=run.folder / "cache", **data_options)
 
 
 def process_options(run: Run, *, feature_cache: bool, feature_cache_limit: str | int,
@@ -64,8 +71,11 @@ def process_options(run: Run, *, feature_cache: bool, feature_cache_limit: str |
 
     data_options = dict(feature_cache=feature_cache, augment_views=run.augment_views,
                         cache_limit=parse_size(feature_cache_limit))
-    return data_options, Recycling(max_trials=max_trials_per_process,
-                                   max_rss=None if max_rss is None else parse_size(max_rss))
+    recycling = Recycling(max_trials=max_trials_per_process, max_rss=None if max_rss is None else parse_size(max_rss))
+    if recycling.enabled and run.engine != "optuna":
+        raise StudyError(f"--max-trials-per-process and --max-rss: recycle Optuna workers; with engine {run.engine} "
+                         "one process runs the whole search. Drop them, or run a study with --engine optuna.")
+    return data_options, recycling
 
 
 def retry_interrupted(study, number: int, *, retries: int) -> None:
@@ -74,6 +84,35 @@ def retry_interrupted(study, number: int, *, retries: int) -> None:
 
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     quietly(RetryHeartbeatStaleTrialCallback, max_retry=retries)(study, frozen)
+
+
+@dataclasses.dataclass(frozen=True)
+class KerasTunerRole:
+    """A process's place in a distributed Keras Tuner search, as Keras Tuner reads it from its environment."""
+
+    tuner_id: str | None
+    oracle_ip: str | None
+    oracle_port: int | None
+
+    _ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
+
+    @classmethod
+    def from_environment(cls) -> "KerasTunerRole":
+        tuner_id, ip, port = (os.environ.get(name) for name in cls._ENV)
+        return cls(tuner_id=tuner_id, oracle_ip=ip, oracle_port=int(port) if port and port.isdigit() else None)
+
+    def export(self) -> None:
+        """Check the role and put it where Keras Tuner reads it."""
+        missing = [flag for flag, value in (("--tuner-id", self.tuner_id), ("--oracle-ip", self.oracle_ip),
+                                            ("--oracle-port", self.oracle_port)) if not value]
+        if missing:
+            raise StudyError(
+                f"Keras Tuner worker: needs {', '.join(missing)} (or {', '.join(self._ENV)}): one worker with "
+                "--tuner-id chief serves the oracle at --oracle-ip:--oracle-port, the others (--tuner-id tuner0, "
+                "tuner1, ...) run its trials. To run a Keras Tuner study in one process, use lepidopt search.")
+        if not 0 < self.oracle_port < 65536:
+            raise StudyError(f"--oracle-port {self.oracle_port}: must be a TCP port, 1 to 65535.")
+        os.environ.update(dict(zip(self._ENV, (self.tuner_id, self.oracle_ip, str(self.oracle_port)))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,13 +126,26 @@ class WorkerSummary:
 def worker(*, study: str, storage: str, results_dir: str | Path | None = None, n_trials: int | None = None,
            timeout: float | None = None, heartbeat: Heartbeat = Heartbeat(), policy: TrialPolicy = TrialPolicy(),
            feature_cache: bool = True, feature_cache_limit: str | int = "50GB",
-           max_trials_per_process: int | None = None, max_rss: str | int | None = None) -> WorkerSummary:
+           max_trials_per_process: int | None = None, max_rss: str | int | None = None,
+           engine: str | None = None, keras_tuner: KerasTunerRole | None = None) -> WorkerSummary:
     """Join an existing study and run its trials until its total (recorded when it was created, or
     ``n_trials``) or ``timeout``. ``results_dir``: where the study's folder is mounted on this machine,
-    if not where it was created."""
+    if not where it was created. ``engine``, when given, must be the study's.
+
+    A study whose engine is Keras Tuner runs distributed the Keras Tuner way: one worker with tuner id
+    'chief' serves the oracle, the others (tuner ids tuner0, tuner1, ...) ask it for trials; ``keras_tuner``
+    gives this worker's role, else it is read from KERASTUNER_TUNER_ID, _ORACLE_IP and _ORACLE_PORT."""
 
     started = time.perf_counter()
     run, optuna_study = join_study(study=study, storage=storage, results_dir=results_dir, heartbeat=heartbeat)
+    if engine is not None and engine != run.engine:
+        raise StudyError(f"study {study!r}: its engine is {run.engine}, not {engine}; drop --engine or give "
+                         f"--engine {run.engine}.")
+    if run.engine == "keras-tuner":
+        (keras_tuner or KerasTunerRole.from_environment()).export()
+    elif keras_tuner is not None:
+        raise StudyError(f"study {study!r}: its engine is {run.engine}; --tuner-id, --oracle-ip and --oracle-port "
+                         "are for Keras Tuner studies. Drop them.")
     total = n_trials if n_trials is not None else optuna_study.user_attrs.get(TOTAL_ATTR)
     before = count_finished(optuna_study)
     log.info("worker %s:%d joins study %r: %d finished trials, running until %s", socket.gethostname(), os.getpid(),

@@ -1,7 +1,6 @@
 """Workers on a shared study: real processes, real storages (PostgreSQL, SQLite, a journal file),
 killed with SIGKILL and stopped with SIGTERM, resumed from their checkpoints."""
 
-import json
 import os
 import re
 import signal
@@ -15,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from conftest import TINY_SPACE
+from conftest import TINY_SPACE, wait_for_checkpoint
 from lepidopt.search import format_status, open_storage, search, status
 
 POSTGRES = os.environ.get("LEPIDOPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -70,20 +69,6 @@ def start_worker(storage: str, *extra: str) -> subprocess.Popen:
 def trials_of(storage):
     opened = open_storage(storage) if isinstance(storage, str) else storage
     return optuna.load_study(study_name="w", storage=opened).get_trials(deepcopy=False)
-
-
-def wait_for_checkpoint(folder: Path, *, step: int, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for state in folder.glob("trials/*/state.json"):
-            try:
-                saved = json.loads(state.read_text())
-            except (OSError, ValueError):
-                continue
-            if saved["step"] >= step:
-                return {**saved, "trial": int(state.parent.name)}
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint reached step {step} in {timeout} s")
 
 
 def assert_resumed_without_gaps(trials, *, total: int, killed_step: int) -> None:

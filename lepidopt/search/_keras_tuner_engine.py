@@ -1,0 +1,242 @@
+"""The Keras Tuner engine: Keras Tuner's oracle (Hyperband, Bayesian optimisation, random or grid search)
+chooses the recipes; lepidopt's trial runner trains them (two phases, sampling, class weights, feature
+cache, checkpoints) for the same objective; every finished trial is imported into the study's Optuna
+storage, flagged as imported, so that status, export, report and the dashboard read it as they read a
+trial Optuna ran.
+
+The Keras Tuner project is ``results/<study>/keras_tuner/``. Running the same command again reloads it
+(``overwrite=False``); Keras Tuner runs the trials that were running when its process died again, with
+the same id and hyperparameters, from their first epoch, and lepidopt's checkpoints
+(``trials/kt-<id>/``) let them go on after their last saved epoch instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import os
+import logging
+import time
+from typing import Any
+
+from ..errors import StudyError, TooManyFailures
+from ..recipe import Recipe
+from ..runs import Run
+from ._checkpoint import Checkpoints
+from ._keras_tuner_space import active_params, keras_tuner_space
+from ._metrics import objective_direction
+from ._optuna_engine import TrialPolicy, pruning_schedule
+from ._optuna_space import distributions
+from ._reporter import NullReporter
+from ._signals import Interrupted, checkpoint_in_progress
+from ._study_data import StudyData
+from ._trial import run_trial
+from ._trial_attrs import identity_attrs, outcome_attrs
+
+__all__ = ["keras_tuner_search", "within_budget", "PROJECT", "TRIAL_ID_ATTR", "IMPORTED_ATTR"]
+
+log = logging.getLogger("lepidopt")
+PROJECT = "keras_tuner"  # the Keras Tuner project folder inside the study's folder
+TRIAL_ID_ATTR = "keras_tuner:trial_id"
+IMPORTED_ATTR = "lepidopt:imported_from"
+HYPERBAND_FACTOR = 3
+
+
+def keras_tuner_search(run: Run, study, data: StudyData, *, n_trials: int | None, timeout: float | None,
+                       policy: TrialPolicy = TrialPolicy()) -> None:
+    """Run Keras Tuner's search over the run's space until its oracle has created ``n_trials`` trials in all
+    (the ones of earlier runs included) or ``timeout`` seconds pass; each trial goes into ``study`` when it
+    ends. With KERASTUNER_ORACLE_IP, _PORT and _TUNER_ID set, this process is the chief (tuner id
+    'chief...': it serves the oracle until the search is over) or a worker of a distributed search."""
+    trials = _Trials(run, study, data, policy=policy,
+                     deadline=None if timeout is None else time.monotonic() + timeout)
+    oracle = make_oracle(run, n_trials=n_trials)
+    # Keras Tuner prints to stdout: "Reloading Tuner from ...", and (1.4.8) every conditional scope's first
+    # value each time a distributed search sends the space; lepidopt logs what matters to stderr.
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        tuner = _tuner_class()(oracle, trials=trials, directory=str(run.folder), project_name=PROJECT,
+                               overwrite=False)
+        # Keras Tuner reloads a project only if its tuner file exists, which it first writes after a trial
+        # ends: a search killed in its first trial would start afresh and reuse trial ids. Written now.
+        tuner.save()
+        log.info("keras tuner %s: project %s, %d trials so far, tuner id %s", run.tuner, tuner.project_dir,
+                 len(oracle.trials), tuner.tuner_id)
+        try:
+            tuner.search(verbose=0)
+        except _OutOfTime:
+            log.info("keras tuner: the timeout has passed; no further trial started")
+
+
+def make_oracle(run: Run, *, n_trials: int | None):
+    import keras_tuner
+
+    direction = "max" if objective_direction(run.objective) == "maximize" else "min"
+    common = dict(objective=keras_tuner.Objective(run.objective, direction=direction),
+                  hyperparameters=keras_tuner_space(run.space), seed=run.seed,
+                  max_consecutive_failed_trials=2**31)  # TrialPolicy.max_failures decides, per process
+    oracles = keras_tuner.oracles
+    if run.tuner == "hyperband":
+        oracle = _guarded(oracles.HyperbandOracle)(max_epochs=max(pruning_schedule(run)[0], 1), factor=HYPERBAND_FACTOR,
+                                                  hyperband_iterations=1 if n_trials is None else None, **common)
+        oracle.max_trials = n_trials  # brackets repeat until the study's total
+        return oracle
+    kinds = {"bayesian": oracles.BayesianOptimizationOracle, "random": oracles.RandomSearchOracle,
+             "grid": oracles.GridSearchOracle}
+    if run.tuner not in kinds:
+        raise StudyError(f"tuner {run.tuner!r}: must be one of {['hyperband', *kinds]}.")
+    return _guarded(kinds[run.tuner])(max_trials=n_trials, **common)
+
+
+def within_budget(recipe: Recipe, epochs: int) -> Recipe:
+    """The recipe cut to Hyperband's budget of ``epochs`` epochs: head epochs first, then fine-tuning."""
+    head = min(recipe.epochs_head, epochs)
+    return dataclasses.replace(recipe, epochs_head=head, epochs_finetune=min(recipe.epochs_finetune, epochs - head))
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+class _Trials:
+    """What the tuner does with each trial Keras Tuner's oracle creates."""
+
+    def __init__(self, run: Run, study, data: StudyData, *, policy: TrialPolicy, deadline: float | None) -> None:
+        self.run, self.study, self.data, self.policy, self.deadline = run, study, data, policy, deadline
+        self.failures: list[str] = []
+        self.last_failure: str | None = None
+
+    def check_time(self) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise _OutOfTime()
+
+    def run_one(self, trial) -> float:
+        import keras_tuner
+
+        self.last_failure = None
+        values = trial.hyperparameters.values
+        params = active_params(self.run.space, values)
+        imported = self._imported(trial.trial_id)
+        if imported is not None:  # the process died after importing it, before Keras Tuner recorded it
+            if imported.value is None:
+                self.last_failure = imported.user_attrs.get("fail_reason", "failed")
+                raise keras_tuner.errors.FailedTrialError(self.last_failure)
+            return imported.value
+        recipe = self.run.space.recipe(params)
+        if self.run.weights:
+            recipe = dataclasses.replace(recipe, weights=self.run.weights)
+        if "tuner/epochs" in values:
+            recipe = within_budget(recipe, int(values["tuner/epochs"]))
+        number = int(trial.trial_id)
+        seed = self.run.seed + number
+        checkpoints = Checkpoints(self.run.folder / "trials" / f"kt-{trial.trial_id}",
+                                  head_every=self.policy.head_checkpoint_every) if self.policy.checkpoints else None
+        saved = checkpoints.latest() if checkpoints else None
+        attrs: dict[str, Any] = {**identity_attrs(recipe, seed=seed, root=number), TRIAL_ID_ATTR: trial.trial_id,
+                                 IMPORTED_ATTR: f"keras-tuner ({self.run.tuner})"}
+        if "tuner/epochs" in values:
+            attrs["keras_tuner:epochs"] = int(values["tuner/epochs"])
+        if saved:
+            attrs["resumed_from"] = {"phase": saved.phase, "epoch": saved.epoch, "step": saved.step}
+            log.info("keras tuner trial %s resumes after its %s epoch %d", trial.trial_id, saved.phase, saved.epoch)
+        started = datetime.datetime.now()
+        try:
+            result = run_trial(recipe, self.data, NullReporter(), seed=seed, objective=self.run.objective,
+                               checkpoints=checkpoints)
+        except Interrupted:
+            raise  # the trial stays running in Keras Tuner's project, which runs it again on reload
+        except Exception as exc:
+            self.last_failure = f"{type(exc).__name__}: {exc}"[:2000]
+            self._import(params, {**attrs, "fail_reason": self.last_failure}, started=started, value=None, history=[])
+            _remove(checkpoints)
+            raise keras_tuner.errors.FailedTrialError(self.last_failure) from exc
+        attrs.update(outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
+                                   n_train=result.n_train))
+        self._import(params, attrs, started=started, value=result.value, history=result.history)
+        _remove(checkpoints)
+        return result.value
+
+    def ended(self, trial) -> None:
+        """After Keras Tuner recorded the trial: log it, and stop after too many failures in a row."""
+        imported = self._imported(trial.trial_id)
+        value = "-" if imported is None or imported.value is None else f"{imported.value:.4f}"
+        log.info("keras tuner trial %s %s: value %s%s", trial.trial_id, trial.status.lower(), value,
+                 f" ({self.last_failure})" if self.last_failure else "")
+        if self.last_failure is None:
+            self.failures.clear()
+            return
+        self.failures.append(self.last_failure)
+        if len(self.failures) >= self.policy.max_failures:
+            raise TooManyFailures(
+                f"stopped after {len(self.failures)} failed trials in a row; the last failed with: {self.failures[-1]}. "
+                "Fix the cause (see lepidopt status) and run again; finished trials are kept.")
+
+    def _imported(self, trial_id: str):
+        return next((t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(TRIAL_ID_ATTR) == trial_id),
+                    None)
+
+    def _import(self, params: dict[str, Any], attrs: dict[str, Any], *, started: datetime.datetime,
+                value: float | None, history: list[dict]) -> None:
+        import optuna
+
+        state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
+        frozen = optuna.trial.create_trial(
+            state=state, value=value, params=params, distributions=distributions(self.run.space, params),
+            user_attrs=attrs, intermediate_values={e["step"]: e[self.run.objective] for e in history})
+        frozen.datetime_start = started
+        self.study.add_trial(frozen)
+
+
+def _remove(checkpoints: Checkpoints | None) -> None:
+    if checkpoints is not None:
+        checkpoints.remove()
+
+
+def _guarded(oracle_class):
+    """The oracle, its state files written whole: a SIGTERM arriving meanwhile takes effect after the write."""
+
+    class Guarded(oracle_class):
+        def save(self):
+            with checkpoint_in_progress():
+                super().save()
+
+        def _save_trial(self, trial):
+            with checkpoint_in_progress():
+                super()._save_trial(trial)
+
+    Guarded.__name__ = Guarded.__qualname__ = oracle_class.__name__
+    return Guarded
+
+
+_TUNER_CLASS = None
+
+
+def _tuner_class():
+    """Defined on first use: importing keras_tuner imports TensorFlow."""
+    global _TUNER_CLASS
+    if _TUNER_CLASS is None:
+        import keras_tuner
+
+        class LepidoptTuner(keras_tuner.Tuner):
+            """A Keras Tuner tuner whose trials are lepidopt trials."""
+
+            def __init__(self, oracle, *, trials: _Trials, **kwargs) -> None:
+                self._lepidopt_trials = trials
+                super().__init__(oracle=oracle, **kwargs)
+
+            def run_trial(self, trial, *args, **kwargs):
+                return self._lepidopt_trials.run_one(trial)
+
+            def pre_create_trial(self):
+                self._lepidopt_trials.check_time()
+
+            def on_trial_end(self, trial):
+                super().on_trial_end(trial)
+                self._lepidopt_trials.ended(trial)
+
+            def save(self):
+                with checkpoint_in_progress():
+                    super().save()
+
+        _TUNER_CLASS = LepidoptTuner
+    return _TUNER_CLASS
