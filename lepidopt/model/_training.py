@@ -42,6 +42,14 @@ def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
     return extractor.predict(batches, verbose=0)
 
 
+# A head's batch on cached features costs less than Keras's Python dispatch around it (~2.5 ms a step on
+# 2 cores), so a long head run trains a whole epoch per call of the traced loop (steps_per_execution = the
+# epoch's steps: a call never runs into the next epoch's batches; the losses are the same to the bit).
+# Keras traces that loop's step twice, ~0.3 s a trial, so short runs (a few thousand images, pruned
+# early) keep one step per call: from this many steps in the run on, the loop pays (benchmarks/head_epochs.py).
+MULTI_STEP_FROM = 256
+
+
 def fit_on_views(model, views: Sequence[np.ndarray], labels: np.ndarray, *, epochs: int, batch_size: int,
                  class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[[int], None],
                  initial_epoch: int = 0) -> None:
@@ -65,7 +73,12 @@ def fit_on_views(model, views: Sequence[np.ndarray], labels: np.ndarray, *, epoc
 
     batches = (tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_of)
                .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)).prefetch(2))
-    model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=-(-n // batch_size),
+    steps = -(-n // batch_size)
+    per_call = steps if steps * (epochs - initial_epoch) >= MULTI_STEP_FROM else 1
+    if model.steps_per_execution != per_call:
+        model.steps_per_execution = per_call
+        model.train_function = None  # traced for the previous count
+    model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
               shuffle=False, callbacks=[_AfterEpoch(after_epoch)], verbose=0)  # the pipeline shuffles
 
 

@@ -87,3 +87,35 @@ def test_classifier_equals_extractor_then_head(images):
     classifier = build_classifier(backbone, head, pooling="max", augmentation=build_augmentation(0.5, seed=0))
     via_features = head(extractor(images)).numpy()
     assert np.allclose(classifier.predict(images, verbose=0), via_features, atol=1e-5)
+
+
+@pytest.mark.parametrize("initial_epoch", [0, 2])
+def test_an_epoch_per_call_trains_exactly_as_one_step_per_call(monkeypatch, initial_epoch):
+    """Long head runs train a whole epoch per call of Keras's traced loop; tiny tests would never take that
+    path by themselves, so both are forced here and must give the same model after every epoch."""
+    from lepidopt._tf import keras as import_keras
+    from lepidopt.model import _training, compile_model, fit_on_views, predict_arrays
+
+    keras = import_keras()
+    rng = np.random.default_rng(0)
+    views = [rng.normal(size=(70, 16)).astype(np.float16) for _ in range(2)]
+    labels = rng.integers(0, 3, size=70)
+    recipe = Recipe(head_dense_layers=1, head_units=8, head_dropout=0.3, head_batchnorm=True)
+
+    def train(multi_step_from: int):
+        monkeypatch.setattr(_training, "MULTI_STEP_FROM", multi_step_from)
+        keras.utils.set_random_seed(1)
+        head = build_head(recipe, n_classes=3, feature_dim=16)
+        compile_model(head, optimizer="adam", learning_rate=1e-2)
+        outputs, epochs = [], []
+        fit_on_views(head, views, labels, epochs=5, batch_size=16, class_weight={0: 1.0, 1: 2.0, 2: 0.5}, seed=3,
+                     initial_epoch=initial_epoch,
+                     after_epoch=lambda e: (epochs.append(e), outputs.append(predict_arrays(head, views[0]))))
+        return head.steps_per_execution, epochs, outputs
+
+    one_step = train(10**9)
+    an_epoch = train(0)
+    assert (one_step[0], an_epoch[0]) == (1, 5)  # 70 images in batches of 16: 5 steps an epoch
+    assert one_step[1] == an_epoch[1] == list(range(initial_epoch, 5))
+    for a, b in zip(one_step[2], an_epoch[2]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
