@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lepidopt",
         description="Hyperparameter search for transfer learning on images: a ResNet-50 backbone, a new head, "
-                    "augmentation, class undersampling and unfreezing, searched with Optuna.",
+                    "augmentation, class undersampling and unfreezing, searched with Optuna or Keras Tuner.",
         epilog="Start with: lepidopt demo. Every command has its own --help.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show per-epoch detail")
