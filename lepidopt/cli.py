@@ -269,12 +269,8 @@ def _search(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from .search import KerasTunerRole, worker
 
-    role = None
-    if args.tuner_id or args.oracle_ip or args.oracle_port:
-        environment = KerasTunerRole.from_environment()
-        role = KerasTunerRole(tuner_id=args.tuner_id or environment.tuner_id,
-                              oracle_ip=args.oracle_ip or environment.oracle_ip,
-                              oracle_port=args.oracle_port or environment.oracle_port)
+    role = KerasTunerRole.from_flags(tuner_id=args.tuner_id, oracle_ip=args.oracle_ip, oracle_port=args.oracle_port) \
+        if args.tuner_id or args.oracle_ip or args.oracle_port else None
     summary = worker(study=args.study, storage=args.storage, results_dir=args.results_dir, n_trials=args.n_trials,
                      timeout=args.timeout, engine=args.engine, keras_tuner=role, **_worker_settings(args))
     print(f"worker ran {summary.ran} trials in {summary.seconds:.0f} s; study {args.study!r} now holds "

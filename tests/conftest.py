@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -74,3 +75,16 @@ def wait_for_checkpoint(study_folder: Path, *, step: int, timeout: float = 180) 
                 return {**saved, "trial": state.parent.name}
         time.sleep(0.05)
     raise AssertionError(f"no checkpoint reached step {step} in {timeout} s")
+
+
+def write_space(folder: Path, *, epochs_head: int = 3, finetune: bool = False) -> Path:
+    """The tiny space with ``epochs_head`` head epochs, without its fine-tuning parameters unless ``finetune``."""
+    space = yaml.safe_load(TINY_SPACE.read_text())
+    space["fixed"]["epochs_head"] = epochs_head
+    if not finetune:
+        space["fixed"]["finetune.unfreeze"] = "none"
+        space["params"] = {k: v for k, v in space["params"].items() if not k.startswith("finetune.")}
+        space["baseline"] = {k: v for k, v in space["baseline"].items() if not k.startswith("finetune.")}
+    path = folder / "space.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    return path

@@ -22,7 +22,7 @@ import numpy as np
 from .._files import replacing, write_text_atomically
 from ._signals import checkpoint_in_progress
 
-__all__ = ["Checkpoints", "Saved"]
+__all__ = ["Checkpoints", "Saved", "discard"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +31,11 @@ class Saved:
     epoch: int  # the last completed epoch of that phase
     step: int
     history: list[dict[str, Any]]  # one entry per completed epoch of both phases, steps 0..step
+
+    @property
+    def position(self) -> dict[str, Any]:
+        """Where a resumed trial picks up, as its ``resumed_from`` user attribute records it."""
+        return {"phase": self.phase, "epoch": self.epoch, "step": self.step}
 
 
 class Checkpoints:
@@ -78,3 +83,9 @@ class Checkpoints:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def discard(checkpoints: Checkpoints | None) -> None:
+    """Remove a trial's checkpoints once it has ended, if it kept any."""
+    if checkpoints is not None:
+        checkpoints.remove()

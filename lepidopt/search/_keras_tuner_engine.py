@@ -20,10 +20,10 @@ import logging
 import time
 from typing import Any
 
-from ..errors import StudyError, TooManyFailures
+from ..errors import StudyError
 from ..recipe import Recipe
 from ..runs import Run
-from ._checkpoint import Checkpoints
+from ._checkpoint import discard
 from ._keras_tuner_space import active_params, keras_tuner_space
 from ._metrics import objective_direction
 from ._optuna_engine import TrialPolicy, pruning_schedule
@@ -105,6 +105,7 @@ class _Trials:
         self.run, self.study, self.data, self.policy, self.deadline = run, study, data, policy, deadline
         self.failures: list[str] = []
         self.last_failure: str | None = None
+        self.last_value: float | None = None
 
     def check_time(self) -> None:
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -113,7 +114,7 @@ class _Trials:
     def run_one(self, trial) -> float:
         import keras_tuner
 
-        self.last_failure = None
+        self.last_failure = self.last_value = None
         values = trial.hyperparameters.values
         params = active_params(self.run.space, values)
         imported = self._imported(trial.trial_id)
@@ -121,6 +122,7 @@ class _Trials:
             if imported.value is None:
                 self.last_failure = imported.user_attrs.get("fail_reason", "failed")
                 raise keras_tuner.errors.FailedTrialError(self.last_failure)
+            self.last_value = imported.value
             return imported.value
         recipe = self.run.space.recipe(params)
         if self.run.weights:
@@ -129,15 +131,14 @@ class _Trials:
             recipe = within_budget(recipe, int(values["tuner/epochs"]))
         number = int(trial.trial_id)
         seed = self.run.seed + number
-        checkpoints = Checkpoints(self.run.folder / "trials" / f"kt-{trial.trial_id}",
-                                  head_every=self.policy.head_checkpoint_every) if self.policy.checkpoints else None
+        checkpoints = self.policy.checkpoints_in(self.run.folder / "trials" / f"kt-{trial.trial_id}")
         saved = checkpoints.latest() if checkpoints else None
         attrs: dict[str, Any] = {**identity_attrs(recipe, seed=seed, root=number), TRIAL_ID_ATTR: trial.trial_id,
                                  IMPORTED_ATTR: f"keras-tuner ({self.run.tuner})"}
         if "tuner/epochs" in values:
             attrs["keras_tuner:epochs"] = int(values["tuner/epochs"])
         if saved:
-            attrs["resumed_from"] = {"phase": saved.phase, "epoch": saved.epoch, "step": saved.step}
+            attrs["resumed_from"] = saved.position
             log.info("keras tuner trial %s resumes after its %s epoch %d", trial.trial_id, saved.phase, saved.epoch)
         started = datetime.datetime.now()
         try:
@@ -148,18 +149,18 @@ class _Trials:
         except Exception as exc:
             self.last_failure = f"{type(exc).__name__}: {exc}"[:2000]
             self._import(params, {**attrs, "fail_reason": self.last_failure}, started=started, value=None, history=[])
-            _remove(checkpoints)
+            discard(checkpoints)
             raise keras_tuner.errors.FailedTrialError(self.last_failure) from exc
         attrs.update(outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
                                    n_train=result.n_train))
         self._import(params, attrs, started=started, value=result.value, history=result.history)
-        _remove(checkpoints)
+        discard(checkpoints)
+        self.last_value = result.value
         return result.value
 
     def ended(self, trial) -> None:
         """After Keras Tuner recorded the trial: log it, and stop after too many failures in a row."""
-        imported = self._imported(trial.trial_id)
-        value = "-" if imported is None or imported.value is None else f"{imported.value:.4f}"
+        value = "-" if self.last_value is None else f"{self.last_value:.4f}"
         log.info("keras tuner trial %s %s: value %s%s", trial.trial_id, trial.status.lower(), value,
                  f" ({self.last_failure})" if self.last_failure else "")
         if self.last_failure is None:
@@ -167,9 +168,7 @@ class _Trials:
             return
         self.failures.append(self.last_failure)
         if len(self.failures) >= self.policy.max_failures:
-            raise TooManyFailures(
-                f"stopped after {len(self.failures)} failed trials in a row; the last failed with: {self.failures[-1]}. "
-                "Fix the cause (see lepidopt status) and run again; finished trials are kept.")
+            raise self.policy.too_many_failures(self.failures)
 
     def _imported(self, trial_id: str):
         return next((t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(TRIAL_ID_ATTR) == trial_id),
@@ -185,11 +184,6 @@ class _Trials:
             user_attrs=attrs, intermediate_values={e["step"]: e[self.run.objective] for e in history})
         frozen.datetime_start = started
         self.study.add_trial(frozen)
-
-
-def _remove(checkpoints: Checkpoints | None) -> None:
-    if checkpoints is not None:
-        checkpoints.remove()
 
 
 def _guarded(oracle_class):

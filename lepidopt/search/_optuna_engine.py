@@ -7,11 +7,12 @@ import dataclasses
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from ..errors import MissingExtraError, StudyError, TooManyFailures
 from ..runs import Run
-from ._checkpoint import Checkpoints
+from ._checkpoint import Checkpoints, discard
 from ._experimental import quietly
 from ._metrics import objective_direction
 from ._optuna_space import suggest
@@ -169,6 +170,16 @@ class TrialPolicy:
         if self.max_failures < 1:
             raise StudyError(f"max failures {self.max_failures}: must be at least 1.")
 
+    def checkpoints_in(self, folder: Path) -> Checkpoints | None:
+        """A trial's checkpoints in ``folder``, or None when checkpoints are off."""
+        return Checkpoints(folder, head_every=self.head_checkpoint_every) if self.checkpoints else None
+
+    def too_many_failures(self, failures: list[str]) -> TooManyFailures:
+        """The error that stops a process after ``failures`` (their reasons) in a row."""
+        return TooManyFailures(
+            f"stopped after {len(failures)} failed trials in a row; the last failed with: {failures[-1]}. "
+            "Fix the cause (see lepidopt status) and run again; finished trials are kept.")
+
 
 def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout: float | None,
              on_trial: Callable | None = None, policy: TrialPolicy = TrialPolicy()) -> None:
@@ -193,15 +204,14 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
         if run.weights:
             recipe = dataclasses.replace(recipe, weights=run.weights)
         seed = run.seed + root
-        checkpoints = Checkpoints(run.folder / "trials" / str(root), head_every=policy.head_checkpoint_every) \
-            if policy.checkpoints else None
+        checkpoints = policy.checkpoints_in(run.folder / "trials" / str(root))
         saved = checkpoints.latest() if checkpoints else None
         for key, value in identity_attrs(recipe, seed=seed, root=root).items():
             trial.set_user_attr(key, value)
         if "fail_reason" in trial.user_attrs:  # copied from the failed run this trial retries
             trial.set_user_attr("fail_reason", None)
         if saved:
-            trial.set_user_attr("resumed_from", {"phase": saved.phase, "epoch": saved.epoch, "step": saved.step})
+            trial.set_user_attr("resumed_from", saved.position)
             log.info("trial %d resumes trial %d after its %s epoch %d", trial.number, root, saved.phase, saved.epoch)
         try:
             result = run_trial(recipe, data, OptunaReporter(trial, judge_from=judge_from), seed=seed,
@@ -209,7 +219,7 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
         except TrialStopped as stop:
             for key, value in outcome_attrs(history=stop.history, timings=stop.timings).items():
                 trial.set_user_attr(key, value)
-            _remove(checkpoints)
+            discard(checkpoints)
             raise optuna.TrialPruned(str(stop)) from None
         except Interrupted as stop:
             trial.set_user_attr("fail_reason", f"interrupted by {stop}; retried from its last checkpoint")
@@ -217,12 +227,12 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
             raise
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:2000])
-            _remove(checkpoints)
+            discard(checkpoints)
             raise
         for key, value in outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
                                         n_train=result.n_train).items():
             trial.set_user_attr(key, value)
-        _remove(checkpoints)
+        discard(checkpoints)
         return result.value
 
     failures: list[str] = []
@@ -265,13 +275,6 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
             show_progress_bar=sys.stderr.isatty() and remaining is not None,
         )
         if len(failures) >= policy.max_failures:
-            raise TooManyFailures(
-                f"stopped after {len(failures)} failed trials in a row; the last failed with: {failures[-1]}. "
-                "Fix the cause (see lepidopt status) and run again; finished trials are kept.")
+            raise policy.too_many_failures(failures)
         if remaining is None or ran < remaining:  # stopped, or out of time: not short of trials because of retries
             return
-
-
-def _remove(checkpoints: Checkpoints | None) -> None:
-    if checkpoints is not None:
-        checkpoints.remove()

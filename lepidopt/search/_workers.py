@@ -97,9 +97,12 @@ class KerasTunerRole:
     _ENV = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
     @classmethod
-    def from_environment(cls) -> "KerasTunerRole":
-        tuner_id, ip, port = (os.environ.get(name) for name in cls._ENV)
-        return cls(tuner_id=tuner_id, oracle_ip=ip, oracle_port=int(port) if port and port.isdigit() else None)
+    def from_flags(cls, *, tuner_id: str | None = None, oracle_ip: str | None = None,
+                   oracle_port: int | None = None) -> "KerasTunerRole":
+        """The role the flags give, each one missing read from its KERASTUNER_* environment variable."""
+        env_id, env_ip, env_port = (os.environ.get(name) for name in cls._ENV)
+        return cls(tuner_id=tuner_id or env_id, oracle_ip=oracle_ip or env_ip,
+                   oracle_port=oracle_port or (int(env_port) if env_port and env_port.isdigit() else None))
 
     def export(self) -> None:
         """Check the role and put it where Keras Tuner reads it."""
@@ -142,7 +145,7 @@ def worker(*, study: str, storage: str, results_dir: str | Path | None = None, n
         raise StudyError(f"study {study!r}: its engine is {run.engine}, not {engine}; drop --engine or give "
                          f"--engine {run.engine}.")
     if run.engine == "keras-tuner":
-        (keras_tuner or KerasTunerRole.from_environment()).export()
+        (keras_tuner or KerasTunerRole.from_flags()).export()
     elif keras_tuner is not None:
         raise StudyError(f"study {study!r}: its engine is {run.engine}; --tuner-id, --oracle-ip and --oracle-port "
                          "are for Keras Tuner studies. Drop them.")

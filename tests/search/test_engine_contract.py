@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_SPACE
+from conftest import TINY_SPACE, write_space
 from lepidopt.errors import StudyError, TooManyFailures
 from lepidopt.results import export_best, load_best
 from lepidopt.search import search, status
@@ -19,18 +19,6 @@ ENGINES = {
     "keras-tuner bayesian": dict(engine="keras-tuner", tuner="bayesian"),
     "keras-tuner grid": dict(engine="keras-tuner", tuner="grid"),
 }
-
-
-def head_only_space(folder: Path, **changes) -> Path:
-    space = yaml.safe_load(TINY_SPACE.read_text())
-    space["fixed"]["finetune.unfreeze"] = "none"
-    space["params"] = {k: v for k, v in space["params"].items() if not k.startswith("finetune.")}
-    space["baseline"] = {k: v for k, v in space["baseline"].items() if not k.startswith("finetune.")}
-    for key, value in changes.items():
-        space[key] = value
-    path = folder / "space.yaml"
-    path.write_text(yaml.safe_dump(space, sort_keys=False))
-    return path
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -56,7 +44,7 @@ def test_the_same_space_and_data_finish_and_are_read_by_the_same_code(engine, de
 
 @pytest.mark.parametrize("engine", ["optuna", "keras-tuner random"])
 def test_the_best_trial_exports_to_the_model_its_trial_scored(engine, demo_folder, tmp_path):
-    search(study="x", data=str(demo_folder), space=str(head_only_space(tmp_path)), results_dir=tmp_path, n_trials=2,
+    search(study="x", data=str(demo_folder), space=str(write_space(tmp_path)), results_dir=tmp_path, n_trials=2,
            **ENGINES[engine])
     exported = export_best(study="x", results_dir=tmp_path)
     m = exported.metrics
@@ -66,7 +54,7 @@ def test_the_best_trial_exports_to_the_model_its_trial_scored(engine, demo_folde
 
 @pytest.mark.parametrize("engine", ["optuna", "keras-tuner random", "keras-tuner hyperband"])
 def test_a_second_run_continues_to_the_total_without_repeating_a_trial(engine, demo_folder, tmp_path):
-    space = str(head_only_space(tmp_path))
+    space = str(write_space(tmp_path))
     search(study="r", data=str(demo_folder), space=space, results_dir=tmp_path, n_trials=2, **ENGINES[engine])
     summary = search(study="r", results_dir=tmp_path, n_trials=4)
     assert summary.status.n_finished == 4
@@ -81,7 +69,7 @@ def test_failures_are_kept_with_their_reason_and_a_streak_stops_the_search(engin
     broken = [str(tmp_path / f"broken{i}.weights.h5") for i in range(2)]
     for path in broken:
         Path(path).write_bytes(b"not weights")
-    space = yaml.safe_load(head_only_space(tmp_path).read_text())
+    space = yaml.safe_load(write_space(tmp_path).read_text())
     space["fixed"].pop("weights")
     space["params"] = {"weights": {"choice": broken}, **space["params"]}
     space["baseline"]["weights"] = broken[0]
@@ -102,7 +90,7 @@ def test_failures_are_kept_with_their_reason_and_a_streak_stops_the_search(engin
 def test_a_choice_of_ints_and_floats_is_expressed_by_both_engines(engine, demo_folder, tmp_path):
     """Keras Tuner's Choice takes one type; the one mix a valid space can hold is declared as floats. No other
     valid space is refused (the refusal itself is tested on a space built by hand, in test_keras_tuner)."""
-    space = yaml.safe_load(head_only_space(tmp_path).read_text())
+    space = yaml.safe_load(write_space(tmp_path).read_text())
     space["params"]["head.dropout"] = {"choice": [0, 0.25]}
     space["baseline"]["head.dropout"] = 0
     path = tmp_path / "mixed.yaml"

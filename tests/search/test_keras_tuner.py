@@ -11,9 +11,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 
-from conftest import TINY_SPACE, wait_for_checkpoint
+from conftest import TINY_SPACE, wait_for_checkpoint, write_space
 from lepidopt.errors import SpaceError
 from lepidopt.recipe import Recipe
 from lepidopt.search import open_storage, search
@@ -25,16 +24,6 @@ from lepidopt.spaces import Choice, Space, load_space
 def study_trials(folder: Path, name: str):
     storage = open_storage(f"sqlite:///{folder / name / 'study.db'}")
     return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-
-
-def head_space(folder: Path, *, epochs_head: int) -> Path:
-    space = yaml.safe_load(TINY_SPACE.read_text())
-    space["fixed"].update({"finetune.unfreeze": "none", "epochs_head": epochs_head})
-    space["params"] = {k: v for k, v in space["params"].items() if not k.startswith("finetune.")}
-    space["baseline"] = {k: v for k, v in space["baseline"].items() if not k.startswith("finetune.")}
-    path = folder / "space.yaml"
-    path.write_text(yaml.safe_dump(space, sort_keys=False))
-    return path
 
 
 def test_when_conditions_become_conditional_scopes_and_the_baseline_the_defaults():
@@ -82,7 +71,7 @@ def test_hyperband_trials_train_their_budget_and_record_it(demo_folder, tmp_path
 @pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGTERM])
 def test_a_killed_search_resumes_its_trial_from_the_checkpoint(signal_number, demo_folder, tmp_path):
     command = [sys.executable, "-m", "lepidopt", "search", "--study", "k", "--data", str(demo_folder),
-               "--space", str(head_space(tmp_path, epochs_head=150)), "--results-dir", str(tmp_path),
+               "--space", str(write_space(tmp_path, epochs_head=150)), "--results-dir", str(tmp_path),
                "--engine", "keras-tuner", "--tuner", "random", "--n-trials", "2", "--checkpoint-every", "0"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     saved = wait_for_checkpoint(tmp_path / "k", step=5)
@@ -113,7 +102,7 @@ def free_port() -> int:
 
 
 def test_a_chief_and_a_worker_on_localhost_share_one_keras_tuner_search(demo_folder, tmp_path):
-    search(study="d", data=str(demo_folder), space=str(head_space(tmp_path, epochs_head=3)), results_dir=tmp_path,
+    search(study="d", data=str(demo_folder), space=str(write_space(tmp_path, epochs_head=3)), results_dir=tmp_path,
            n_trials=3, engine="keras-tuner", tuner="random", create_only=True)
     storage = f"sqlite:///{tmp_path / 'd' / 'study.db'}"
     port = str(free_port())
@@ -161,7 +150,7 @@ def test_a_trial_imported_before_a_kill_is_not_trained_again(demo_folder, tmp_pa
     from lepidopt.search import StudyData, TrialPolicy, open_study
     from lepidopt.search._keras_tuner_engine import _Trials
 
-    search(study="i", data=str(demo_folder), space=str(head_space(tmp_path, epochs_head=3)), results_dir=tmp_path,
+    search(study="i", data=str(demo_folder), space=str(write_space(tmp_path, epochs_head=3)), results_dir=tmp_path,
            n_trials=1, engine="keras-tuner", tuner="random")
     study, _ = open_study(study="i", results_dir=tmp_path)
     done = study.trials[0]

@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from conftest import TINY_SPACE, wait_for_checkpoint
+from conftest import wait_for_checkpoint, write_space
 from lepidopt.search import format_status, open_storage, search, status
 
 POSTGRES = os.environ.get("LEPIDOPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -42,18 +42,6 @@ def postgres_url(postgres_server):
     yield f"{POSTGRES}/{name}"
     with postgres_server.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def write_space(folder: Path, *, epochs_head: int = 3, finetune: bool = False) -> Path:
-    space = yaml.safe_load(TINY_SPACE.read_text())
-    space["fixed"]["epochs_head"] = epochs_head
-    if not finetune:
-        space["fixed"]["finetune.unfreeze"] = "none"
-        space["params"] = {k: v for k, v in space["params"].items() if not k.startswith("finetune.")}
-        space["baseline"] = {k: v for k, v in space["baseline"].items() if not k.startswith("finetune.")}
-    path = folder / "space.yaml"
-    path.write_text(yaml.safe_dump(space, sort_keys=False))
-    return path
 
 
 def create(demo_folder, tmp_path, storage: str, *, n_trials: int, **space) -> None:
