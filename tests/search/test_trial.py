@@ -1,4 +1,6 @@
 import dataclasses
+import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -70,6 +72,27 @@ def test_loss_objective_and_zero_epochs(study_data, space):
         run_trial(recipe, study_data, NullReporter(), seed=0, objective="f2")
     with pytest.raises(StudyError, match=r"recipe trains for zero epochs"):
         run_trial(dataclasses.replace(recipe, epochs_head=0), study_data, NullReporter(), seed=0)
+
+
+class _Node:
+    pass
+
+
+def test_a_trial_collects_what_earlier_trials_left_in_cycles_and_hides_the_survivors_from_later_collections(
+        study_data, space):
+    recipe = dataclasses.replace(space.recipe(space.baseline), finetune_unfreeze="none", epochs_head=1)
+    garbage, survivor = _Node(), _Node()
+    garbage.cycle, survivor.cycle = garbage, survivor
+    collected = weakref.ref(garbage)
+    del garbage
+    gc.disable()  # only the trial may collect
+    try:
+        assert collected() is not None and any(o is survivor for o in gc.get_objects())
+        run_trial(recipe, study_data, NullReporter(), seed=0)
+        assert collected() is None
+        assert not any(o is survivor for o in gc.get_objects())  # frozen: later collections do not scan it
+    finally:
+        gc.enable()
 
 
 def test_an_augmented_trial_draws_fresh_features_every_epoch_and_fine_tunes_with_augmentation(study_data, space):
