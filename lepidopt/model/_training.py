@@ -24,11 +24,14 @@ def make_optimizer(name: str, learning_rate: float):
 
 
 def compile_model(model, *, optimizer: str, learning_rate: float) -> None:
+    """Compile ``model`` with its optimizer's state already made: Keras otherwise makes it inside the first
+    trace of the training step, and TensorFlow then traces that step a second time (~0.3 s a model)."""
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
         jit_compile=False,
     )
+    model.optimizer.build(model.trainable_variables)
 
 
 def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
@@ -45,7 +48,7 @@ def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
 # A head's batch on cached features costs less than Keras's Python dispatch around it (~2.5 ms a step on
 # 2 cores), so a long head run trains a whole epoch per call of the traced loop (steps_per_execution = the
 # epoch's steps: a call never runs into the next epoch's batches; the losses are the same to the bit).
-# Keras traces that loop's step twice, ~0.3 s a trial, so short runs (a few thousand images, pruned
+# Tracing that loop costs ~0.25 s more than tracing one step, so short runs (a few thousand images, pruned
 # early) keep one step per call: from this many steps in the run on, the loop pays (benchmarks/head_epochs.py).
 MULTI_STEP_FROM = 256
 

@@ -119,3 +119,15 @@ def test_an_epoch_per_call_trains_exactly_as_one_step_per_call(monkeypatch, init
     assert one_step[1] == an_epoch[1] == list(range(initial_epoch, 5))
     for a, b in zip(one_step[2], an_epoch[2]):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer, slots", [("adam", 2), ("adamw", 2), ("sgd", 1)])
+def test_a_compiled_model_has_its_optimizer_state_before_the_first_step(optimizer, slots):
+    """Made inside the first trace of the training step instead, it makes TensorFlow trace that step twice."""
+    from lepidopt.model import compile_model
+
+    head = build_head(Recipe(head_dense_layers=1, head_units=8, head_batchnorm=True), n_classes=3, feature_dim=16)
+    compile_model(head, optimizer=optimizer, learning_rate=1e-3)
+    assert head.optimizer.built
+    state = [v for v in head.optimizer.variables if v.path.rsplit("/", 1)[-1].endswith(("momentum", "velocity"))]
+    assert len(state) == slots * len(head.trainable_variables)
