@@ -10,6 +10,9 @@ features cached. It is filled to ``--history`` finished trials whose storage row
 run through lepidopt's own loop. Overhead per trial = wall time minus the time inside ``run_trial``
 spent on anything but reporting to the study.
 
+The first read of the study (Optuna loads every trial into its cache, once per process) is outside
+the clock for both and printed on its own.
+
 Baseline, measured in the same run on a copy of the same study: Optuna alone, the same sampler,
 pruner and reporting (25 report + should_prune per trial) with an objective that trains nothing.
 
@@ -77,6 +80,10 @@ def main() -> int:
         shutil.copy(run.folder / "study.db", tmp / "baseline.db")
         epochs = len(template.intermediate_values)
 
+        # Once per process, not per trial: the first read of the study loads every trial into Optuna's cache.
+        started = time.perf_counter()
+        study.get_trials(deepcopy=False)
+        first_read = time.perf_counter() - started
         inside: list[float] = []
         started = time.perf_counter()
         optimize(run, study, data, n_trials=args.history + args.trials, timeout=None,
@@ -90,6 +97,8 @@ def main() -> int:
         baseline = optuna.load_study(study_name="o", storage=f"sqlite:///{tmp / 'baseline.db'}",
                                      sampler=make_sampler("tpe", seed=0),
                                      pruner=make_pruner("median", max_steps=epochs, warmup_steps=epochs // 2))
+
+        baseline.get_trials(deepcopy=False)  # outside the clock, as for lepidopt
 
         def bare(trial):
             suggest(trial, space)
@@ -111,6 +120,7 @@ def main() -> int:
     print(f"  lepidopt   {ours * 1000:6.1f} ms per trial outside training")
     print(f"  optuna     {floor * 1000:6.1f} ms per trial (same sampler, pruner and reports, nothing trained)")
     print(f"  optuna     {sampling * 1000:6.1f} ms per trial of it for sampling and the trial's record alone (no reports)")
+    print(f"  once per process, outside the figures above: the first read of the study, {first_read * 1000:.0f} ms")
     print(f"  ratio: lepidopt / optuna alone = {ours / floor:.2f}; goal (< 50 ms): {'met' if ours < 0.05 else 'NOT met'}")
     return 0
 
