@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import ModelError
 from ._backbone import _keras
 
-__all__ = ["make_optimizer", "compile_model", "extract_features", "fit_on_views", "fit_on_arrays", "predict_arrays", "finetune_epochs"]
+__all__ = ["make_optimizer", "compile_model", "extract_features", "fit_on_views", "epoch_batches", "fit_on_arrays", "predict_arrays", "finetune_epochs"]
 
 
 def make_optimizer(name: str, learning_rate: float):
@@ -61,21 +61,11 @@ def fit_on_views(model, views: Sequence[np.ndarray], labels: np.ndarray, *, epoc
     epoch, costs more than an epoch of a head on a few thousand features. ``after_epoch(e)`` runs
     when epoch ``e`` ends and may raise to stop training. ``initial_epoch`` resumes a run.
     """
-    from .._tf import tensorflow
-
-    tf = tensorflow()
     weights = np.ones(len(labels), np.float32) if not class_weight else np.array(
         [class_weight[int(c)] for c in labels], np.float32)
-    stacked = tf.constant(np.stack(views))  # (views, n, d), float16 kept compact until each batch
     n = len(labels)
-
-    def epoch_of(epoch):
-        inputs = tf.gather(stacked, epoch % len(views))
-        return (tf.data.Dataset.from_tensor_slices((inputs, labels, weights))
-                .shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(batch_size))
-
-    batches = (tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_of)
-               .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)).prefetch(2))
+    batches = epoch_batches(views, labels, weights, seed=seed, batch_size=batch_size, first_epoch=initial_epoch,
+                            epochs=epochs)
     steps = -(-n // batch_size)
     per_call = steps if steps * (epochs - initial_epoch) >= MULTI_STEP_FROM else 1
     if model.steps_per_execution != per_call:
@@ -83,6 +73,27 @@ def fit_on_views(model, views: Sequence[np.ndarray], labels: np.ndarray, *, epoc
         model.train_function = None  # traced for the previous count
     model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
               shuffle=False, callbacks=[_AfterEpoch(after_epoch)], verbose=0)  # the pipeline shuffles
+
+
+def epoch_batches(views: Sequence[np.ndarray], labels: np.ndarray, weights: np.ndarray, *, seed: int, batch_size: int,
+                  first_epoch: int, epochs: int):
+    """One tf.data pipeline of (inputs, label, weight) batches for epochs ``first_epoch`` to ``epochs - 1``: epoch e
+    on ``views[e % len(views)]``, its rows in an order drawn from (seed, e) alone, so every epoch has its own order
+    and a run resumed at epoch e sees what an uninterrupted run would have."""
+    from .._tf import tensorflow
+
+    tf = tensorflow()
+    stacked = tf.constant(np.stack(views))  # (views, n, d), float16 kept compact until each batch
+    n = len(labels)
+
+    def epoch_of(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+        inputs = tf.gather(tf.gather(stacked, epoch % len(views)), order)
+        return tf.data.Dataset.from_tensor_slices((inputs, tf.gather(labels, order), tf.gather(weights, order))) \
+            .batch(batch_size)
+
+    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_of)
+            .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)).prefetch(2))
 
 
 def _AfterEpoch(after_epoch: Callable[[int], None]):

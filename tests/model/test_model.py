@@ -121,6 +121,32 @@ def test_an_epoch_per_call_trains_exactly_as_one_step_per_call(monkeypatch, init
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
+def test_every_epoch_on_cached_features_has_its_own_order_of_rows_drawn_from_the_seed_and_epoch():
+    """A shuffle seeded inside the per-epoch pipeline gave every epoch the same order (seen before this test)."""
+    from lepidopt.model._training import epoch_batches
+
+    rows = np.arange(40)
+    views = [np.stack([rows, rows + 1000]).T.astype(np.float16), np.stack([rows, rows + 2000]).T.astype(np.float16)]
+
+    def epochs(seed: int, first: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        batches = list(epoch_batches(views, rows, np.ones(40, np.float32), seed=seed, batch_size=16, first_epoch=first,
+                                     epochs=4))
+        inputs = np.concatenate([b[0].numpy() for b in batches]).reshape(-1, 40, 2)
+        labels = np.concatenate([b[1].numpy() for b in batches]).reshape(-1, 40)
+        return list(zip(inputs, labels))
+
+    run = epochs(seed=3, first=0)
+    orders = [labels for _, labels in run]
+    assert all(sorted(order) == list(range(40)) for order in orders)
+    assert len({tuple(order) for order in orders}) == 4  # four epochs, four orders
+    for epoch, (inputs, labels) in enumerate(run):  # each row's features travel with its label, from the epoch's view
+        np.testing.assert_array_equal(inputs[:, 0], labels)
+        np.testing.assert_array_equal(inputs[:, 1], labels + (1000 if epoch % 2 == 0 else 2000))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(run, epochs(seed=3, first=0)))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(run[2:], epochs(seed=3, first=2)))  # a resumed run
+    assert not np.array_equal(run[0][1], epochs(seed=4, first=0)[0][1])
+
+
 @pytest.mark.parametrize("optimizer, slots", [("adam", 2), ("adamw", 2), ("sgd", 1)])
 def test_a_compiled_model_has_its_optimizer_state_before_the_first_step(optimizer, slots):
     """Made inside the first trace of the training step instead, it makes TensorFlow trace that step twice."""
