@@ -4,13 +4,11 @@ from ._augment import AUGMENT_AT_FULL_STRENGTH, build_augmentation
 from ._backbone import build_backbone, load_classifier, weights_identity
 from ._classifier import PREFIX_OUTPUT, build_classifier, build_feature_extractor, build_top_classifier, split_backbone
 from ._head import build_head, pooling_layer
-from ._head_trainers import HeadTrainers
 from ._training import compile_model, extract_features, finetune_epochs, fit_on_arrays, fit_on_views, make_optimizer, predict_arrays
 from ._unfreeze import trainable_stages, unfreeze
 
 __all__ = [
     "PREFIX_OUTPUT",
-    "HeadTrainers",
     "AUGMENT_AT_FULL_STRENGTH",
     "build_augmentation",
     "build_backbone",

@@ -46,66 +46,60 @@ def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
 
 
 # A head's batch on cached features costs less than Keras's Python dispatch around it (~2.5 ms a step on
-# 2 cores), so heads train a whole epoch per call of the traced loop: the loop ends with the epoch's data
-# (benchmarks/head_epochs.py). Tracing that loop costs ~0.25 s more than tracing one step, paid once per
-# architecture in a process when the model is reused (HeadTrainers).
-WHOLE_EPOCH = 2**20
+# 2 cores), so a long head run trains a whole epoch per call of the traced loop (steps_per_execution = the
+# epoch's steps: a call never runs into the next epoch's batches; the losses are the same to the bit).
+# Tracing that loop costs ~0.25 s more than tracing one step, so short runs (a few thousand images, pruned
+# early) keep one step per call: from this many steps in the run on, the loop pays (benchmarks/head_epochs.py).
+MULTI_STEP_FROM = 256
 
 
 def fit_on_views(model, views: Sequence[np.ndarray], labels: np.ndarray, *, epochs: int, batch_size: int,
                  class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[[int], None],
-                 initial_epoch: int = 0, steps_per_call: int = WHOLE_EPOCH) -> None:
+                 initial_epoch: int = 0) -> None:
     """Train ``model`` on in-memory inputs, epoch e on ``views[e % len(views)]`` (row i for ``labels[i]``),
-    in one ``fit``: a ``fit`` per epoch costs more than an epoch of a head on a few thousand features.
-    ``after_epoch(e)`` runs when epoch ``e`` ends and may raise to stop training. ``initial_epoch``
-    resumes a run. ``steps_per_call``: steps per call of Keras's traced loop (a whole epoch by default).
+    in one ``fit`` over one repeated tf.data pipeline: a ``fit`` per epoch, or a new iterator per
+    epoch, costs more than an epoch of a head on a few thousand features. ``after_epoch(e)`` runs
+    when epoch ``e`` ends and may raise to stop training. ``initial_epoch`` resumes a run.
     """
-    from .._tf import tensorflow
-
-    tf = tensorflow()
     weights = np.ones(len(labels), np.float32) if not class_weight else np.array(
         [class_weight[int(c)] for c in labels], np.float32)
-    epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
-    batches = epoch_batches(views, labels, weights, seed=seed, batch_size=batch_size, epoch=epoch)
-    if model.steps_per_execution != steps_per_call:
-        model.steps_per_execution = steps_per_call
+    n = len(labels)
+    batches = epoch_batches(views, labels, weights, seed=seed, batch_size=batch_size, first_epoch=initial_epoch,
+                            epochs=epochs)
+    steps = -(-n // batch_size)
+    per_call = steps if steps * (epochs - initial_epoch) >= MULTI_STEP_FROM else 1
+    if model.steps_per_execution != per_call:
+        model.steps_per_execution = per_call
         model.train_function = None  # traced for the previous count
-    model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0,  # the pipeline shuffles
-              callbacks=[_AfterEpoch(after_epoch, before=lambda e: epoch.assign(e))])
+    model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+              shuffle=False, callbacks=[_AfterEpoch(after_epoch)], verbose=0)  # the pipeline shuffles
 
 
 def epoch_batches(views: Sequence[np.ndarray], labels: np.ndarray, weights: np.ndarray, *, seed: int, batch_size: int,
-                  epoch):
-    """A tf.data pipeline of (inputs, label, weight) batches of one epoch, the one in the variable ``epoch``
-    when an iteration starts: its inputs are ``views[epoch % len(views)]`` and its rows come in an order
-    drawn from (seed, epoch) alone, so every epoch has its own order and a run resumed at an epoch sees
-    what an uninterrupted run would have."""
+                  first_epoch: int, epochs: int):
+    """One tf.data pipeline of (inputs, label, weight) batches for epochs ``first_epoch`` to ``epochs - 1``: epoch e
+    on ``views[e % len(views)]``, its rows in an order drawn from (seed, e) alone, so every epoch has its own order
+    and a run resumed at epoch e sees what an uninterrupted run would have."""
     from .._tf import tensorflow
 
     tf = tensorflow()
     stacked = tf.constant(np.stack(views))  # (views, n, d), float16 kept compact until each batch
     n = len(labels)
 
-    def this_epoch(_):
-        current = epoch.read_value()
-        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, current]))
-        inputs = tf.gather(tf.gather(stacked, current % len(views)), order)
+    def epoch_of(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+        inputs = tf.gather(tf.gather(stacked, epoch % len(views)), order)
         return tf.data.Dataset.from_tensor_slices((inputs, tf.gather(labels, order), tf.gather(weights, order))) \
             .batch(batch_size)
 
-    steps = -(-n // batch_size)  # known to Keras, which then never asks past the epoch's last batch
-    return (tf.data.Dataset.range(1).flat_map(this_epoch).apply(tf.data.experimental.assert_cardinality(steps))
+    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_of)
             .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)).prefetch(2))
 
 
-def _AfterEpoch(after_epoch: Callable[[int], None], *, before: Callable[[int], None] | None = None):
+def _AfterEpoch(after_epoch: Callable[[int], None]):
     keras = _keras()
 
     class AfterEpoch(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None) -> None:
-            if before is not None:
-                before(epoch)
-
         def on_epoch_end(self, epoch, logs=None) -> None:
             after_epoch(epoch)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gc
 import logging
 import time
@@ -79,11 +78,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
     keras.utils.set_random_seed(seed)  # the head starts the same whether or not the backbone was built
     head = build_head(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
-    if features.views is not None:  # trained as a process-wide compiled model of its architecture, then copied back
-        trained = _head_trainers().start(head, recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
-    else:
-        trained = head
-        compile_model(head, optimizer=recipe.optimizer, learning_rate=recipe.head_lr)
+    compile_model(head, optimizer=recipe.optimizer, learning_rate=recipe.head_lr)
     saved = checkpoints.latest() if checkpoints else None
     history: list[dict[str, Any]] = list(saved.history) if saved else []
     for entry in history:  # a retried trial: the values its first run reported, again, without judging
@@ -116,22 +111,17 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     try:
         clock, features_before = time.perf_counter(), timings.get("features", 0.0)
         first_head_epoch = 0
-        try:
-            if saved and saved.phase == "head":
-                checkpoints.restore(trained, saved)
-                first_head_epoch = saved.epoch + 1
-            if (saved is None or saved.phase == "head") and first_head_epoch < recipe.epochs_head:
-                fit = dict(epochs=recipe.epochs_head, batch_size=recipe.batch_size, class_weight=weights, seed=seed,
-                           initial_epoch=first_head_epoch,
-                           after_epoch=lambda epoch: after_epoch("head", epoch, predict_arrays(trained, features.val),
-                                                                 trained))
-                if features.views is not None:
-                    fit_on_views(trained, features.views, y_train, **fit)
-                else:
-                    fit_on_arrays(head, features.per_epoch, y_train, **fit)
-        finally:
-            if trained is not head:
-                head.set_weights(trained.get_weights())
+        if saved and saved.phase == "head":
+            checkpoints.restore(head, saved)
+            first_head_epoch = saved.epoch + 1
+        if (saved is None or saved.phase == "head") and first_head_epoch < recipe.epochs_head:
+            fit = dict(epochs=recipe.epochs_head, batch_size=recipe.batch_size, class_weight=weights, seed=seed,
+                       initial_epoch=first_head_epoch,
+                       after_epoch=lambda epoch: after_epoch("head", epoch, predict_arrays(head, features.val), head))
+            if features.views is not None:
+                fit_on_views(head, features.views, y_train, **fit)
+            else:
+                fit_on_arrays(head, features.per_epoch, y_train, **fit)
         timings["head"] = time.perf_counter() - clock - (timings.get("features", 0.0) - features_before)
 
         if recipe.finetune_unfreeze != "none" and recipe.epochs_finetune > 0:
@@ -149,13 +139,6 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     timings["trial"] = time.perf_counter() - started
     return TrialResult(value=value, metrics=metrics, history=history, timings=timings, n_train=len(train_idx),
                        model=model)
-
-
-@functools.cache
-def _head_trainers():
-    from ..model import HeadTrainers
-
-    return HeadTrainers()
 
 
 FULL_COLLECTION_EVERY = 10  # trials
