@@ -58,19 +58,21 @@ def fill(study, template, n: int) -> None:
     study.add_trials(trials)
 
 
-def bare_optuna(storage, space, replay: list[tuple[list[float], bool]], *, judge_from: int) -> dict[str, float]:
+def bare_optuna(storage, space, replay: list[tuple[list[float], bool]], *, schedule: tuple[int, int],
+                judge_from: int) -> dict[str, float]:
     """Seconds per trial of Optuna alone on ``storage`` (a URL or an opened storage) with an objective that
     trains nothing and replays lepidopt's trials: trial i reports the values ``replay[i]`` and ends as it
-    ended (pruned or not), asking the pruner after every report from ``judge_from`` on. In all, and in
-    sampling, reports and pruning questions; the rest is the trial's record."""
+    ended (pruned or not), asking the pruner after every report from ``judge_from`` on. The pruner is the
+    study's: ``schedule`` is lepidopt's (most steps, warm-up). In all, and in sampling, reports and pruning
+    questions; the rest is the trial's record."""
     import optuna
 
     from lepidopt.search._optuna_engine import make_pruner, make_sampler
     from lepidopt.search._optuna_space import suggest
 
-    epochs = max(len(values) for values, _ in replay)
+    max_steps, warmup = schedule
     study = optuna.load_study(study_name="o", storage=storage, sampler=make_sampler("tpe", seed=0),
-                              pruner=make_pruner("median", max_steps=epochs, warmup_steps=epochs // 2))
+                              pruner=make_pruner("median", max_steps=max_steps, warmup_steps=warmup))
     study.get_trials(deepcopy=False)  # the first read, outside the clock, as for lepidopt
     spent = {"suggest": 0.0, "report": 0.0, "prune": 0.0, "reports": 0, "questions": 0}
     trials = iter(replay)
@@ -148,10 +150,12 @@ def main() -> int:
         ran = len(inside)
         ours = (wall - sum(inside)) / ran
 
-        warmup = pruning_schedule(run)[1]
-        plain = bare_optuna(f"sqlite:///{tmp / 'baseline.db'}", space, replay, judge_from=0)
+        schedule = pruning_schedule(run)
+        warmup = schedule[1]
+        plain = bare_optuna(f"sqlite:///{tmp / 'baseline.db'}", space, replay, schedule=schedule, judge_from=0)
         shutil.copy(tmp / "baseline.db", tmp / "floor.db")
-        floor = bare_optuna(open_storage(f"sqlite:///{tmp / 'floor.db'}"), space, replay, judge_from=warmup)
+        floor = bare_optuna(open_storage(f"sqlite:///{tmp / 'floor.db'}"), space, replay, schedule=schedule,
+                            judge_from=warmup)
 
     print(f"trial_overhead: SQLite study at {args.history} finished trials, {ran} more trials of up to {epochs} epochs "
           f"({floor['reports']:.1f} reports a trial), TPE + median pruner (warm-up {warmup} epochs), {os.cpu_count()} cores")
