@@ -4,10 +4,14 @@ from ._augment import AUGMENT_AT_FULL_STRENGTH, build_augmentation
 from ._backbone import build_backbone, load_classifier, weights_identity
 from ._classifier import PREFIX_OUTPUT, build_classifier, build_feature_extractor, build_top_classifier, split_backbone
 from ._head import build_head, pooling_layer
-from ._training import compile_model, extract_features, finetune_epochs, fit_on_arrays, fit_on_views, make_optimizer, predict_arrays
+from ._head_trainers import HeadTrainer, HeadTrainers
+from ._seeds import set_seeds
+from ._training import compile_model, extract_features, finetune_epochs, fit_on_arrays, make_optimizer, predict_arrays
 from ._unfreeze import trainable_stages, unfreeze
 
 __all__ = [
+    "HeadTrainer",
+    "HeadTrainers",
     "PREFIX_OUTPUT",
     "AUGMENT_AT_FULL_STRENGTH",
     "build_augmentation",
@@ -20,11 +24,11 @@ __all__ = [
     "extract_features",
     "finetune_epochs",
     "fit_on_arrays",
-    "fit_on_views",
     "load_classifier",
     "make_optimizer",
     "pooling_layer",
     "predict_arrays",
+    "set_seeds",
     "split_backbone",
     "trainable_stages",
     "unfreeze",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ModelError
+from ._seeds import set_seeds
 
 __all__ = ["build_backbone", "weights_identity", "ResNetPreprocess", "load_classifier", "RANDOM_INIT_SEED"]
 
@@ -81,7 +82,7 @@ def build_backbone(*, weights: str, image_size: int):
         source = "imagenet"
     elif weights == "none":
         source = None
-        keras.utils.set_random_seed(RANDOM_INIT_SEED)
+        set_seeds(RANDOM_INIT_SEED)
     else:
         _weights_file(weights)
         source = None

@@ -13,13 +13,17 @@ def pooling_layer(kind: str, *, name: str = "pool"):
     return (keras.layers.GlobalAveragePooling2D if kind == "avg" else keras.layers.GlobalMaxPooling2D)(name=name)
 
 
-def build_head(recipe: Recipe, *, n_classes: int, feature_dim: int):
+def build_head(recipe: Recipe, *, n_classes: int, feature_dim: int, dropout=None):
     """A model from pooled backbone features (``feature_dim``) to class probabilities.
+
+    ``dropout(rate, name)`` makes the dropout layers (default: Keras's Dropout); the head trainers
+    use one whose rate is a variable.
 
     With ``head.batchnorm`` the features are normalised first: that is what lets even a randomly
     initialised backbone's features be separated, since their scale is arbitrary.
     """
     keras = _keras()
+    dropout = dropout or (lambda rate, name: keras.layers.Dropout(rate, name=name))
     inputs = keras.Input((feature_dim,), name="features")
     x = inputs
     if recipe.head_batchnorm:
@@ -30,9 +34,9 @@ def build_head(recipe: Recipe, *, n_classes: int, feature_dim: int):
             x = keras.layers.BatchNormalization(name=f"head_bn_{i}")(x)
         x = keras.layers.Activation(recipe.head_activation, name=f"head_act_{i}")(x)
         if recipe.head_dropout > 0:
-            x = keras.layers.Dropout(recipe.head_dropout, name=f"head_dropout_{i}")(x)
+            x = dropout(recipe.head_dropout, f"head_dropout_{i}")(x)
     if recipe.head_dropout > 0 and recipe.head_dense_layers == 0:
-        x = keras.layers.Dropout(recipe.head_dropout, name="head_dropout")(x)
+        x = dropout(recipe.head_dropout, "head_dropout")(x)
     x = keras.layers.Dense(n_classes, name="embedding_to_logits")(x)
     outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="head")

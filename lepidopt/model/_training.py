@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 
 from ..errors import ModelError
 from ._backbone import _keras
 
-__all__ = ["make_optimizer", "compile_model", "extract_features", "fit_on_views", "epoch_batches", "fit_on_arrays", "predict_arrays", "finetune_epochs"]
+__all__ = ["make_optimizer", "compile_model", "extract_features", "fit_on_arrays", "predict_arrays", "finetune_epochs"]
 
 
 def make_optimizer(name: str, learning_rate: float):
@@ -43,57 +43,6 @@ def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
     if augmentation is not None:
         batches = batches.map(lambda x, y: (augmentation(x, training=True), y))
     return extractor.predict(batches, verbose=0)
-
-
-# A head's batch on cached features costs less than Keras's Python dispatch around it (~2.5 ms a step on
-# 2 cores), so a long head run trains a whole epoch per call of the traced loop (steps_per_execution = the
-# epoch's steps: a call never runs into the next epoch's batches; the losses are the same to the bit).
-# Tracing that loop costs ~0.25 s more than tracing one step, so short runs (a few thousand images, pruned
-# early) keep one step per call: from this many steps in the run on, the loop pays (benchmarks/head_epochs.py).
-MULTI_STEP_FROM = 256
-
-
-def fit_on_views(model, views: Sequence[np.ndarray], labels: np.ndarray, *, epochs: int, batch_size: int,
-                 class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[[int], None],
-                 initial_epoch: int = 0) -> None:
-    """Train ``model`` on in-memory inputs, epoch e on ``views[e % len(views)]`` (row i for ``labels[i]``),
-    in one ``fit`` over one repeated tf.data pipeline: a ``fit`` per epoch, or a new iterator per
-    epoch, costs more than an epoch of a head on a few thousand features. ``after_epoch(e)`` runs
-    when epoch ``e`` ends and may raise to stop training. ``initial_epoch`` resumes a run.
-    """
-    weights = np.ones(len(labels), np.float32) if not class_weight else np.array(
-        [class_weight[int(c)] for c in labels], np.float32)
-    n = len(labels)
-    batches = epoch_batches(views, labels, weights, seed=seed, batch_size=batch_size, first_epoch=initial_epoch,
-                            epochs=epochs)
-    steps = -(-n // batch_size)
-    per_call = steps if steps * (epochs - initial_epoch) >= MULTI_STEP_FROM else 1
-    if model.steps_per_execution != per_call:
-        model.steps_per_execution = per_call
-        model.train_function = None  # traced for the previous count
-    model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-              shuffle=False, callbacks=[_AfterEpoch(after_epoch)], verbose=0)  # the pipeline shuffles
-
-
-def epoch_batches(views: Sequence[np.ndarray], labels: np.ndarray, weights: np.ndarray, *, seed: int, batch_size: int,
-                  first_epoch: int, epochs: int):
-    """One tf.data pipeline of (inputs, label, weight) batches for epochs ``first_epoch`` to ``epochs - 1``: epoch e
-    on ``views[e % len(views)]``, its rows in an order drawn from (seed, e) alone, so every epoch has its own order
-    and a run resumed at epoch e sees what an uninterrupted run would have."""
-    from .._tf import tensorflow
-
-    tf = tensorflow()
-    stacked = tf.constant(np.stack(views))  # (views, n, d), float16 kept compact until each batch
-    n = len(labels)
-
-    def epoch_of(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
-        inputs = tf.gather(tf.gather(stacked, epoch % len(views)), order)
-        return tf.data.Dataset.from_tensor_slices((inputs, tf.gather(labels, order), tf.gather(weights, order))) \
-            .batch(batch_size)
-
-    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_of)
-            .map(lambda x, y, w: (tf.cast(x, tf.float32), y, w)).prefetch(2))
 
 
 def _AfterEpoch(after_epoch: Callable[[int], None]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import logging
 import time
@@ -55,13 +56,10 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     objective_direction(objective)
     if recipe.total_epochs == 0:
         raise StudyError("recipe trains for zero epochs: set epochs_head (or epochs_finetune with an unfrozen stage) above 0.")
-    from ..model import build_classifier, build_head, compile_model, fit_on_arrays, fit_on_views, predict_arrays
-    from .._tf import keras as import_keras
+    from ..model import build_classifier, build_head, compile_model, fit_on_arrays, predict_arrays, set_seeds
 
-    keras = import_keras()
-    keras.backend.clear_session(free_memory=False)
-    _collect_previous_trials_garbage()
-    keras.utils.set_random_seed(seed)
+    _clear_previous_trials()
+    set_seeds(seed)
     started = time.perf_counter()
     timings: dict[str, float] = {"report": 0.0}
     split = data.split
@@ -76,9 +74,15 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     features = phase1_features(recipe, data, network, train_idx=train_idx, val_idx=val_idx, train_rows=keep,
                                seed=seed, timings=timings)
 
-    keras.utils.set_random_seed(seed)  # the head starts the same whether or not the backbone was built
+    set_seeds(seed)  # the head starts the same whether or not the backbone was built
     head = build_head(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
-    compile_model(head, optimizer=recipe.optimizer, learning_rate=recipe.head_lr)
+    if features.views is not None:  # trained by the process's traced trainer of its architecture, then copied back
+        trainer = _head_trainers().trainer(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
+        trainer.start(head, learning_rate=recipe.head_lr)
+        trained = trainer.model
+    else:
+        trained = head
+        compile_model(head, optimizer=recipe.optimizer, learning_rate=recipe.head_lr)
     saved = checkpoints.latest() if checkpoints else None
     history: list[dict[str, Any]] = list(saved.history) if saved else []
     for entry in history:  # a retried trial: the values its first run reported, again, without judging
@@ -111,17 +115,22 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     try:
         clock, features_before = time.perf_counter(), timings.get("features", 0.0)
         first_head_epoch = 0
-        if saved and saved.phase == "head":
-            checkpoints.restore(head, saved)
-            first_head_epoch = saved.epoch + 1
-        if (saved is None or saved.phase == "head") and first_head_epoch < recipe.epochs_head:
-            fit = dict(epochs=recipe.epochs_head, batch_size=recipe.batch_size, class_weight=weights, seed=seed,
-                       initial_epoch=first_head_epoch,
-                       after_epoch=lambda epoch: after_epoch("head", epoch, predict_arrays(head, features.val), head))
-            if features.views is not None:
-                fit_on_views(head, features.views, y_train, **fit)
-            else:
-                fit_on_arrays(head, features.per_epoch, y_train, **fit)
+        try:
+            if saved and saved.phase == "head":
+                checkpoints.restore(trained, saved)
+                first_head_epoch = saved.epoch + 1
+            if (saved is None or saved.phase == "head") and first_head_epoch < recipe.epochs_head:
+                fit = dict(epochs=recipe.epochs_head, batch_size=recipe.batch_size, class_weight=weights, seed=seed,
+                           initial_epoch=first_head_epoch)
+                if features.views is not None:
+                    trainer.fit(features.views, y_train, val=features.val, **fit,
+                                after_epoch=lambda epoch, outputs: after_epoch("head", epoch, outputs, trained))
+                else:
+                    fit_on_arrays(head, features.per_epoch, y_train, **fit, after_epoch=lambda epoch: after_epoch(
+                        "head", epoch, predict_arrays(head, features.val), head))
+        finally:
+            if trained is not head:
+                head.set_weights(trained.get_weights())
         timings["head"] = time.perf_counter() - clock - (timings.get("features", 0.0) - features_before)
 
         if recipe.finetune_unfreeze != "none" and recipe.epochs_finetune > 0:
@@ -141,24 +150,42 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
                        model=model)
 
 
+@functools.cache
+def _head_trainers():
+    from ..model import HeadTrainers
+
+    return HeadTrainers()
+
+
+def _keras():
+    from .._tf import keras
+
+    return keras()
+
+
 FULL_COLLECTION_EVERY = 10  # trials
-_collections = 0
+_trials_started = 0
 
 
-def _collect_previous_trials_garbage() -> None:
+def _clear_previous_trials() -> None:
     """Collect what earlier trials left in reference cycles, then move every survivor out of the garbage
     collector's sight, so each trial's collection scans only what the last trial made; every
-    ``FULL_COLLECTION_EVERY`` trials, scan everything again.
+    ``FULL_COLLECTION_EVERY`` trials, clear the Keras session and scan everything again.
 
-    The survivors are what the process keeps (TensorFlow's import, the study's cached trials) and the
-    traced graphs TensorFlow keeps of every trained model even after clear_session (tensorflow#61791):
-    ~13,000 objects a trial. Scanned by every full collection, they made the collection at a trial's
-    start grow by ~8 ms a trial (~100 ms by trial 10). The periodic full scan frees what was alive at a
-    trial's start and later became garbage; without it, one process grew twice as fast.
+    The survivors are what the process keeps (TensorFlow's import, the study's cached trials, the head
+    trainers) and the traced graphs TensorFlow keeps of every model trained with ``fit`` even after
+    clear_session (tensorflow#61791). Scanned by every full collection, they made the collection at a
+    trial's start grow by ~8 ms a trial (~100 ms by trial 10). The periodic full scan frees what was alive
+    at a trial's start and later became garbage; without it, one process grew twice as fast.
+
+    Clearing the session also empties TensorFlow's kernel cache, where traced functions are kept ready to
+    run: each head trainer's epoch then costs ~0.15 s to make ready again, so the session is cleared with
+    the full scan, not before every trial.
     """
-    global _collections
-    if _collections % FULL_COLLECTION_EVERY == 0:
+    global _trials_started
+    if _trials_started % FULL_COLLECTION_EVERY == 0:
+        _keras().backend.clear_session(free_memory=False)
         gc.unfreeze()
-    _collections += 1
+    _trials_started += 1
     gc.collect()
     gc.freeze()

@@ -89,62 +89,82 @@ def test_classifier_equals_extractor_then_head(images):
     assert np.allclose(classifier.predict(images, verbose=0), via_features, atol=1e-5)
 
 
-@pytest.mark.parametrize("initial_epoch", [0, 2])
-def test_an_epoch_per_call_trains_exactly_as_one_step_per_call(monkeypatch, initial_epoch):
-    """Long head runs train a whole epoch per call of Keras's traced loop; tiny tests would never take that
-    path by themselves, so both are forced here and must give the same model after every epoch."""
+@pytest.mark.parametrize("optimizer, initial_epoch", [("adam", 0), ("sgd", 2)])
+def test_a_reused_head_trainer_trains_to_the_bit_as_keras_fit_trains_the_trials_own_head(optimizer, initial_epoch):
+    """One traced trainer serves every trial of an architecture; each must train exactly as its own freshly
+    built head under Model.fit would (Adam magnifies any last-bit difference), whatever trained before it."""
     from lepidopt._tf import keras as import_keras
-    from lepidopt.model import _training, compile_model, fit_on_views, predict_arrays
+    from lepidopt.model import HeadTrainers, compile_model
+    from lepidopt.model._head_trainers import shuffled_epoch
 
     keras = import_keras()
     rng = np.random.default_rng(0)
-    views = [rng.normal(size=(70, 16)).astype(np.float16) for _ in range(2)]
-    labels = rng.integers(0, 3, size=70)
-    recipe = Recipe(head_dense_layers=1, head_units=8, head_dropout=0.3, head_batchnorm=True)
+    trainers = HeadTrainers()
 
-    def train(multi_step_from: int):
-        monkeypatch.setattr(_training, "MULTI_STEP_FROM", multi_step_from)
-        keras.utils.set_random_seed(1)
+    def trial(seed: int, n: int, dropout: float, lr: float, batch_size: int):
+        views = [rng.normal(size=(n, 16)).astype(np.float16) for _ in range(2)]
+        labels = rng.integers(0, 3, size=n)
+        val = rng.normal(size=(9, 16)).astype(np.float16)
+        weights = {0: 1.0, 1: 2.0, 2: 0.5}
+        recipe = Recipe(head_dense_layers=1, head_units=8, head_dropout=dropout, head_batchnorm=True, optimizer=optimizer)
+
+        keras.utils.set_random_seed(seed)
         head = build_head(recipe, n_classes=3, feature_dim=16)
-        compile_model(head, optimizer="adam", learning_rate=1e-2)
-        outputs, epochs = [], []
-        fit_on_views(head, views, labels, epochs=5, batch_size=16, class_weight={0: 1.0, 1: 2.0, 2: 0.5}, seed=3,
-                     initial_epoch=initial_epoch,
-                     after_epoch=lambda e: (epochs.append(e), outputs.append(predict_arrays(head, views[0]))))
-        return head.steps_per_execution, epochs, outputs
+        trainer = trainers.trainer(recipe, n_classes=3, feature_dim=16)
+        trainer.start(head, learning_rate=lr)
+        ours: list[tuple[int, np.ndarray]] = []
+        trainer.fit(views, labels, val=val, epochs=5, batch_size=batch_size, class_weight=weights, seed=seed,
+                    initial_epoch=initial_epoch, after_epoch=lambda e, outputs: ours.append((e, outputs)))
 
-    one_step = train(10**9)
-    an_epoch = train(0)
-    assert (one_step[0], an_epoch[0]) == (1, 5)  # 70 images in batches of 16: 5 steps an epoch
-    assert one_step[1] == an_epoch[1] == list(range(initial_epoch, 5))
-    for a, b in zip(one_step[2], an_epoch[2]):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+        keras.utils.set_random_seed(seed)
+        head = build_head(recipe, n_classes=3, feature_dim=16)
+        compile_model(head, optimizer=optimizer, learning_rate=lr)
+        for e, (epoch, outputs) in zip(range(initial_epoch, 5), ours, strict=True):
+            x, y, w = (t.numpy() for t in shuffled_epoch(views[e % 2], labels, np.array(
+                [weights[int(c)] for c in labels], np.float32), np.array([seed, e])))
+            head.fit(x.astype(np.float32), y, sample_weight=w, batch_size=batch_size, shuffle=False, verbose=0)
+            assert epoch == e
+            np.testing.assert_array_equal(outputs, head(val.astype(np.float32), training=False).numpy())
+        return trainer
+
+    first = trial(seed=1, n=70, dropout=0.3, lr=1e-2, batch_size=16)
+    assert trial(seed=2, n=45, dropout=0.1, lr=3e-3, batch_size=8) is first  # reused, with another size and rate
+    assert trial(seed=3, n=70, dropout=0.45, lr=2e-2, batch_size=16) is first
 
 
 def test_every_epoch_on_cached_features_has_its_own_order_of_rows_drawn_from_the_seed_and_epoch():
-    """A shuffle seeded inside the per-epoch pipeline gave every epoch the same order (seen before this test)."""
-    from lepidopt.model._training import epoch_batches
+    """A shuffle seeded inside a per-epoch pipeline once gave every epoch the same order."""
+    from lepidopt.model._head_trainers import shuffled_epoch
 
     rows = np.arange(40)
-    views = [np.stack([rows, rows + 1000]).T.astype(np.float16), np.stack([rows, rows + 2000]).T.astype(np.float16)]
+    inputs = np.stack([rows, rows + 1000]).T.astype(np.float16)
 
-    def epochs(seed: int, first: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        batches = list(epoch_batches(views, rows, np.ones(40, np.float32), seed=seed, batch_size=16, first_epoch=first,
-                                     epochs=4))
-        inputs = np.concatenate([b[0].numpy() for b in batches]).reshape(-1, 40, 2)
-        labels = np.concatenate([b[1].numpy() for b in batches]).reshape(-1, 40)
-        return list(zip(inputs, labels))
+    def order(seed: int, epoch: int) -> np.ndarray:
+        x, y, w = (t.numpy() for t in shuffled_epoch(inputs, rows, rows.astype(np.float32), np.array([seed, epoch])))
+        np.testing.assert_array_equal(x[:, 0], y)  # each row's features and weight travel with its label
+        np.testing.assert_array_equal(x[:, 1], y + 1000)
+        np.testing.assert_array_equal(w, y)
+        return y
 
-    run = epochs(seed=3, first=0)
-    orders = [labels for _, labels in run]
-    assert all(sorted(order) == list(range(40)) for order in orders)
-    assert len({tuple(order) for order in orders}) == 4  # four epochs, four orders
-    for epoch, (inputs, labels) in enumerate(run):  # each row's features travel with its label, from the epoch's view
-        np.testing.assert_array_equal(inputs[:, 0], labels)
-        np.testing.assert_array_equal(inputs[:, 1], labels + (1000 if epoch % 2 == 0 else 2000))
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(run, epochs(seed=3, first=0)))
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(run[2:], epochs(seed=3, first=2)))  # a resumed run
-    assert not np.array_equal(run[0][1], epochs(seed=4, first=0)[0][1])
+    orders = [order(3, epoch) for epoch in range(4)]
+    assert all(sorted(o) == list(range(40)) for o in orders)
+    assert len({tuple(o) for o in orders}) == 4  # four epochs, four orders
+    assert all(np.array_equal(o, order(3, epoch)) for epoch, o in enumerate(orders))  # the same on every run
+    assert not np.array_equal(orders[0], order(4, 0))
+
+
+def test_a_head_trainer_keeps_at_most_its_capacity_the_least_recently_used_dropped():
+    from lepidopt.model import HeadTrainers
+
+    trainers = HeadTrainers(capacity=2)
+    recipes = [Recipe(head_dense_layers=1, head_units=units) for units in (4, 8, 16)]
+    a, b = (trainers.trainer(r, n_classes=3, feature_dim=8) for r in recipes[:2])
+    assert trainers.trainer(recipes[0], n_classes=3, feature_dim=8) is a  # a is now the most recently used
+    trainers.trainer(recipes[2], n_classes=3, feature_dim=8)  # drops b
+    assert trainers.trainer(recipes[0], n_classes=3, feature_dim=8) is a
+    assert trainers.trainer(recipes[1], n_classes=3, feature_dim=8) is not b
+    assert trainers.trainer(Recipe(head_dense_layers=1, head_units=4, head_dropout=0.2), n_classes=3,
+                            feature_dim=8) is not a  # dropout layers make another architecture
 
 
 @pytest.mark.parametrize("optimizer, slots", [("adam", 2), ("adamw", 2), ("sgd", 1)])
