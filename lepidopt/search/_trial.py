@@ -126,6 +126,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
                     trainer.fit(features.views, y_train, val=features.val, **fit,
                                 after_epoch=lambda epoch, outputs: after_epoch("head", epoch, outputs, trained))
                 else:
+                    _housekeeping.fit_since_cleared = True
                     fit_on_arrays(head, features.per_epoch, y_train, **fit, after_epoch=lambda epoch: after_epoch(
                         "head", epoch, predict_arrays(head, features.val), head))
         finally:
@@ -135,6 +136,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
         if recipe.finetune_unfreeze != "none" and recipe.epochs_finetune > 0:
             clock = time.perf_counter()
+            _housekeeping.fit_since_cleared = True
             finetune(recipe, data, network, head, train_idx=train_idx, val_idx=val_idx, class_weight=weights, seed=seed,
                      after_epoch=after_epoch, timings=timings, checkpoints=checkpoints,
                      resume=saved if saved and saved.phase == "finetune" else None)
@@ -163,29 +165,47 @@ def _keras():
     return keras()
 
 
-FULL_COLLECTION_EVERY = 10  # trials
-_trials_started = 0
+FULL_SCAN_GROWTH = 0.25  # CPython's own rule: scan the oldest objects again once they have grown by a quarter
+
+
+@dataclasses.dataclass
+class _Housekeeping:
+    frozen_at_full_scan: int = 0  # objects hidden from the collector after the last full scan
+    frozen_since: int = 0  # objects hidden since
+    fit_since_cleared: bool = True  # a model trained by Model.fit since the Keras session was last cleared
+
+
+_housekeeping = _Housekeeping()
 
 
 def _clear_previous_trials() -> None:
-    """Collect what earlier trials left in reference cycles, then move every survivor out of the garbage
-    collector's sight, so each trial's collection scans only what the last trial made; every
-    ``FULL_COLLECTION_EVERY`` trials, clear the Keras session and scan everything again.
+    """Clear the Keras session if a trial trained with ``Model.fit`` since it was last cleared; collect what
+    earlier trials left in reference cycles, then move every survivor out of the garbage collector's
+    sight, so each trial's collection scans only what the last trial made (~1 ms). Once the hidden
+    survivors have grown by a quarter since the last full scan, clear the session and scan everything
+    again (~0.25 s at 500,000 objects).
 
     The survivors are what the process keeps (TensorFlow's import, the study's cached trials, the head
     trainers) and the traced graphs TensorFlow keeps of every model trained with ``fit`` even after
     clear_session (tensorflow#61791). Scanned by every full collection, they made the collection at a
-    trial's start grow by ~8 ms a trial (~100 ms by trial 10). The periodic full scan frees what was alive
-    at a trial's start and later became garbage; without it, one process grew twice as fast.
+    trial's start grow by ~8 ms a trial (~100 ms by trial 10). A full scan frees what was alive at a
+    trial's start and later became garbage; never scanning again, one process grew twice as fast.
 
     Clearing the session also empties TensorFlow's kernel cache, where traced functions are kept ready to
-    run: each head trainer's epoch then costs ~0.15 s to make ready again, so the session is cleared with
-    the full scan, not before every trial.
+    run: each head trainer's epoch then costs ~0.15 s to make ready again. Trials that train only heads
+    on cached features add no traced function, so after them the session is left as it is.
     """
-    global _trials_started
-    if _trials_started % FULL_COLLECTION_EVERY == 0:
+    full_scan = _housekeeping.frozen_since >= FULL_SCAN_GROWTH * _housekeeping.frozen_at_full_scan
+    if full_scan or _housekeeping.fit_since_cleared:
         _keras().backend.clear_session(free_memory=False)
+        _housekeeping.fit_since_cleared = False
+    if full_scan:
         gc.unfreeze()
-    _trials_started += 1
-    gc.collect()
-    gc.freeze()
+        gc.collect()
+        gc.freeze()
+        _housekeeping.frozen_at_full_scan = gc.get_freeze_count()  # counting walks every object: ~50 ms
+        _housekeeping.frozen_since = 0
+    else:
+        gc.collect()
+        _housekeeping.frozen_since += len(gc.get_objects())  # the survivors of the last trial, about to be frozen
+        gc.freeze()

@@ -1,5 +1,6 @@
 import dataclasses
 import gc
+import importlib
 import weakref
 
 import numpy as np
@@ -103,3 +104,56 @@ def test_an_augmented_trial_draws_fresh_features_every_epoch_and_fine_tunes_with
     assert [h["phase"] for h in result.history] == ["head", "head", "finetune"]
     assert all(np.isfinite(v) for _, v in reporter.reports)
     assert result.timings["features"] > 0
+
+
+def test_a_trial_scans_the_frozen_survivors_again_once_they_have_grown_by_a_quarter(study_data, space, monkeypatch):
+    """Objects alive when a trial started are frozen; if they later become garbage in a cycle, only a full scan
+    frees them. That scan walks every object (~0.25 s), so it waits until the frozen objects have grown by a
+    quarter since the last one, as CPython's own collector waits for its oldest generation."""
+    trial_module = importlib.import_module("lepidopt.search._trial")
+    recipe = dataclasses.replace(space.recipe(space.baseline), finetune_unfreeze="none", epochs_head=1)
+    gc.disable()  # only the trial may collect
+    try:
+        def frozen_garbage():
+            node = _Node()
+            node.cycle = node
+            gc.freeze()
+            return weakref.ref(node)
+
+        frozen = gc.get_freeze_count()
+        housekeeping = trial_module._housekeeping
+        monkeypatch.setattr(housekeeping, "frozen_at_full_scan", frozen)
+        monkeypatch.setattr(housekeeping, "frozen_since", 0)
+        not_yet = frozen_garbage()
+        run_trial(recipe, study_data, NullReporter(), seed=0)
+        assert not_yet() is not None  # frozen, not scanned: the frozen objects have not grown enough
+        assert 0 < housekeeping.frozen_since < frozen / 4  # the last trial's survivors, counted
+
+        monkeypatch.setattr(housekeeping, "frozen_since", frozen // 4 + 1)
+        run_trial(recipe, study_data, NullReporter(), seed=0)
+        assert not_yet() is None  # the full scan freed it
+        assert housekeeping.frozen_since == 0 and housekeeping.frozen_at_full_scan >= frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()
+
+
+def test_the_keras_session_is_cleared_after_a_trial_that_trained_with_fit_and_kept_after_heads_on_cached_features(
+        study_data, space):
+    """Clearing the session empties TensorFlow's kernel cache, which a head trainer's traced epoch then has to
+    fill again; a trial that trained only heads on cached features made nothing to clear. Keras numbers the
+    names of unnamed layers from scratch after a clear, which shows whether it happened."""
+    from lepidopt._tf import keras as import_keras
+
+    keras = import_keras()
+    housekeeping = importlib.import_module("lepidopt.search._trial")._housekeeping
+    head_only = dataclasses.replace(space.recipe(space.baseline), finetune_unfreeze="none", epochs_head=1)
+    uncached = dataclasses.replace(study_data, feature_cache=False)
+    run_trial(dataclasses.replace(head_only, augment_strength=0.5), uncached, NullReporter(), seed=0)
+    assert housekeeping.fit_since_cleared  # augmented on the fly without a cache: trained with Model.fit
+    keras.layers.Dense(1)
+    run_trial(head_only, study_data, NullReporter(), seed=0)
+    assert keras.layers.Dense(1).name == "dense"  # cleared
+    assert not housekeeping.fit_since_cleared
+    run_trial(head_only, study_data, NullReporter(), seed=0)
+    assert keras.layers.Dense(1).name == "dense_1"  # kept
