@@ -8,7 +8,9 @@ Features: float16 random vectors of 2048 dimensions (ResNet-50's pooled output) 
 ``--images`` training images (ETHEC's training split at family level) and 1,000 validation images; head:
 one dense layer of 256 units, batch norm, dropout, Adam, batch 32, as in the built-in spaces, with another
 dropout rate and learning rate in every trial. Every trial trains ``--epochs`` epochs and is scored on the
-validation images after each. Both ways must give the same outputs to the bit; the script checks it.
+validation images after each. Both ways seed the trial as lepidopt does (``set_seeds``: Keras's
+``set_random_seed`` would also empty TensorFlow's kernel cache) and must give the same outputs to the bit;
+the script checks it.
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ def keras_fit_trial(trial: int, features, labels, val, *, epochs: int) -> tuple[
 
     from lepidopt._tf import keras as import_keras
     from lepidopt._tf import tensorflow
-    from lepidopt.model import build_head, compile_model
+    from lepidopt.model import build_head, compile_model, set_seeds
     from lepidopt.model._head_trainers import shuffled_epoch
 
     keras, tf = import_keras(), tensorflow()
     started = time.perf_counter()
-    keras.utils.set_random_seed(trial)
+    set_seeds(trial)
     head = build_head(recipe_of(trial), n_classes=6, feature_dim=features.shape[1])
     compile_model(head, optimizer="adam", learning_rate=1e-3 * (1 + trial))
     inputs, weights = tf.constant(features), tf.ones(len(labels))
@@ -60,12 +62,10 @@ def keras_fit_trial(trial: int, features, labels, val, *, epochs: int) -> tuple[
 
 
 def trainer_trial(trainers, trial: int, features, labels, val, *, epochs: int) -> tuple[float, list]:
-    from lepidopt._tf import keras as import_keras
-    from lepidopt.model import build_head
+    from lepidopt.model import build_head, set_seeds
 
-    keras = import_keras()
     started = time.perf_counter()
-    keras.utils.set_random_seed(trial)
+    set_seeds(trial)
     head = build_head(recipe_of(trial), n_classes=6, feature_dim=features.shape[1])
     trainer = trainers.trainer(recipe_of(trial), n_classes=6, feature_dim=features.shape[1])
     trainer.start(head, learning_rate=1e-3 * (1 + trial))
