@@ -159,12 +159,6 @@ def _head_trainers():
     return HeadTrainers()
 
 
-def _keras():
-    from .._tf import keras
-
-    return keras()
-
-
 FULL_SCAN_GROWTH = 0.25  # CPython's own rule: scan the oldest objects again once they have grown by a quarter
 
 
@@ -195,9 +189,11 @@ def _clear_previous_trials() -> None:
     run: each head trainer's epoch then costs ~0.15 s to make ready again. Trials that train only heads
     on cached features add no traced function, so after them the session is left as it is.
     """
+    from .._tf import keras
+
     full_scan = _housekeeping.frozen_since >= FULL_SCAN_GROWTH * _housekeeping.frozen_at_full_scan
     if full_scan or _housekeeping.fit_since_cleared:
-        _keras().backend.clear_session(free_memory=False)
+        keras().backend.clear_session(free_memory=False)
         _housekeeping.fit_since_cleared = False
     if full_scan:
         gc.unfreeze()
