@@ -17,11 +17,13 @@ def set_seeds(seed: int) -> None:
     """Seed what makes a new Keras model and its training repeatable: Python's and NumPy's generators,
     from which every initializer and every dropout or augmentation layer draws its own seed.
 
-    This is what ``keras.utils.set_random_seed`` does, except that it leaves TensorFlow's global seed
-    alone once it is ``TENSORFLOW_GLOBAL_SEED``. Setting that seed empties the kernel cache, where
-    TensorFlow keeps every traced function ready to run; a head trainer's epoch then takes ~0.15 s to
-    get ready again. Every random op lepidopt runs in TensorFlow has its own seed (the epochs' orders,
-    tf.data's shuffles), so the global seed only needs to be the same in every trial and process.
+    ``keras.utils.set_random_seed`` also does this, and sets TensorFlow's global seed and resets Keras's
+    global generator (only ``keras.random`` calls without a seed use it; lepidopt makes none). This
+    leaves TensorFlow's global seed alone once it is ``TENSORFLOW_GLOBAL_SEED``: setting it empties the
+    kernel cache, where TensorFlow keeps every traced function ready to run; a head trainer's epoch then
+    takes ~0.15 s to get ready again. Every random op lepidopt runs in TensorFlow has its own seed (the
+    epochs' orders, tf.data's shuffles), so the global seed only needs to be the same in every trial and
+    process.
     """
     from .._tf import tensorflow
 
