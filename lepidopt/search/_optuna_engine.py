@@ -73,10 +73,11 @@ class OptunaReporter(Reporter):
         answers = [work.result() for work in queued]  # raises what the first failed write raised
         return bool(answers and answers[-1])
 
-    def close(self) -> None:
-        """Wait for what is queued; raises what a write not yet answered for raised."""
+    def close(self, *, check: bool = True) -> None:
+        """Wait for what is queued; with ``check``, raise what a write not yet answered for raised."""
         self._thread.shutdown(wait=True)
-        self.should_stop()
+        if check:
+            self.should_stop()
 
 
 def pruning_schedule(run: Run) -> tuple[int, int]:
@@ -240,8 +241,10 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
         try:
             try:
                 result = run_trial(recipe, data, reporter, seed=seed, objective=run.objective, checkpoints=checkpoints)
-            finally:
-                reporter.close()  # every queued write is in the study before the trial is told
+            except BaseException:
+                reporter.close(check=False)  # the trial's own error is the one to keep
+                raise
+            reporter.close()  # every queued write is in the study before the trial is told
         except TrialStopped as stop:
             for key, value in outcome_attrs(history=stop.history, timings=stop.timings).items():
                 trial.set_user_attr(key, value)

@@ -59,6 +59,9 @@ def test_a_write_the_optuna_reporter_could_not_make_is_raised_not_lost(tmp_path)
     reporter.set_user_attrs({"model": object()})  # not JSON
     with pytest.raises(TypeError, match="JSON serializable"):
         reporter.close()
+    failing = OptunaReporter(study.ask(), judge_from=0)
+    failing.set_user_attrs({"model": object()})
+    failing.close(check=False)  # a trial that failed already keeps its own error
 
 
 def test_a_failing_trial_is_kept_with_its_reason_and_the_study_goes_on(demo_folder, tmp_path):
