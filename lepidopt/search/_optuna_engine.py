@@ -59,7 +59,11 @@ class OptunaReporter(Reporter):
         self._queued: list[Future] = []
 
     def set_user_attrs(self, attrs: dict) -> None:
-        self._queued.append(self._thread.submit(lambda: [self.trial.set_user_attr(k, v) for k, v in attrs.items()]))
+        def write() -> None:
+            for key, value in attrs.items():
+                self.trial.set_user_attr(key, value)
+
+        self._queued.append(self._thread.submit(write))
 
     def report(self, value: float, step: int) -> None:
         def report_and_ask() -> bool:
