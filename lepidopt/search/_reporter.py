@@ -8,23 +8,14 @@ __all__ = ["Reporter", "NullReporter", "TrialStopped"]
 
 
 class Reporter(abc.ABC):
-    """Receives a trial's objective after every epoch of both phases (``step`` counts epochs from 0).
-
-    A reporter that ``answers_later`` may do its work for a report on a thread of its own: the trial
-    then asks ``should_stop`` only when it needs the answer (before the next epoch's report, before
-    fine-tuning starts and at its end), so that work overlaps the next epoch's training. A trial told to
-    stop after step s stops at step s either way; it has only trained one epoch more, thrown away.
-    """
-
-    answers_later: bool = False
+    """Receives a trial's objective after every epoch of both phases (``step`` counts epochs from 0)."""
 
     @abc.abstractmethod
     def report(self, value: float, step: int) -> None: ...
 
     @abc.abstractmethod
     def should_stop(self) -> bool:
-        """True when the engine wants the trial stopped (pruned) after the last report; raises what the
-        reporter's work for it raised."""
+        """True when the engine wants the trial stopped (pruned) after the last report."""
 
 
 class NullReporter(Reporter):

@@ -90,21 +90,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     metrics: dict[str, float] = {k: v for k, v in history[-1].items() if k not in ("phase", "epoch", "step")} \
         if history else {}
 
-    unanswered: list[int] = []  # the last step reported, until the reporter has said whether to stop after it
-
-    def stop_if_asked() -> None:
-        if not unanswered:
-            return
-        step = unanswered.pop()
-        clock = time.perf_counter()
-        stop = reporter.should_stop()
-        timings["report"] += time.perf_counter() - clock
-        if stop:  # an overlapped reporter answers after the next epoch trained, before its report: not kept
-            raise TrialStopped(step, history[step][objective], history)
-
     def after_epoch(phase: str, epoch: int, probabilities: np.ndarray, model) -> None:
         nonlocal metrics
-        stop_if_asked()
         metrics = classification_metrics(y_val, probabilities)
         step = len(history)
         if not np.isfinite(metrics["loss"]):
@@ -120,10 +107,10 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
             timings["checkpoint"] = timings.get("checkpoint", 0.0) + time.perf_counter() - clock
         clock = time.perf_counter()
         reporter.report(value, step)
+        stop = reporter.should_stop()
         timings["report"] += time.perf_counter() - clock
-        unanswered.append(step)
-        if not reporter.answers_later:
-            stop_if_asked()
+        if stop:
+            raise TrialStopped(step, value, history)
 
     try:
         clock, features_before = time.perf_counter(), timings.get("features", 0.0)
@@ -146,7 +133,6 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
             if trained is not head:
                 head.set_weights(trained.get_weights())
         timings["head"] = time.perf_counter() - clock - (timings.get("features", 0.0) - features_before)
-        stop_if_asked()  # phase 1's last result reaches the pruner before any fine-tuning is paid for
 
         if recipe.finetune_unfreeze != "none" and recipe.epochs_finetune > 0:
             clock = time.perf_counter()
@@ -155,7 +141,6 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
                      after_epoch=after_epoch, timings=timings, checkpoints=checkpoints,
                      resume=saved if saved and saved.phase == "finetune" else None)
             timings["finetune"] = time.perf_counter() - clock - timings.get("prefix", 0.0)
-        stop_if_asked()
     except TrialStopped as stop:
         stop.timings = {**timings, "trial": time.perf_counter() - started}
         raise

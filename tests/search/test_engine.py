@@ -1,7 +1,5 @@
 """The Optuna engine on a real SQLite study: pruning acts on per-epoch reports, failures are kept."""
 
-import threading
-
 import optuna
 import pytest
 import yaml
@@ -10,8 +8,7 @@ from conftest import TINY_SPACE
 from lepidopt.errors import ModelError
 from lepidopt.runs import resolve_run
 from lepidopt.search import StudyData, prepare_split, search
-from lepidopt.search._optuna_engine import (OptunaReporter, create_or_load_study, make_pruner, make_sampler,
-                                            optimize)
+from lepidopt.search._optuna_engine import create_or_load_study, make_pruner, make_sampler, optimize
 
 
 @pytest.fixture
@@ -30,38 +27,6 @@ def test_pruning_acts_on_the_reported_epochs(tiny_run):
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert sorted(trial.intermediate_values) == [0, 1]
     assert [h["step"] for h in trial.user_attrs["history"]] == [0, 1]
-
-
-def test_the_optuna_reporter_writes_on_its_own_thread_in_order_and_answers_for_the_last_report(tmp_path):
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/r.db", direction="maximize",
-                                pruner=optuna.pruners.ThresholdPruner(lower=0.7))
-    trial = study.ask()
-    threads, report = [], trial.report
-    trial.report = lambda value, step: (threads.append(threading.current_thread().name), report(value, step))
-    reporter = OptunaReporter(trial, judge_from=1)
-    reporter.set_user_attrs({"seed": 3, "recipe": {"head.units": 8}})
-    reporter.report(0.5, 0)  # before the warm-up: not judged
-    assert reporter.should_stop() is False
-    reporter.report(0.8, 1)
-    assert reporter.should_stop() is False
-    reporter.report(0.6, 2)
-    assert reporter.should_stop() is True
-    reporter.close()
-    assert threads and all(name.startswith("lepidopt-report") for name in threads)
-    stored = study.trials[0]
-    assert stored.intermediate_values == {0: 0.5, 1: 0.8, 2: 0.6}
-    assert stored.user_attrs == {"seed": 3, "recipe": {"head.units": 8}}
-
-
-def test_a_write_the_optuna_reporter_could_not_make_is_raised_not_lost(tmp_path):
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/r.db")
-    reporter = OptunaReporter(study.ask(), judge_from=0)
-    reporter.set_user_attrs({"model": object()})  # not JSON
-    with pytest.raises(TypeError, match="JSON serializable"):
-        reporter.close()
-    failing = OptunaReporter(study.ask(), judge_from=0)
-    failing.set_user_attrs({"model": object()})
-    failing.close(check=False)  # a trial that failed already keeps its own error
 
 
 def test_a_failing_trial_is_kept_with_its_reason_and_the_study_goes_on(demo_folder, tmp_path):

@@ -65,51 +65,6 @@ def test_a_reporter_that_asks_to_stop_stops_the_trial_before_fine_tuning(study_d
     assert [h["phase"] for h in stopped.value.history] == ["head", "head"]
 
 
-class AnswersLater(Reporter):
-    """Says stop after ``stop_after``, but like the Optuna reporter answers only when next asked."""
-
-    answers_later = True
-
-    def __init__(self, stop_after):
-        self.stop_after, self.steps, self.asked = stop_after, [], []
-
-    def report(self, value, step):
-        self.steps.append(step)
-
-    def should_stop(self):
-        self.asked.append(self.steps[-1])
-        return self.steps[-1] == self.stop_after
-
-
-def test_a_reporter_that_answers_later_stops_the_trial_at_the_step_it_judged(study_data, space):
-    reporter = AnswersLater(stop_after=1)
-    with pytest.raises(TrialStopped) as stopped:
-        run_trial(space.recipe(space.baseline), study_data, reporter, seed=0)
-    assert stopped.value.step == 1 and [h["step"] for h in stopped.value.history] == [0, 1]
-    assert reporter.steps == [0, 1]  # epoch 2 trained while step 1 was judged, and was not reported
-    assert reporter.asked == [0, 1]
-    assert stopped.value.value == stopped.value.history[1]["balanced_accuracy"]
-
-
-def test_a_reporter_that_answers_later_judges_phase_1_before_fine_tuning_and_the_last_epoch(study_data, space,
-                                                                                            monkeypatch):
-    trial_module = importlib.import_module("lepidopt.search._trial")
-    finetuned = []
-    monkeypatch.setattr(trial_module, "finetune", lambda *args, **kwargs: finetuned.append(True))
-    recipe = space.recipe(space.baseline)  # 3 head epochs, 1 fine-tuning epoch
-    reporter = AnswersLater(stop_after=2)
-    with pytest.raises(TrialStopped) as stopped:
-        run_trial(recipe, study_data, reporter, seed=0)
-    assert stopped.value.step == 2 and [h["phase"] for h in stopped.value.history] == ["head"] * 3
-    assert not finetuned
-    monkeypatch.undo()
-
-    reporter = AnswersLater(stop_after=3)
-    with pytest.raises(TrialStopped) as stopped:
-        run_trial(recipe, study_data, reporter, seed=0)
-    assert stopped.value.step == 3 and reporter.asked == [0, 1, 2, 3]
-
-
 def test_loss_objective_and_zero_epochs(study_data, space):
     recipe = dataclasses.replace(space.recipe(space.baseline), finetune_unfreeze="none", epochs_head=1)
     result = run_trial(recipe, study_data, NullReporter(), seed=0, objective="loss")
