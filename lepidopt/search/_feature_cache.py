@@ -32,13 +32,13 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def parse_size(text: str | int) -> int:
-    """'50GB', '500 MB', '1.5TB' or a number of bytes -> bytes."""
+def parse_size(text: str | int, *, option: str) -> int:
+    """'50GB', '500 MB', '1.5TB' or a number of bytes -> bytes; ``option`` names the setting in the error."""
     if isinstance(text, int):
         return text
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*", str(text).upper())
     if not match or match.group(2) not in _UNITS:
-        raise StudyError(f"feature cache limit {text!r}: write a size such as 500MB, 50GB or 1.5TB.")
+        raise StudyError(f"{option} {text!r}: not a size; write a size such as 500MB, 50GB or 1.5TB.")
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 

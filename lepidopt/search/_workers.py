@@ -70,8 +70,9 @@ def process_options(run: Run, *, feature_cache: bool, feature_cache_limit: str |
     from ._feature_cache import parse_size
 
     data_options = dict(feature_cache=feature_cache, augment_views=run.augment_views,
-                        cache_limit=parse_size(feature_cache_limit))
-    recycling = Recycling(max_trials=max_trials_per_process, max_rss=None if max_rss is None else parse_size(max_rss))
+                        cache_limit=parse_size(feature_cache_limit, option="--feature-cache-limit"))
+    recycling = Recycling(max_trials=max_trials_per_process, max_rss=None if max_rss is None
+                          else parse_size(max_rss, option="--max-rss"))
     if recycling.enabled and run.engine != "optuna":
         raise StudyError(f"--max-trials-per-process and --max-rss: recycle Optuna workers; with engine {run.engine} "
                          "one process runs the whole search. Drop them, or run a study with --engine optuna.")

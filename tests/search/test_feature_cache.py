@@ -116,12 +116,12 @@ def test_an_entry_past_the_size_limit_is_used_but_not_stored(tmp_path, caplog):
 
 @pytest.mark.parametrize("text, size", [("500MB", 500 * 1024**2), ("1.5 GB", int(1.5 * 1024**3)), ("2048", 2048)])
 def test_cache_limits_are_read_in_human_units(text, size):
-    assert parse_size(text) == size
+    assert parse_size(text, option="--feature-cache-limit") == size
 
 
 def test_a_limit_in_unknown_units_is_refused():
-    with pytest.raises(StudyError, match="write a size such as 500MB"):
-        parse_size("lots")
+    with pytest.raises(StudyError, match="--feature-cache-limit 'lots': not a size; write a size such as 500MB"):
+        parse_size("lots", option="--feature-cache-limit")
 
 
 def test_augmented_trials_share_a_fixed_number_of_views(split, recipe, tmp_path):
