@@ -4,11 +4,11 @@ import optuna
 import pytest
 import yaml
 
-from conftest import TINY_SPACE
+from conftest import TINY_SPACE, write_space
 from lepidopt.errors import ModelError
 from lepidopt.runs import resolve_run
 from lepidopt.search import StudyData, prepare_split, search
-from lepidopt.search._optuna_engine import create_or_load_study, make_pruner, make_sampler, optimize
+from lepidopt.search._optuna_engine import SURPLUS_ATTR, create_or_load_study, make_pruner, make_sampler, optimize
 
 
 @pytest.fixture
@@ -27,6 +27,25 @@ def test_pruning_acts_on_the_reported_epochs(tiny_run):
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert sorted(trial.intermediate_values) == [0, 1]
     assert [h["step"] for h in trial.user_attrs["history"]] == [0, 1]
+
+
+def test_a_trial_asked_after_another_worker_claimed_the_last_place_is_surplus_and_not_run(demo_folder, tmp_path):
+    run = resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space=str(write_space(tmp_path)),
+                      sampler="random", pruner="none")
+    study = create_or_load_study(run)
+    other_worker = optuna.load_study(study_name="s", storage=study._storage)
+    ran = []
+
+    def claim_the_last_place(_study, trial) -> None:  # after this process counted the claims, before it asks again
+        ran.append(trial.number)
+        other_worker.ask()
+
+    optimize(run, study, StudyData(prepare_split(run), run.folder / "cache"), n_trials=2, timeout=None,
+             on_trial=claim_the_last_place)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["COMPLETE", "RUNNING", "PRUNED"]
+    assert ran == [0]  # the surplus trial is not handed on
+    assert trials[2].user_attrs[SURPLUS_ATTR] and "history" not in trials[2].user_attrs
 
 
 def test_a_failing_trial_is_kept_with_its_reason_and_the_study_goes_on(demo_folder, tmp_path):
