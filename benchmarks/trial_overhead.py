@@ -257,8 +257,8 @@ def main() -> int:
     asked = floor["report"] + floor["prune"]
     print(f"  the same reports and questions: {ours['reporting'] * 1000:.1f} ms a trial between lepidopt's epochs, "
           f"{asked * 1000:.1f} ms back to back in the floor ({ours['reporting'] / asked:.1f}x)")
-    print(f"  once per process, outside the figures above: tracing the epoch of a head architecture new to the "
-          f"process ({ours['traced']} in {ran} trials), paid by the replays too")
+    print(f"  tracing the epoch of a head architecture new to the process ({ours['traced']} in {ran} trials): in "
+          "lepidopt's wall time and in the replays alike, so not in its overhead")
     print(f"  once per process, outside the figures above: the first read of the study, {first_read * 1000:.0f} ms")
     overhead = ours["overhead"]
     print(f"  ratio: lepidopt / optuna alone = {overhead / plain['total']:.2f}, lepidopt / floor = "

@@ -194,8 +194,8 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
     judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run)[1]
 
     def objective(trial: optuna.Trial) -> float:
-        # Fewer trials than this one's number come before it, so below the total it cannot be surplus and the
-        # study need not be read again (~4 ms at 500 trials).
+        # At most trial.number trials are numbered below this one, so below the total it cannot be surplus and
+        # the study need not be read again (~4 ms at 500 trials).
         if n_trials is not None and trial.number >= n_trials and count_claimed(study, before=trial.number) >= n_trials:
             # Workers that asked at the same moment: the lowest numbers take the last places in the total.
             trial.set_user_attr(SURPLUS_ATTR, True)

@@ -7,7 +7,7 @@ import yaml
 from conftest import TINY_SPACE, write_space
 from lepidopt.errors import ModelError
 from lepidopt.runs import resolve_run
-from lepidopt.search import StudyData, prepare_split, search
+from lepidopt.search import StudyData, open_storage, prepare_split, search
 from lepidopt.search._optuna_engine import SURPLUS_ATTR, create_or_load_study, make_pruner, make_sampler, optimize
 
 
@@ -33,7 +33,7 @@ def test_a_trial_asked_after_another_worker_claimed_the_last_place_is_surplus_an
     run = resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space=str(write_space(tmp_path)),
                       sampler="random", pruner="none")
     study = create_or_load_study(run)
-    other_worker = optuna.load_study(study_name="s", storage=study._storage)
+    other_worker = optuna.load_study(study_name="s", storage=open_storage(run.storage))
     ran = []
 
     def claim_the_last_place(_study, trial) -> None:  # after this process counted the claims, before it asks again
