@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import SpaceError
 from ._space import Space, load_space_file, space_from_dict
+from ._yaml import read_space_yaml
 
 __all__ = ["builtin_space_names", "load_space"]
 
@@ -20,10 +21,8 @@ def load_space(name_or_path: str | Path) -> Space:
     """A built-in space by name (``resnet50``, ``demo``) or a space file by path."""
     text = str(name_or_path)
     if text in builtin_space_names():
-        import yaml
-
         resource = resources.files(__package__) / "builtin" / f"{text}.yaml"
-        return space_from_dict(yaml.safe_load(resource.read_text()), source=f"{text}.yaml")
+        return space_from_dict(read_space_yaml(resource.read_text(), source=f"{text}.yaml"), source=f"{text}.yaml")
     path = Path(text)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.exists():

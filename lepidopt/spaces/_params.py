@@ -142,11 +142,23 @@ def param_from_dict(name: str, spec: Any, *, path: str) -> Param:
             raise SpaceError(f"{path}.step: must be a positive {kind}, got {step!r}.")
         if log and (kind == "float" or step != 1):
             raise SpaceError(f"{path}: 'step' and 'log: true' cannot be combined (Optuna's rule); drop one.")
+        _check_step_divides(low, high, step, path)
     if kind == "int":
         return IntRange(name=name, low=low, high=high, log=log, step=step or 1, when=when)
     return FloatRange(
         name=name, low=float(low), high=float(high), log=log, step=None if step is None else float(step), when=when
     )
+
+
+def _check_step_divides(low: float, high: float, step: float, path: str) -> None:
+    """Optuna samples low, low + step, ... and silently cuts the range at the last step below high."""
+    steps = (high - low) / step
+    if math.isclose(steps, round(steps), rel_tol=0, abs_tol=1e-9):
+        return
+    last = low + math.floor(steps) * step
+    raise SpaceError(f"{path}.step: {step} does not divide the range [{low}, {high}] ({high} - {low} is not a multiple "
+                     f"of {step}), so {high} could never be sampled; the last value would be {last:g}. Choose a step "
+                     f"that divides it, or set high to {last:g}.")
 
 
 def _when_from_dict(when: Any, *, path: str) -> tuple[tuple[str, tuple[Scalar, ...]], ...]:

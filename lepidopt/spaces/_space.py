@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -11,6 +12,7 @@ import yaml
 from ..errors import SpaceError
 from ..recipe import RECIPE_KEYS, Recipe
 from ._params import Param, param_from_dict
+from ._yaml import read_space_yaml
 
 __all__ = ["Space", "space_from_dict", "load_space_file"]
 
@@ -98,6 +100,7 @@ def space_from_dict(data: Any, *, source: str = "space") -> Space:
     if baseline is not None:
         _check_baseline(space, baseline, f"{source}.baseline")
         space = dataclasses.replace(space, baseline=dict(baseline))
+    _check_weights_files(space, source)
     return space
 
 
@@ -107,11 +110,18 @@ def load_space_file(path: str | Path) -> Space:
         text = path.read_text()
     except OSError as exc:
         raise SpaceError(f"space file {str(path)!r}: cannot be read ({exc.strerror}).") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"space file {str(path)!r}: is not valid YAML: {exc}") from None
-    return space_from_dict(data, source=path.name)
+    return space_from_dict(read_space_yaml(text, source=f"space file {str(path)!r}"), source=path.name)
+
+
+def _check_weights_files(space: Space, source: str) -> None:
+    """Every weights file a space names exists, so a typo fails now and not in the middle of a study."""
+    named = [(f"{source}.fixed.weights", space.fixed.get("weights"))]
+    named += [(f"{source}.params.weights.choice", value) for p in space.params if p.name == "weights"
+              for value in getattr(p, "values", ())]
+    for path, value in named:
+        if value is not None and value not in ("imagenet", "none") and not Path(value).is_file():
+            raise SpaceError(f"{path}: weights file {value!r} does not exist (a relative path is read from the "
+                             f"current folder, {os.getcwd()}). Give the path of a weights file, or imagenet or none.")
 
 
 def _check_domain(param: Param, path: str) -> None:

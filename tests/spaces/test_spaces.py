@@ -122,3 +122,51 @@ def test_the_readme_example_space_is_valid():
     block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
     space = space_from_dict(yaml.safe_load(block), source="README")
     assert space.name == "mine" and space.recipe(space.baseline).finetune_unfreeze == "conv5"
+
+
+def test_numbers_written_with_an_exponent_are_numbers(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: e\nfixed: {head.lr: 1e-3}\nparams:\n  finetune.lr: {float: [1e-5, 1E-3], log: true}\n")
+    space = load_space(path)
+    assert space.param("finetune.lr").low == 1e-5 and space.param("finetune.lr").high == 1e-3
+    assert space.fixed["head.lr"] == 1e-3
+
+
+def test_a_key_written_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: d\nparams:\n  head.dropout: {float: [0.0, 0.5]}\n  head.dropout: {float: [0.1, 0.2]}\n")
+    with pytest.raises(SpaceError, match=r"space file '.*twice.yaml', line 4: key 'head.dropout' is written twice "
+                                         r"\(first on line 3\); a YAML reader keeps only the last. Keep one of them."):
+        load_space(path)
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"float": [0.0, 1.0], "step": 0.3}, r"t\.params\.augment\.strength\.step: 0\.3 does not divide the range \[0\.0, 1\.0\] "
+                                         r".* the last value would be 0\.9. Choose a step that divides it, or set high "
+                                         r"to 0\.9"),
+    ({"float": [0.0, 1.0], "step": 0.25}, None),
+    ({"float": [0.0, 1.0], "step": 0.1}, None),
+])
+def test_a_step_must_divide_the_range(spec, match):
+    data = with_("params/augment.strength", spec)
+    data["baseline"]["augment.strength"] = 0.0
+    if match is None:
+        space_from_dict(data, source="t")
+    else:
+        with pytest.raises(SpaceError, match=match):
+            space_from_dict(data, source="t")
+    with pytest.raises(SpaceError, match=r"t\.params\.head\.dense_layers\.step: 2 does not divide the range \[0, 3\]"):
+        space_from_dict(with_("params/head.dense_layers", {"int": [0, 3], "step": 2}), source="t")
+
+
+def test_spaces_validate_reports_a_weights_file_that_does_not_exist(tmp_path, capsys):
+    from lepidopt.cli import main
+
+    path = tmp_path / "w.yaml"
+    path.write_text("name: w\nfixed: {weights: missing/resnet50.weights.h5}\nparams:\n  head.dropout: {float: [0.0, 0.5]}\n")
+    assert main(["spaces", "validate", str(path)]) == 4
+    assert ("w.yaml.fixed.weights: weights file 'missing/resnet50.weights.h5' does not exist (a relative path is read "
+            "from the current folder") in capsys.readouterr().err
+    path.write_text("name: w\nparams:\n  weights: {choice: [none, gone.h5]}\n")
+    assert main(["spaces", "validate", str(path)]) == 4
+    assert "w.yaml.params.weights.choice: weights file 'gone.h5' does not exist" in capsys.readouterr().err
