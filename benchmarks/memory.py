@@ -46,17 +46,15 @@ def lepidopt_study(folder: str, trials: int, out) -> None:
     import psutil
 
     from lepidopt.data import make_demo_collection
-    from lepidopt.runs import resolve_run, write_run
-    from lepidopt.search import StudyData, prepare_split
-    from lepidopt.search._optuna_engine import create_or_load_study, optimize
+    from lepidopt.runs import resolve_run
+    from lepidopt.search import create_study, study_data
+    from lepidopt.search._optuna_engine import optimize
 
     folder = Path(folder)
     make_demo_collection(folder / "data", scale=0.1, image_size=96)
     run = resolve_run(study="m", results_dir=folder, data=str(folder / "data"), space="demo", seed=0)
-    split = prepare_split(run)
-    write_run(run)
-    data = StudyData(split=split, cache_dir=run.folder / "cache")
-    study = create_or_load_study(run)
+    study = create_study(run)
+    data = study_data(run)
     process = psutil.Process()
     rss: list[int] = []
     optimize(run, study, data, n_trials=trials, timeout=None,

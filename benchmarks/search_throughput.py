@@ -51,17 +51,15 @@ def space_without_finetuning():
 
 def lepidopt_arm(name: str, folder: Path, data_dir: Path, space, *, feature_cache: bool, budget: float) -> dict:
 
-    from lepidopt.runs import resolve_run, write_run
-    from lepidopt.search import StudyData, prepare_split
-    from lepidopt.search._optuna_engine import create_or_load_study, optimize
+    from lepidopt.runs import resolve_run
+    from lepidopt.search import StudyData, create_study, study_data
+    from lepidopt.search._optuna_engine import optimize
 
     run = resolve_run(study="throughput", results_dir=folder, data=str(data_dir), space=space, sampler="tpe",
-                      pruner="median", seed=0)
-    split = prepare_split(run)
-    write_run(run)
-    data = StudyData(split=split, cache_dir=folder / "shared-cache", feature_cache=feature_cache)
+                      pruner="median", seed=0, feature_cache=feature_cache)
+    study = create_study(run)
+    data = StudyData(split=study_data(run).split, cache_dir=folder / "shared-cache", feature_cache=feature_cache)
     data.images(64)  # decoded once, outside the clock, as for every arm
-    study = create_or_load_study(run)
     started = time.time()
     optimize(run, study, data, n_trials=None, timeout=budget)
     elapsed = time.time() - started
@@ -75,16 +73,13 @@ def two_workers_arm(folder: Path, data_dir: Path, space, *, budget: float) -> di
 
     import optuna
 
-    from lepidopt.runs import resolve_run, write_run
-    from lepidopt.search import StudyData, open_storage, prepare_split
-    from lepidopt.search._optuna_engine import create_or_load_study
+    from lepidopt.runs import resolve_run
+    from lepidopt.search import create_study, open_storage, study_data
 
     run = resolve_run(study="throughput", results_dir=folder, data=str(data_dir), space=space, sampler="tpe",
                       pruner="median", seed=0)
-    split = prepare_split(run)
-    write_run(run)
-    StudyData(split=split, cache_dir=run.folder / "cache").images(64)
-    create_or_load_study(run)
+    create_study(run)
+    study_data(run).images(64)
     started = time.time()
     workers = [subprocess.Popen([sys.executable, "-m", "lepidopt", "--quiet", "worker", "--study", "throughput",
                                  "--storage", run.storage, "--timeout", str(budget)]) for _ in range(2)]
@@ -104,12 +99,13 @@ def keras_tuner_arm(folder: Path, data_dir: Path, space, *, budget: float) -> di
     from lepidopt.data import class_weights, image_batches, undersample
     from lepidopt.model import build_backbone, build_classifier, build_head, compile_model
     from lepidopt.runs import resolve_run
-    from lepidopt.search import StudyData, classification_metrics, prepare_split
+    from lepidopt.data import make_split, scan_source
+    from lepidopt.search import StudyData, classification_metrics
     from lepidopt.search._keras_tuner_space import suggest_keras_tuner
 
     keras = import_keras()
     run = resolve_run(study="kt", results_dir=folder, data=str(data_dir), space=space, seed=0)
-    split = prepare_split(run)
+    split = make_split(scan_source(run.data), seed=0, data=run.data)
     images = StudyData(split=split, cache_dir=folder / "kt-cache").images(64)
     train_all, val_idx = split.indices("train"), split.indices("val")
 

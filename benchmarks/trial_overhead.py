@@ -205,19 +205,17 @@ def main() -> int:
     import optuna
 
     from lepidopt.data import make_demo_collection
-    from lepidopt.runs import resolve_run, write_run
-    from lepidopt.search import Heartbeat, StudyData, open_storage, prepare_split
-    from lepidopt.search._optuna_engine import create_or_load_study, optimize, pruning_schedule
+    from lepidopt.runs import resolve_run
+    from lepidopt.search import Heartbeat, create_study, open_storage, study_data
+    from lepidopt.search._optuna_engine import optimize, pruning_schedule
 
     space = space_without_finetuning()
     with tempfile.TemporaryDirectory(prefix="lepidopt-overhead-") as tmp:
         tmp = Path(tmp)
         make_demo_collection(tmp / "data", scale=0.1, image_size=96)
         run = resolve_run(study="o", results_dir=tmp, data=str(tmp / "data"), space=space, seed=0)
-        split = prepare_split(run)
-        write_run(run)
-        data = StudyData(split=split, cache_dir=run.folder / "cache")
-        study = create_or_load_study(run, open_storage(run.storage, heartbeat=Heartbeat()))  # as lepidopt search does
+        study = create_study(run, heartbeat=Heartbeat())  # as lepidopt search does
+        data = study_data(run)
         optimize(run, study, data, n_trials=2, timeout=None)  # real trials: the template, and a warm cache
         template = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE][-1]
         fill(study, template, args.history)

@@ -7,15 +7,26 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Callable, Sequence
 
-from .errors import LepidoptError
+from .errors import LepidoptError, SettingError
 
 __all__ = ["main"]
 
 log = logging.getLogger("lepidopt")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+# Settings whose Python name is not their flag's; the others are the flag's name with '_' for '-'.
+_FLAG_OF = {"interval": "--heartbeat", "head_checkpoint_every": "--checkpoint-every", "image_size": "--size",
+            "feature_cache": "--no-feature-cache", "source": "--data"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line that points at --help, instead of the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def command(name: str):
@@ -27,36 +38,46 @@ def command(name: str):
 
 
 def _data_options(parser: argparse.ArgumentParser, *, required_source: bool) -> None:
-    group = parser.add_argument_group("data source")
+    group = parser.add_argument_group("data source", None if required_source else
+                                      "read when a study is created; a resumed study reads them from its run.yaml")
     if required_source:
         group.add_argument("source", help="an image folder (one subfolder per class), an ETHEC .json or a .csv manifest")
     else:
         group.add_argument("--data", dest="source", help="an image folder, an ETHEC .json or a .csv manifest "
                            "(needed to start a study; a resume reads it from run.yaml)")
-    group.add_argument("--format", choices=("auto", "folder", "ethec", "csv"), default="auto",
+    group.add_argument("--format", choices=("auto", "folder", "ethec", "csv"),
                        help="the source's kind (default: from the path)")
-    group.add_argument("--label-level", choices=("family", "subfamily", "genus", "species"), default="family",
+    group.add_argument("--label-level", choices=("family", "subfamily", "genus", "species"),
                        help="ETHEC: which rank is the class (species = genus_specific_epithet; default family)")
     group.add_argument("--image-root", help="manifests: folder the image paths are relative to (default: the manifest's folder)")
-    group.add_argument("--path-column", default="path", help="CSV: column of image paths (default: path)")
-    group.add_argument("--label-column", default="label", help="CSV: column of labels (default: label)")
+    group.add_argument("--path-column", help="CSV: column of image paths (default: path)")
+    group.add_argument("--label-column", help="CSV: column of labels (default: label)")
     group.add_argument("--val-manifest", help="the source's own validation manifest (the source is then its train part)")
     group.add_argument("--test-manifest", help="the source's own test manifest (with --val-manifest)")
-    group.add_argument("--min-size", type=int, default=32, help="skip images whose shorter side is below this (px; default 32)")
-    group.add_argument("--min-per-class", type=int, default=10,
-                       help="drop classes with fewer usable images (default 10, at least 3)")
+    group.add_argument("--min-size", type=int, help="skip images whose shorter side is below this (px; default 32)")
+    group.add_argument("--min-per-class", type=int, help="drop classes with fewer usable images (default 10, at least 3)")
 
 
 def _data_spec(args: argparse.Namespace):
+    """The DataSpec the data options give; None when no source is given, after refusing data options that then
+    apply to nothing (a resumed study reads its data settings from its run.yaml)."""
     from .data import DataSpec
 
-    return DataSpec(source=args.source, format=args.format, label_level=args.label_level, image_root=args.image_root,
-                    path_column=args.path_column, label_column=args.label_column, val_manifest=args.val_manifest,
-                    test_manifest=args.test_manifest, min_size=args.min_size, min_per_class=args.min_per_class)
+    given = {key: getattr(args, key) for key in ("format", "label_level", "image_root", "path_column", "label_column",
+                                                  "val_manifest", "test_manifest", "min_size", "min_per_class")
+             if getattr(args, key) is not None}
+    if args.source is None:
+        if given:
+            key = next(iter(given))
+            raise SettingError(key, given[key], "applies to --data, which is not given: a resumed study reads its data "
+                               "settings from its run.yaml, and they cannot change. Drop it, or start a new --study "
+                               "with --data.")
+        return None
+    return DataSpec(source=args.source, **given)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lepidopt",
         description="Hyperparameter search for transfer learning on images: a ResNet-50 backbone, a new head, "
                     "augmentation, class undersampling and unfreezing, searched with Optuna or Keras Tuner.",
@@ -73,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_data = data_sub.add_parser("demo", help="draw the synthetic demo collection into a folder")
     demo_data.add_argument("out", help="folder to write (one subfolder per family)")
     demo_data.add_argument("--scale", type=float, default=0.1, help="fraction of ETHEC's family sizes (default 0.1)")
-    demo_data.add_argument("--size", type=int, default=96, help="image side in px (default 96)")
+    demo_data.add_argument("--size", type=int, default=96, help="image side in px (default 96, at least 32)")
     demo_data.add_argument("--seed", type=int, default=0)
     demo_data.add_argument("--manifest", action="store_true", help="also write an ETHEC-format JSON manifest")
 
@@ -102,19 +123,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="validation metric to optimise (default balanced_accuracy)")
     search.add_argument("--weights", help="backbone weights for every trial: imagenet, none or a local file "
                         "(default: the space's)")
-    search.add_argument("--augment-views", type=int,
-                        help="augmented feature passes cached per augmentation strength; epoch e trains on view "
-                        "e mod N (default 4; kept in run.yaml)")
     search.add_argument("--create-only", action="store_true",
                         help="make the study (split, run.yaml, storage, total) and run no trial: then start workers")
+    cache = search.add_argument_group("feature cache", "study settings, kept in run.yaml")
+    cache.add_argument("--no-feature-cache", dest="feature_cache", action="store_const", const=False,
+                       help="recompute backbone features in every trial, augmenting on the fly (exact; for "
+                       "comparison; cannot change within a study)")
+    cache.add_argument("--augment-views", type=int,
+                       help="augmented feature passes cached per augmentation strength; epoch e trains on view "
+                       "e mod N (default 4; cannot change within a study)")
+    cache.add_argument("--feature-cache-limit", metavar="SIZE",
+                       help="most disk the study's feature cache may take, e.g. 20GB (default 50GB; may change on a "
+                       "resume)")
     _worker_options(search)
 
     worker = sub.add_parser("worker", help="join an existing study and run its trials (one of many workers)")
     worker.add_argument("--study", required=True, help="the study's name")
-    worker.add_argument("--storage", required=True,
-                        help="the study's storage URL: postgresql://..., mysql://..., sqlite:///PATH or journal:PATH")
+    worker.add_argument("--storage", help="the study's storage URL: postgresql://..., mysql://..., sqlite:///PATH or "
+                        "journal:PATH (default: the one in the study's run.yaml under --results-dir)")
     worker.add_argument("--results-dir", help="where the study's folder is on this machine (default: where it was "
-                        "created, as the study records it)")
+                        "created, as the study records it; without --storage, ./results)")
     worker.add_argument("--n-trials", type=int, help="the study's total (default: the total it was created with)")
     worker.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     keras_tuner = worker.add_argument_group(
@@ -127,33 +155,39 @@ def build_parser() -> argparse.ArgumentParser:
     _worker_options(worker)
 
     recover = sub.add_parser("recover", help="after a worker died on a journal storage (no heartbeat): retry its trials")
-    _study_options(recover)
+    _study_options(recover, create=False)
     recover.add_argument("--retries", type=int, default=3, help="most retries of one trial (default 3)")
     recover.add_argument("--force", action="store_true",
                          help="also recover running trials of other machines (make sure no worker runs there)")
 
     status = sub.add_parser("status", help="the trials table and the best trial of a study")
-    _study_options(status)
+    _study_options(status, create=False)
     status.add_argument("--last", type=int, help="show only the last N trials")
 
     export = sub.add_parser("export", help="retrain the best trial, save it and evaluate it on the test split")
-    _study_options(export)
+    _study_options(export, create=False)
     export.add_argument("--all-splits", action="store_true", help="save embeddings of every split, not just test")
 
     report = sub.add_parser("report", help="the HTML report of a study's best model, or of embeddings you bring")
     report.add_argument("--study", help="the study to report on (exports its best trial first if needed)")
     report.add_argument("--storage", help="the study's storage URL (default: from its run.yaml)")
-    report.add_argument("--results-dir", default="results", help="where studies land (default results)")
-    report.add_argument("--embeddings", help="instead of a study: a .npy array, points x features")
-    report.add_argument("--labels", help="with --embeddings: a .npy array or a text file, one label per line")
+    report.add_argument("--results-dir", help="where the study's folder is (default results, or where the study "
+                        "records it when --storage is given)")
+    report.add_argument("--embeddings", help="instead of a study: a .npy array (points x features), or the .npz "
+                        "that lepidopt export writes (best/embeddings.npz: its labels come with it)")
+    report.add_argument("--labels", help="with --embeddings: a .npy array, a .txt file with one label per line, or a "
+                        ".csv file (with or without a header; see --label-column)")
+    report.add_argument("--label-column", help="with a .csv --labels file: the column to read, by name (with a header) "
+                        "or by position counted from 1 (default: the column named label, or the only column)")
     report.add_argument("--out", default="report", help="with --embeddings: folder to write (default report)")
     report.add_argument("--k-min", type=int, default=2, help="smallest k of the elbow search (default 2)")
-    report.add_argument("--k-max", type=int, default=15, help="largest k of the elbow search (default 15)")
+    report.add_argument("--k-max", type=int, help="largest k of the elbow search (default 15, or one less than the "
+                        "number of points when they are fewer)")
     report.add_argument("--umap-components", type=int, default=10, help="UMAP dimensions KMeans runs in (default 10)")
     report.add_argument("--no-dashboard", action="store_true", help="do not attach figures and artifacts to the study")
 
     dashboard = sub.add_parser("dashboard", help="open a study in optuna-dashboard (figures, note, artifacts)")
-    _study_options(dashboard)
+    _study_options(dashboard, create=False)
     dashboard.add_argument("--port", type=int, default=8080, help="default 8080")
     dashboard.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
 
@@ -166,11 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _worker_options(parser: argparse.ArgumentParser) -> None:
-    speed = parser.add_argument_group("speed and memory")
-    speed.add_argument("--no-feature-cache", action="store_true",
-                       help="recompute backbone features in every trial, augmenting on the fly (for comparison)")
-    speed.add_argument("--feature-cache-limit", default="50GB", metavar="SIZE",
-                       help="most disk the study's feature cache may take, e.g. 20GB (default 50GB)")
+    speed = parser.add_argument_group("memory")
     speed.add_argument("--max-trials-per-process", type=int, metavar="N",
                        help="run trials in a worker process that is replaced after N trials")
     speed.add_argument("--max-rss", metavar="SIZE",
@@ -192,17 +222,21 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
 def _worker_settings(args: argparse.Namespace) -> dict:
     from .search import Heartbeat, TrialPolicy
 
-    return dict(feature_cache=not args.no_feature_cache, feature_cache_limit=args.feature_cache_limit,
-                max_trials_per_process=args.max_trials_per_process, max_rss=args.max_rss,
+    return dict(max_trials_per_process=args.max_trials_per_process, max_rss=args.max_rss,
                 heartbeat=Heartbeat(interval=args.heartbeat, grace=args.grace, retries=args.retries),
                 policy=TrialPolicy(head_checkpoint_every=args.checkpoint_every, max_failures=args.max_failures))
 
 
-def _study_options(parser: argparse.ArgumentParser) -> None:
+def _study_options(parser: argparse.ArgumentParser, *, create: bool = True) -> None:
     parser.add_argument("--study", required=True, help="the study's name; also its folder under --results-dir")
-    parser.add_argument("--storage", help="sqlite:///PATH, postgresql://..., mysql://... or journal:PATH "
-                        "(default: SQLite at RESULTS/STUDY/study.db)")
-    parser.add_argument("--results-dir", default="results", help="where studies land (default results)")
+    if create:
+        parser.add_argument("--storage", help="sqlite:///PATH, postgresql://..., mysql://... or journal:PATH "
+                            "(default: SQLite at RESULTS/STUDY/study.db); a relative file path is made absolute")
+        parser.add_argument("--results-dir", default="results", help="where studies land (default results)")
+    else:
+        parser.add_argument("--storage", help="the study's storage URL (default: the one in its run.yaml)")
+        parser.add_argument("--results-dir", help="where the study's folder is (default results, or where the study "
+                            "records it when --storage is given)")
 
 
 @command("data")
@@ -252,13 +286,13 @@ def _spaces(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from .search import format_status, search
 
-    summary = search(study=args.study, data=_data_spec(args) if args.source else None, space=args.space,
-                     results_dir=args.results_dir, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
-                     sampler=args.sampler, pruner=args.pruner, seed=args.seed, objective=args.objective,
-                     weights=args.weights, augment_views=args.augment_views, engine=args.engine, tuner=args.tuner,
-                     create_only=args.create_only,
-                     **_worker_settings(args))
-    print(format_status(summary.status, limit=20))
+    summary = search(study=args.study, data=_data_spec(args), space=args.space, results_dir=args.results_dir,
+                     n_trials=args.n_trials, timeout=args.timeout, storage=args.storage, sampler=args.sampler,
+                     pruner=args.pruner, seed=args.seed, objective=args.objective, weights=args.weights,
+                     augment_views=args.augment_views, feature_cache=args.feature_cache,
+                     feature_cache_limit=args.feature_cache_limit, engine=args.engine, tuner=args.tuner,
+                     create_only=args.create_only, **_worker_settings(args))
+    print(format_status(summary.status, last=20))
     print(f"\nresults: {summary.run.folder}")
     if args.create_only:
         print(f"start workers with: lepidopt worker --study {args.study} --storage URL")
@@ -282,10 +316,6 @@ def _worker(args: argparse.Namespace) -> int:
 def _recover(args: argparse.Namespace) -> int:
     from .search import recover
 
-    if args.storage is None:
-        from .runs import resolve_run
-
-        args.storage = resolve_run(study=args.study, results_dir=args.results_dir).storage
     summary = recover(study=args.study, storage=args.storage, results_dir=args.results_dir, retries=args.retries,
                       force=args.force)
     print(f"retried {len(summary.retried)} trials: {list(summary.retried)}")
@@ -299,7 +329,7 @@ def _recover(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from .search import format_status, status
 
-    print(format_status(status(study=args.study, storage=args.storage, results_dir=args.results_dir), limit=args.last))
+    print(format_status(status(study=args.study, storage=args.storage, results_dir=args.results_dir), last=args.last))
     return 0
 
 
@@ -323,17 +353,14 @@ def _report(args: argparse.Namespace) -> int:
     from .results import ClusteringSettings, report_embeddings, report_study
 
     if bool(args.study) == bool(args.embeddings):
-        print("error: give either --study NAME or --embeddings X.npy --labels LABELS.", file=sys.stderr)
-        return 2
-    if args.embeddings and not args.labels:
-        print("error: --embeddings needs --labels (a .npy array or a text file, one label per line).", file=sys.stderr)
-        return 2
+        return _usage_error("report", "give either --study NAME or --embeddings X.npy --labels LABELS")
     settings = ClusteringSettings(k_min=args.k_min, k_max=args.k_max, umap_components=args.umap_components)
     if args.study:
         result = report_study(study=args.study, storage=args.storage, results_dir=args.results_dir, settings=settings,
                               dashboard=not args.no_dashboard)
     else:
-        result = report_embeddings(embeddings=args.embeddings, labels=args.labels, out=args.out, settings=settings)
+        result = report_embeddings(embeddings=args.embeddings, labels=args.labels, label_column=args.label_column,
+                                   out=args.out, settings=settings)
     print(result.clustering.verdict)
     print(f"report: {result.index}")
     return 0
@@ -364,8 +391,27 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _usage(name: str, actions: str) -> int:
-    print(f"usage: lepidopt {name} {actions}", file=sys.stderr)
+    print(f"usage: lepidopt {name} {actions} (see lepidopt {name} --help)", file=sys.stderr)
     return 2
+
+
+def _usage_error(name: str, message: str) -> int:
+    print(f"lepidopt {name}: error: {message} (see lepidopt {name} --help)", file=sys.stderr)
+    return 2
+
+
+def _flag(parser: argparse.ArgumentParser, setting: str) -> str:
+    """The flag that sets the Python argument ``setting`` in any command, or the name itself."""
+    if setting in _FLAG_OF:
+        return _FLAG_OF[setting]
+    pending = [parser]
+    while pending:
+        for action in pending.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                pending += list(action.choices.values())
+            elif action.dest == setting and action.option_strings:
+                return max(action.option_strings, key=len)
+    return setting
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -383,9 +429,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args)
     try:
         return COMMANDS[args.command](args)
+    except SettingError as exc:
+        print(f"lepidopt {args.command}: error: {exc.named(_flag(parser, exc.setting))}", file=sys.stderr)
+        return exc.exit_code
     except LepidoptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (lepidopt status | head): nothing more to say
+        sys.stdout = open(os.devnull, "w")
+        return 0

@@ -1,7 +1,10 @@
 """The package's exceptions: each also inherits the builtin it refines, so callers may catch either."""
 
+from typing import Any
+
 __all__ = [
     "LepidoptError",
+    "SettingError",
     "DataError",
     "SpaceError",
     "ModelError",
@@ -18,6 +21,21 @@ class LepidoptError(Exception):
     """Base of every error lepidopt raises on purpose; the CLI prints these without a traceback."""
 
     exit_code = 1
+
+
+class SettingError(LepidoptError, ValueError):
+    """A setting given a value it cannot take. ``setting`` is its Python argument's name; the command line
+    shows the flag instead and reports it as a usage error (exit code 2)."""
+
+    exit_code = 2
+
+    def __init__(self, setting: str, value: Any, rule: str) -> None:
+        self.setting, self.value, self.rule = setting, value, rule
+        super().__init__(self.named(setting))
+
+    def named(self, name: str) -> str:
+        """The message with the setting called ``name`` (a flag such as --n-trials)."""
+        return f"{name} {self.value!r}: {self.rule}"
 
 
 class DataError(LepidoptError, ValueError):

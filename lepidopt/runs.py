@@ -2,8 +2,8 @@
 
 Settings come from three places, resolved here and nowhere else: the command line first, then the
 study's run.yaml, then the defaults. Settings that define the study (data, space, objective, split,
-weights, engine and Keras Tuner's oracle) cannot change once it exists; the other settings (sampler,
-pruner, seed, augment views) can.
+weights, how features are cached and augmented, engine and Keras Tuner's oracle) cannot change once it
+exists; the other settings (sampler, pruner, seed, the feature cache's size limit) can.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from typing import Any, Mapping
 import yaml
 
 from ._files import write_text_atomically
+from ._sizes import parse_size
 from .data import DataSpec
-from .errors import StudyError
+from .errors import SettingError, StorageError, StudyError
 from .spaces import Space, load_space, space_from_dict
 
-__all__ = ["Run", "DEFAULT_AUGMENT_VIEWS", "resolve_run", "run_from_dict", "read_run", "write_run", "mask_password", "study_dir", "SAMPLERS", "PRUNERS",
-           "ENGINES", "TUNERS"]
+__all__ = ["Run", "DEFAULT_AUGMENT_VIEWS", "DEFAULT_FEATURE_CACHE_LIMIT", "resolve_run", "run_from_dict", "read_run",
+           "write_run", "mask_password", "absolute_storage", "storage_file", "default_storage", "study_dir", "SAMPLERS",
+           "PRUNERS", "ENGINES", "TUNERS"]
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc")
 PRUNERS = ("median", "hyperband", "sh", "none")
@@ -33,7 +35,9 @@ RUN_VERSION = 1
 # the training split per strength level, which one uncached augmented trial spends in half its epochs.
 # More views come closer to on-the-fly augmentation and cost more passes and disk.
 DEFAULT_AUGMENT_VIEWS = 4
-_DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction", "engine", "tuner")
+DEFAULT_FEATURE_CACHE_LIMIT = 50 * 1024**3  # bytes
+_DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction", "feature_cache",
+             "augment_views", "engine", "tuner")
 _DEFAULTS: dict[str, Any] = {
     "objective": "balanced_accuracy",
     "weights": None,
@@ -43,6 +47,8 @@ _DEFAULTS: dict[str, Any] = {
     "pruner": "median",
     "seed": 0,
     "augment_views": DEFAULT_AUGMENT_VIEWS,
+    "feature_cache": True,
+    "feature_cache_limit": DEFAULT_FEATURE_CACHE_LIMIT,
     "engine": "optuna",
     "tuner": None,
     "storage": None,
@@ -64,6 +70,8 @@ class Run:
     pruner: str | None = "median"
     seed: int = 0
     augment_views: int = DEFAULT_AUGMENT_VIEWS
+    feature_cache: bool = True  # trials share backbone features through the study's cache
+    feature_cache_limit: int = DEFAULT_FEATURE_CACHE_LIMIT  # bytes the cache folder may take
     engine: str = "optuna"
     tuner: str | None = None  # Keras Tuner's oracle, with engine keras-tuner
 
@@ -87,6 +95,8 @@ class Run:
             "pruner": self.pruner,
             "seed": self.seed,
             "augment_views": self.augment_views,
+            "feature_cache": self.feature_cache,
+            "feature_cache_limit": self.feature_cache_limit,
             "engine": self.engine,
             "tuner": self.tuner,
         }
@@ -121,6 +131,40 @@ def default_storage(folder: Path) -> str:
     return f"sqlite:///{folder / 'study.db'}"
 
 
+def storage_file(url: str) -> Path | None:
+    """The file an SQLite or journal storage URL names (as written: maybe relative), or None for a server; an
+    empty path is refused."""
+    if url.startswith("journal:"):
+        text = url[len("journal:"):]
+    else:
+        scheme, sep, rest = url.partition(":///")
+        if not (sep and scheme.split("+", 1)[0] == "sqlite"):
+            return None
+        text = rest.split("?", 1)[0]
+    if not text:
+        raise StorageError(
+            f"storage {mask_password(url)!r}: names no file. Write sqlite:///PATH (three slashes, then a path: "
+            "sqlite:///study.db is relative, sqlite:////tmp/study.db absolute) or journal:PATH."
+        )
+    return Path(text)
+
+
+def absolute_storage(url: str) -> str:
+    """``url`` with a relative SQLite or journal file made absolute against the current folder, so that the
+    study is found again from any folder. A server URL is returned as it is."""
+    path = storage_file(url)
+    if path is None:
+        return url
+    if str(path) == ":memory:":
+        raise StorageError(f"storage {url!r}: a study in memory is lost when the process ends; give a file path.")
+    absolute = str(path.expanduser().absolute())
+    if url.startswith("journal:"):
+        return f"journal:{absolute}"
+    scheme, _, rest = url.partition(":///")
+    query = rest.partition("?")[1] + rest.partition("?")[2]
+    return f"{scheme}:///{absolute}{query}"
+
+
 def read_run(folder: Path) -> dict[str, Any] | None:
     path = folder / "run.yaml"
     if not path.exists():
@@ -144,7 +188,7 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
     """The run for ``study``: given options, then its run.yaml, then defaults. Options left as None are not given.
 
     Raises StudyError when a new study lacks data or space, or when an option would change what
-    defines an existing study.
+    defines an existing study; SettingError for a value an option cannot take.
     """
     unknown = sorted(set(options) - set(_DEFAULTS))
     if unknown:
@@ -152,6 +196,12 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
     folder = study_dir(results_dir, study)
     saved = read_run(folder)
     given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    if "storage" in given:
+        given["storage"] = absolute_storage(given["storage"])
+    if given.get("weights") not in (None, "imagenet", "none"):
+        given["weights"] = str(Path(given["weights"]).resolve())  # a worker may run from another folder
+    if "feature_cache_limit" in given:
+        given["feature_cache_limit"] = parse_size(given["feature_cache_limit"], setting="feature_cache_limit")
     if data is not None:
         given["data"] = _data_spec(data).to_dict()
     if space is not None:
@@ -171,11 +221,15 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
                 f"study {study!r}: the space {given['space']['name']!r} given differs from the space recorded in its "
                 "run.yaml, and a study's space cannot change. Drop --space to resume, or start a new --study."
             )
+        if "data" in given and given["data"] != saved.get("data"):
+            raise StudyError(f"study {study!r}: {_data_difference(saved.get('data') or {}, given['data'])}; a "
+                             "study's data cannot change. Drop --data to resume, or start a new --study.")
         for key in _DEFINING:
-            if key != "space" and key in given and given[key] != saved.get(key, _DEFAULTS.get(key)):
+            if key not in ("space", "data") and key in given and given[key] != saved.get(key, _DEFAULTS.get(key)):
                 raise StudyError(
-                    f"study {study!r}: was created with {key} = {_short(saved.get(key))}, not {_short(given[key])}; "
-                    f"{key} cannot change within a study. Drop the option to resume, or start a new --study."
+                    f"study {study!r}: was created with {key} = {_short(saved.get(key, _DEFAULTS.get(key)))}, not "
+                    f"{_short(given[key])}; {key} cannot change within a study. Drop the option to resume, or start "
+                    "a new --study."
                 )
         merged = {**_DEFAULTS, **{k: v for k, v in saved.items() if k in _DEFAULTS or k in ("data", "space")}, **given}
         if "storage" not in given and "***" in str(saved.get("storage")):
@@ -184,13 +238,7 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
                 "pass --storage with the full URL."
             )
     storage = merged.pop("storage") or default_storage(folder)
-    _check_engine(merged, given)
-    if merged["engine"] == "optuna" and merged["sampler"] not in SAMPLERS:
-        raise StudyError(f"sampler {merged['sampler']!r}: must be one of {list(SAMPLERS)}.")
-    if merged["engine"] == "optuna" and merged["pruner"] not in PRUNERS:
-        raise StudyError(f"pruner {merged['pruner']!r}: must be one of {list(PRUNERS)}.")
-    if not isinstance(merged["augment_views"], int) or merged["augment_views"] < 1:
-        raise StudyError(f"augment_views {merged['augment_views']!r}: must be a whole number of at least 1.")
+    _check_settings(merged, given)
     return Run(
         study=study,
         results_dir=Path(results_dir).resolve(),
@@ -201,23 +249,43 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
     )
 
 
-def _check_engine(merged: dict[str, Any], given: dict[str, Any]) -> None:
-    """The engine and its settings agree; Keras Tuner's oracle defaults to Hyperband."""
+def _check_settings(merged: dict[str, Any], given: dict[str, Any]) -> None:
+    """Each setting takes a value it can, and the engine and its settings agree; Keras Tuner's oracle defaults
+    to Hyperband."""
     if merged["engine"] not in ENGINES:
-        raise StudyError(f"engine {merged['engine']!r}: must be one of {list(ENGINES)}.")
+        raise SettingError("engine", merged["engine"], f"must be one of {', '.join(ENGINES)}.")
     if merged["engine"] == "optuna":
         if merged["tuner"] is not None:
-            raise StudyError(f"tuner {merged['tuner']!r}: is a Keras Tuner setting; add --engine keras-tuner, or "
-                             "choose Optuna's --sampler and --pruner instead.")
-        return
-    for optuna_only in ("sampler", "pruner"):
-        if optuna_only in given:
-            raise StudyError(f"{optuna_only} {given[optuna_only]!r}: is an Optuna setting, and this study's engine is "
-                             f"keras-tuner; choose Keras Tuner's oracle with --tuner {'|'.join(TUNERS)}.")
-    merged["tuner"] = merged["tuner"] or "hyperband"
-    merged["sampler"] = merged["pruner"] = None  # Keras Tuner's oracle samples and schedules
-    if merged["tuner"] not in TUNERS:
-        raise StudyError(f"tuner {merged['tuner']!r}: must be one of {list(TUNERS)}.")
+            raise SettingError("tuner", merged["tuner"], "is a Keras Tuner setting; add --engine keras-tuner, or "
+                               "choose Optuna's --sampler and --pruner instead.")
+        if merged["sampler"] not in SAMPLERS:
+            raise SettingError("sampler", merged["sampler"], f"must be one of {', '.join(SAMPLERS)}.")
+        if merged["pruner"] not in PRUNERS:
+            raise SettingError("pruner", merged["pruner"], f"must be one of {', '.join(PRUNERS)}.")
+    else:
+        for optuna_only in ("sampler", "pruner"):
+            if optuna_only in given:
+                raise SettingError(optuna_only, given[optuna_only], "is an Optuna setting, and this study's engine is "
+                                   f"keras-tuner; choose Keras Tuner's oracle with --tuner {'|'.join(TUNERS)}.")
+        merged["tuner"] = merged["tuner"] or "hyperband"
+        merged["sampler"] = merged["pruner"] = None  # Keras Tuner's oracle samples and schedules
+        if merged["tuner"] not in TUNERS:
+            raise SettingError("tuner", merged["tuner"], f"must be one of {', '.join(TUNERS)}.")
+    if isinstance(merged["seed"], bool) or not isinstance(merged["seed"], int) or merged["seed"] < 0:
+        raise SettingError("seed", merged["seed"], "must be a whole number, 0 or more.")
+    if isinstance(merged["augment_views"], bool) or not isinstance(merged["augment_views"], int) \
+            or merged["augment_views"] < 1:
+        raise SettingError("augment_views", merged["augment_views"], "must be a whole number of at least 1.")
+    if not isinstance(merged["feature_cache"], bool):
+        raise SettingError("feature_cache", merged["feature_cache"], "must be true or false.")
+
+
+def _data_difference(saved: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    """How the data given differs from the data a study was created with, in words."""
+    if saved.get("source") != given.get("source"):
+        return f"its data is {saved.get('source')}, and --data names {given.get('source')}"
+    changed = [f"{key} {saved.get(key)!r}, not {given.get(key)!r}" for key in given if saved.get(key) != given.get(key)]
+    return f"its data {saved.get('source')} was read with {'; '.join(changed)}"
 
 
 def _data_spec(data: DataSpec | Mapping | str) -> DataSpec:

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -66,13 +67,63 @@ def test_errors_are_one_line_with_an_exit_code_and_create_nothing(tmp_path, caps
     assert "storage 'redis://ann:***@localhost': not a storage URL lepidopt knows" in err and "pw" not in err
     assert not (tmp_path / "results" / "s" / "study.db").exists()
     assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo",
-                 "--feature-cache-limit", "lots"]) == 6
+                 "--feature-cache-limit", "lots"]) == 2
     assert "--feature-cache-limit 'lots': not a size; write a size such as 500MB" in capsys.readouterr().err
-    assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo", "--max-rss", "6XB"]) == 6
+    assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo", "--max-rss", "6XB"]) == 2
     assert "--max-rss '6XB': not a size; write a size such as 500MB" in capsys.readouterr().err
-    assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo", "--augment-views", "0"]) == 6
-    assert "augment_views 0: must be a whole number of at least 1" in capsys.readouterr().err
+    assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo", "--augment-views", "0"]) == 2
+    assert "--augment-views 0: must be a whole number of at least 1" in capsys.readouterr().err
     assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo",
-                 "--max-trials-per-process", "0"]) == 6
-    assert "max trials per process 0: must be at least 1" in capsys.readouterr().err
+                 "--max-trials-per-process", "0"]) == 2
+    assert "--max-trials-per-process 0: must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "results" / "s").exists()
+
+
+def test_an_argument_error_is_one_line_that_points_at_help():
+    result = subprocess.run([sys.executable, "-m", "lepidopt", "search", "--n-trials", "many"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["lepidopt search: error: argument --n-trials: invalid int value: 'many' "
+                                          "(see lepidopt search --help)"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["search", "--study", "s", "--n-trials", "0"], "lepidopt search: error: --n-trials 0: must be a whole number of "
+                                                    "at least 1"),
+    (["search", "--study", "s", "--timeout", "-5"], "lepidopt search: error: --timeout -5.0: must be a positive number "
+                                                    "of seconds"),
+    (["search", "--study", "s", "--heartbeat", "5", "--grace", "5"], "--grace 5: must be longer than the heartbeat's "
+                                                                     "interval, 5 s"),
+    (["search", "--study", "s", "--min-size", "40"], "--min-size 40: applies to --data, which is not given: a resumed "
+                                                     "study reads its data settings from its run.yaml"),
+    (["status", "--study", "s", "--last", "0"], None),
+    (["data", "demo", "out", "--size", "16"], "lepidopt data: error: --size 16: must be at least 32 px"),
+    (["report", "--embeddings", "x.npy", "--k-min", "1"], "lepidopt report: error: --k-min 1: must be at least 2"),
+    (["dashboard", "--study", "s", "--port", "0"], "lepidopt dashboard: error: --port 0: must be a TCP port"),
+])
+def test_a_value_a_setting_cannot_take_is_a_usage_error_named_by_its_flag(argv, message, tmp_path, capsys,
+                                                                          monkeypatch, demo_folder):
+    monkeypatch.chdir(tmp_path)
+    if argv[0] == "status":  # --last is checked on a study that exists
+        from lepidopt.search import search
+
+        search(study="s", data=str(demo_folder), space="demo", create_only=True)
+        message = "lepidopt status: error: --last 0: must be a whole number of at least 1"
+        before = sorted(os.listdir(tmp_path / "results" / "s"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err
+    if argv[0] == "status":
+        assert main(["status", "--study", "s", "--last", "-2"]) == 2
+        assert sorted(os.listdir(tmp_path / "results" / "s")) == before
+    else:
+        assert os.listdir(tmp_path) == []
+
+
+def test_the_demo_collection_is_drawn_only_into_a_new_or_empty_folder(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "photo.jpg").write_bytes(b"x")
+    assert main(["data", "demo", str(tmp_path / "mine")]) == 3
+    assert ("demo folder '" + str(tmp_path / "mine") + "': holds 1 entries already (e.g. 'photo.jpg'); the demo "
+            "collection is drawn into a new or empty folder") in capsys.readouterr().err
+    assert os.listdir(tmp_path / "mine") == ["photo.jpg"]

@@ -1,6 +1,6 @@
 import pytest
 
-from lepidopt.errors import StudyError
+from lepidopt.errors import SettingError, StudyError
 from lepidopt.runs import mask_password, resolve_run, write_run
 
 
@@ -24,8 +24,11 @@ def test_defining_settings_cannot_change(tmp_path, demo_folder):
     write_run(resolve_run(study="p", results_dir=tmp_path, data=str(demo_folder), space="demo"))
     with pytest.raises(StudyError, match=r"was created with val_fraction = 0.15, not 0.2; val_fraction cannot change"):
         resolve_run(study="p", results_dir=tmp_path, val_fraction=0.2)
-    with pytest.raises(StudyError, match=r"was created with data = "):
+    with pytest.raises(StudyError, match=rf"its data is {demo_folder}, and --data names {tmp_path}; a study's data "
+                                         "cannot change. Drop --data to resume, or start a new --study"):
         resolve_run(study="p", results_dir=tmp_path, data=str(tmp_path))
+    with pytest.raises(StudyError, match=rf"its data {demo_folder} was read with min_size 32, not 40"):
+        resolve_run(study="p", results_dir=tmp_path, data={"source": str(demo_folder), "min_size": 40})
 
 
 def test_a_password_never_reaches_run_yaml(tmp_path, demo_folder):
@@ -41,5 +44,5 @@ def test_a_password_never_reaches_run_yaml(tmp_path, demo_folder):
 def test_unknown_option_and_bad_choices(tmp_path, demo_folder):
     with pytest.raises(StudyError, match=r"run option 'smapler': unknown"):
         resolve_run(study="p", results_dir=tmp_path, smapler="tpe")
-    with pytest.raises(StudyError, match=r"sampler 'bayes': must be one of"):
+    with pytest.raises(SettingError, match=r"sampler 'bayes': must be one of tpe, gp"):
         resolve_run(study="p", results_dir=tmp_path, data=str(demo_folder), space="demo", sampler="bayes")

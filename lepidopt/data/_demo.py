@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..errors import DataError, SettingError
+
 __all__ = ["ETHEC_SHAPE", "DemoCollection", "make_demo_collection", "demo_class_sizes"]
 
 ETHEC_SHAPE = {
@@ -65,10 +67,21 @@ def demo_class_sizes(scale: float = 0.1, *, minimum: int = 12) -> dict[str, int]
 def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: int = 96, seed: int = 0,
                          manifest: bool = False, minimum: int = 12) -> DemoCollection:
     """Write the collection as an image folder (``root/<family>/<n>.jpg``), optionally with an ETHEC manifest.
+    ``root`` must be new or empty, so the collection is never mixed with other images.
 
     Deterministic: the same seed, scale and size always draw the same pixels.
     """
     root = Path(root)
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 32:
+        raise SettingError("image_size", image_size, "must be at least 32 px, the smallest image lepidopt's scan keeps "
+                           "and ResNet-50 takes.")
+    if not scale > 0:
+        raise SettingError("scale", scale, "must be above 0 (a fraction of ETHEC's family sizes, e.g. 0.1).")
+    held = sorted(p.name for p in root.iterdir()) if root.is_dir() else None
+    if held or (held is None and root.exists()):
+        what = f"holds {len(held)} entries already (e.g. {held[0]!r})" if held else "is a file"
+        raise DataError(f"demo folder {str(root)!r}: {what}; the demo collection is drawn into a new or empty folder, "
+                        "so it never mixes with other images. Choose another folder.")
     counts = demo_class_sizes(scale, minimum=minimum)
     records = {}
     for class_index, (family, count) in enumerate(counts.items()):

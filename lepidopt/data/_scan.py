@@ -12,11 +12,12 @@ from ..errors import DataError
 from ._images import problem_with
 from ._progress import progress
 from ._records import Record
-from ._sources import DataSpec, read_records
+from ._sources import DataSpec, manifest_root, read_records
 
 __all__ = ["ScanResult", "Skipped", "scan_records", "scan_source"]
 
 log = logging.getLogger("lepidopt")
+SKIPPED_LINES = 10  # skipped files named one by one in the log; data inspect lists them all
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,25 @@ class ScanResult:
 
 
 def scan_source(spec: DataSpec) -> ScanResult:
-    return scan_records(read_records(spec), min_size=spec.min_size, min_per_class=spec.min_per_class, source=spec.source)
+    records = read_records(spec)
+    _check_paths_exist(spec, records)
+    return scan_records(records, min_size=spec.min_size, min_per_class=spec.min_per_class, source=spec.source)
+
+
+def _check_paths_exist(spec: DataSpec, records: list[Record]) -> None:
+    """A manifest whose paths are missing is most often read against the wrong folder: say so once, not once a
+    file, and refuse it when none of its paths exists."""
+    missing = [r.path for r in records if not os.path.exists(r.path)]
+    if not missing:
+        return
+    root = manifest_root(spec)
+    hint = (f"the paths are read relative to {str(root)!r}; if they are relative to another folder, give it with "
+            "--image-root")
+    if len(missing) == len(records):
+        raise DataError(f"data source {spec.source!r}: none of the {len(records)} image paths it names exists "
+                        f"(e.g. {missing[0]!r}); {hint}.")
+    log.warning("%d of the %d image paths in %s do not exist (e.g. %s) and are skipped; %s", len(missing), len(records),
+                spec.source, missing[0], hint)
 
 
 def scan_records(records: list[Record], *, min_size: int, min_per_class: int, source: str = "data") -> ScanResult:
@@ -52,14 +71,21 @@ def scan_records(records: list[Record], *, min_size: int, min_per_class: int, so
     if not records:
         raise DataError(f"data source {source!r}: names no images.")
     workers = min(32, 2 * (os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         problems = list(
             progress(pool.map(lambda r: problem_with(r.path, min_size=min_size), records), total=len(records), desc="scanning images")
         )
+    finally:
+        pool.shutdown(cancel_futures=True)  # Ctrl-C stops at once, not after the images still queued
     good = [r for r, p in zip(records, problems) if p is None]
     skipped = tuple(Skipped(r.path, p) for r, p in zip(records, problems) if p is not None)
-    for item in skipped:
+    named = [item for item in skipped if item.reason != "missing file"]  # missing files are counted in one line
+    for item in named[:SKIPPED_LINES]:
         log.warning("skipped %s: %s", item.path, item.reason)
+    if len(named) > SKIPPED_LINES:
+        log.warning("skipped %d more files that cannot be used; lepidopt data inspect lists each with its reason",
+                    len(named) - SKIPPED_LINES)
     if not good:
         reasons = collections.Counter(s.reason.split(" (")[0].split(":")[0] for s in skipped)
         raise DataError(

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import DataError
+from ..errors import DataError, SettingError
 from ._records import Record
 
-__all__ = ["DataSpec", "read_records", "LABEL_LEVELS", "IMAGE_SUFFIXES"]
+__all__ = ["DataSpec", "read_records", "manifest_root", "LABEL_LEVELS", "IMAGE_SUFFIXES"]
 
 LABEL_LEVELS = ("family", "subfamily", "genus", "species")
 FORMATS = ("auto", "folder", "ethec", "csv")
@@ -35,17 +35,18 @@ class DataSpec:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise DataError(f"data format {self.format!r}: must be one of {list(FORMATS)}.")
+            raise SettingError("format", self.format, f"must be one of {', '.join(FORMATS)}.")
         if self.label_level not in LABEL_LEVELS:
-            raise DataError(f"label level {self.label_level!r}: must be one of {list(LABEL_LEVELS)}.")
-        if self.min_per_class < 3:
-            raise DataError(
-                f"min_per_class {self.min_per_class}: must be at least 3, one image each for train, val and test."
-            )
-        if self.min_size < 1:
-            raise DataError(f"min_size {self.min_size}: must be at least 1 px.")
+            raise SettingError("label_level", self.label_level, f"must be one of {', '.join(LABEL_LEVELS)}.")
+        if isinstance(self.min_per_class, bool) or not isinstance(self.min_per_class, int) or self.min_per_class < 3:
+            raise SettingError("min_per_class", self.min_per_class,
+                               "must be at least 3, one image each for train, val and test.")
+        if isinstance(self.min_size, bool) or not isinstance(self.min_size, int) or self.min_size < 1:
+            raise SettingError("min_size", self.min_size, "must be at least 1 px.")
         if (self.val_manifest is None) != (self.test_manifest is None):
-            raise DataError("val_manifest and test_manifest: give both (the source's own split) or neither.")
+            given = "val_manifest" if self.val_manifest is not None else "test_manifest"
+            raise SettingError(given, getattr(self, given), "give the validation and the test manifest together "
+                               "(the source's own split), or neither.")
 
     @property
     def resolved_format(self) -> str:
@@ -78,10 +79,13 @@ class DataSpec:
 
 
 def read_records(spec: DataSpec) -> list[Record]:
-    """Every labelled image the source names (not yet checked), with its subset when the source has a split."""
+    """Every labelled image the source names (not yet checked), with its subset when the source has a split.
+    A path named twice (within a manifest, or in two of the train, val and test manifests) is refused."""
     fmt = spec.resolved_format
     if not Path(spec.source).exists():
         raise DataError(f"data source {spec.source!r}: does not exist. Check the path.")
+    if spec.image_root is not None and not Path(spec.image_root).is_dir():
+        raise DataError(f"image root {spec.image_root!r}: is not a folder. Check --image-root.")
     if fmt == "folder":
         if spec.val_manifest:
             raise DataError("val_manifest/test_manifest: only an ETHEC or CSV source can carry its own split.")
@@ -91,27 +95,54 @@ def read_records(spec: DataSpec) -> list[Record]:
             f"data source {spec.source!r}: is a folder, not a{'n ETHEC JSON' if fmt == 'ethec' else ' CSV'} manifest. "
             "Use --format folder (or auto), or give the manifest's path."
         )
-    return _manifest_records(spec, _ethec_records if fmt == "ethec" else _csv_records)
+    records = _manifest_records(spec, _ethec_records if fmt == "ethec" else _csv_records)
+    _refuse_repeated_paths(spec, records)
+    return records
 
 
 def _folder_records(root: Path) -> list[Record]:
+    """Files under one subfolder per class; hidden files and folders (a leading '.') are skipped."""
     if not root.is_dir():
         raise DataError(f"image folder {str(root)!r}: is not a folder.")
     records = []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for file in sorted(class_dir.rglob("*")):
-            if file.is_file() and not file.name.startswith("."):
+            if file.is_file() and not any(part.startswith(".") for part in file.relative_to(class_dir).parts):
                 records.append(Record(path=str(file.resolve()), label=class_dir.name))
     if not records:
+        top = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
+        images = [p for p in top if p.suffix.lower() in IMAGE_SUFFIXES]
+        found = (f"{len(images)} image files at its top level (e.g. {images[0].name!r}) and no class subfolders"
+                 if images else f"{len(top)} files and no class subfolder with files in it")
         raise DataError(
-            f"image folder {str(root)!r}: holds no images; expected one subfolder per class, "
-            "e.g. root/Nymphalidae/img001.jpg."
+            f"image folder {str(root)!r}: holds {found}. Expected one subfolder per class with its images inside, "
+            "e.g. root/Nymphalidae/img001.jpg; for images labelled another way, give a CSV manifest with a path and "
+            "a label column."
         )
     return records
 
 
-def _manifest_root(spec: DataSpec, manifest: Path) -> Path:
-    return Path(spec.image_root).resolve() if spec.image_root else manifest.resolve().parent
+def _refuse_repeated_paths(spec: DataSpec, records: list[Record]) -> None:
+    where: dict[str, list[str | None]] = {}
+    for r in records:
+        where.setdefault(r.path, []).append(r.subset)
+    repeated = [path for path, subsets in where.items() if len(subsets) > 1]
+    if not repeated:
+        return
+    examples = ", ".join(repr(p) for p in repeated[:2])
+    if spec.val_manifest is not None:
+        raise DataError(
+            f"split manifests {spec.source!r}, {spec.val_manifest!r} and {spec.test_manifest!r}: {len(repeated)} image "
+            f"paths are named more than once (e.g. {examples}, in {' and '.join(map(str, where[repeated[0]]))}); an "
+            "image may be in one of train, val and test only. Give three manifests that do not overlap."
+        )
+    raise DataError(f"manifest {spec.source!r}: {len(repeated)} image paths are named more than once (e.g. {examples}); "
+                    "each image may be listed once. Remove the repeated rows.")
+
+
+def manifest_root(spec: DataSpec, manifest: Path | None = None) -> Path:
+    """The folder a manifest's image paths are read against: --image-root, else the manifest's own folder."""
+    return Path(spec.image_root).resolve() if spec.image_root else Path(manifest or spec.source).resolve().parent
 
 
 def _manifest_records(spec: DataSpec, read_one) -> list[Record]:
@@ -120,12 +151,12 @@ def _manifest_records(spec: DataSpec, read_one) -> list[Record]:
         return read_one(Path(spec.source), spec, subset=None)
     records = []
     for subset, path in zip(("train", "val", "test"), (spec.source, spec.val_manifest, spec.test_manifest)):
-        records += read_one(Path(path), spec, subset=subset, root=_manifest_root(spec, Path(spec.source)))
+        records += read_one(Path(path), spec, subset=subset, root=manifest_root(spec, Path(spec.source)))
     return records
 
 
 def _ethec_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: Path | None = None) -> list[Record]:
-    root = root or _manifest_root(spec, manifest)
+    root = root or manifest_root(spec, manifest)
     try:
         data = json.loads(manifest.read_text())
     except FileNotFoundError:
@@ -168,8 +199,11 @@ def _ethec_label(entry: Mapping[str, Any], level: str, where: str) -> str:
 
 
 def _csv_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: Path | None = None) -> list[Record]:
-    root = root or _manifest_root(spec, manifest)
+    root = root or manifest_root(spec, manifest)
     try:
+        if manifest.stat().st_size == 0:
+            raise DataError(f"CSV manifest {str(manifest)!r}: is empty (0 bytes); it needs a header line with the "
+                            f"columns {spec.path_column!r} and {spec.label_column!r}, then one line per image.")
         with manifest.open(newline="") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []

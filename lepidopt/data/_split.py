@@ -1,13 +1,19 @@
-"""The frozen train/val/test assignment of a study, written once to split.json and read by every run."""
+"""The frozen train/val/test assignment of a study, written once to split.json and read by every run.
+
+A split is bound to what it was made from: the data settings (source, format, label level, minimum
+sizes, ...) and the size and modification time of every image it holds. Reading it checks both, so a
+study never trains on other images than the ones its split names.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -15,10 +21,12 @@ from .._files import write_text_atomically
 from ..errors import DataError
 from ._records import SUBSETS, Record
 from ._scan import ScanResult
+from ._sources import DataSpec
 
 __all__ = ["Split", "make_split", "write_split", "read_split"]
 
-SPLIT_VERSION = 1
+log = logging.getLogger("lepidopt")
+SPLIT_VERSION = 2  # 2: the data settings and every image's size and modification time are recorded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +41,8 @@ class Split:
     predefined: bool
     skipped: tuple[dict[str, str], ...] = ()
     dropped_classes: dict[str, int] = dataclasses.field(default_factory=dict)
+    data: Mapping[str, Any] | None = None  # the DataSpec it was made from, as a dict (None: not recorded)
+    stats: tuple[tuple[int, int], ...] | None = None  # (size in bytes, mtime in ns) of each image when split
 
     def indices(self, subset: str) -> np.ndarray:
         return np.array([i for i, s in enumerate(self.subsets) if s == subset], dtype=np.int64)
@@ -54,8 +64,10 @@ class Split:
         return out
 
 
-def make_split(scan: ScanResult, *, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15) -> Split:
-    """Stratified and seeded; every class gets at least one image in each subset.
+def make_split(scan: ScanResult, *, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15,
+               data: DataSpec | None = None) -> Split:
+    """Stratified and seeded; every class gets at least one image in each subset. ``data``: the settings the
+    scan read, recorded with every image's size and modification time so the split can be checked later.
 
     When the source ships its own split (ETHEC's train/val/test JSON), that split is kept as it is.
     """
@@ -83,7 +95,14 @@ def make_split(scan: ScanResult, *, seed: int, val_fraction: float = 0.15, test_
         predefined=predefined,
         skipped=tuple({"path": s.path, "reason": s.reason} for s in scan.skipped),
         dropped_classes=dict(scan.dropped_classes),
+        data=None if data is None else data.to_dict(),
+        stats=tuple(_stat(r.path) for r in records),
     )
+
+
+def _stat(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _stratified_subsets(records: tuple[Record, ...], seed: int, val_fraction: float, test_fraction: float) -> list[str]:
@@ -117,9 +136,10 @@ def write_split(split: Split, path: str | Path) -> None:
         "predefined": split.predefined,
         "classes": list(split.classes),
         "counts": split.counts(),
+        "data": None if split.data is None else dict(split.data),
         "items": [
-            {"path": p, "label": split.classes[l], "subset": s}
-            for p, l, s in zip(split.paths, split.labels.tolist(), split.subsets)
+            {"path": p, "label": split.classes[l], "subset": s, **({} if st is None else {"size": st[0], "mtime_ns": st[1]})}
+            for p, l, s, st in zip(split.paths, split.labels.tolist(), split.subsets, split.stats or [None] * len(split.paths))
         ],
         "skipped": list(split.skipped),
         "dropped_classes": split.dropped_classes,
@@ -128,34 +148,79 @@ def write_split(split: Split, path: str | Path) -> None:
     write_text_atomically(path, json.dumps(data, indent=1))
 
 
-def read_split(path: str | Path) -> Split:
+def read_split(path: str | Path, *, data: DataSpec | None = None) -> Split:
+    """The split in ``path``, checked: every image is still there, unchanged since the split was made, and,
+    given ``data``, the split was made from those data settings. Raises DataError naming what differs."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        saved = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"split file {str(path)!r}: does not exist.") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"split file {str(path)!r}: is not valid JSON ({exc}); delete it to split again.") from None
-    if data.get("version") != SPLIT_VERSION:
-        raise DataError(f"split file {str(path)!r}: version {data.get('version')!r}, expected {SPLIT_VERSION}.")
-    classes = tuple(data["classes"])
+    if saved.get("version") not in (1, SPLIT_VERSION):
+        raise DataError(f"split file {str(path)!r}: version {saved.get('version')!r}, expected {SPLIT_VERSION}.")
+    if data is not None:
+        _check_made_from(path, saved.get("data"), data.to_dict())
+    classes = tuple(saved["classes"])
     index = {c: i for i, c in enumerate(classes)}
-    items = data["items"]
-    missing = [it["path"] for it in items if not os.path.exists(it["path"])]
-    if missing:
-        raise DataError(
-            f"split file {str(path)!r}: {len(missing)} of its images are gone, e.g. {missing[0]!r}. "
-            "Restore them, or start a new study to split the data again."
-        )
+    items = saved["items"]
+    _check_images(path, items)
     return Split(
         classes=classes,
         paths=tuple(it["path"] for it in items),
         labels=np.array([index[it["label"]] for it in items], dtype=np.int64),
         subsets=tuple(it["subset"] for it in items),
-        seed=data["seed"],
-        val_fraction=data["val_fraction"],
-        test_fraction=data["test_fraction"],
-        predefined=data["predefined"],
-        skipped=tuple(data.get("skipped", ())),
-        dropped_classes=dict(data.get("dropped_classes", {})),
+        seed=saved["seed"],
+        val_fraction=saved["val_fraction"],
+        test_fraction=saved["test_fraction"],
+        predefined=saved["predefined"],
+        skipped=tuple(saved.get("skipped", ())),
+        dropped_classes=dict(saved.get("dropped_classes", {})),
+        data=saved.get("data"),
+        stats=tuple((it["size"], it["mtime_ns"]) for it in items) if items and "size" in items[0] else None,
     )
+
+
+def _check_made_from(path: Path, recorded: Mapping[str, Any] | None, given: Mapping[str, Any]) -> None:
+    if recorded is None:
+        log.warning("split file %s was written by an earlier lepidopt and does not record its data settings; it is "
+                    "used as it is", path)
+        return
+    if dict(recorded) == dict(given):
+        return
+    if recorded.get("source") != given.get("source"):
+        what = f"was made from {recorded.get('source')}, not from {given.get('source')}, the data the study names"
+    else:
+        differences = [f"{k} {recorded.get(k)!r}, not {given.get(k)!r}" for k in given if recorded.get(k) != given.get(k)]
+        what = f"was made from {recorded.get('source')} read with {'; '.join(differences)}"
+    raise DataError(
+        f"split file {str(path)!r}: {what}. A study trains only on the split it was created with: start a new "
+        f"--study for this data, or delete the folder {str(path.parent)!r} to create this study again."
+    )
+
+
+def _check_images(path: Path, items: list[dict[str, Any]]) -> None:
+    missing, changed = [], []
+    for item in items:
+        try:
+            stat = os.stat(item["path"])
+        except FileNotFoundError:
+            missing.append(item["path"])
+            continue
+        if "size" in item and (stat.st_size, stat.st_mtime_ns) != (item["size"], item["mtime_ns"]):
+            changed.append((item, stat))
+    if missing:
+        raise DataError(
+            f"split file {str(path)!r}: {len(missing)} of its {len(items)} images are gone, e.g. {missing[0]!r}. "
+            "Restore them, or start a new study to split the data again."
+        )
+    if changed:
+        item, stat = changed[0]
+        what = (f"{item['size']} bytes then, {stat.st_size} now" if stat.st_size != item["size"]
+                else "the same size, modified since")
+        raise DataError(
+            f"split file {str(path)!r}: {len(changed)} of its {len(items)} images changed since the split was made, "
+            f"e.g. {item['path']!r} ({what}); the study's trials were trained on the images as they were. Restore "
+            "them, or start a new --study to split the changed data."
+        )

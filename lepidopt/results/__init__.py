@@ -6,10 +6,12 @@ from ._clustering import (ClusteringResult, ClusteringSettings, PipelineResult, 
                           cluster_embeddings, elbow, purity)
 from ._evaluation import test_metrics
 from ._export import ExportResult, export_best
-from ._report import ReportResult, load_labels, report_embeddings, report_study
+from ._labels import load_labels
+from ._report import EMBEDDINGS_KEYS, ReportResult, report_embeddings, report_study
 from ._serve import serve_dashboard
 
 __all__ = [
+    "EMBEDDINGS_KEYS",
     "BestTrial",
     "ClusteringResult",
     "ClusteringSettings",

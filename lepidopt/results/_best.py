@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..errors import ReportError, StudyError
-from ..runs import Run, resolve_run, study_dir
+from ..errors import ReportError
+from ..runs import Run
 
 __all__ = ["BestTrial", "load_best"]
 
@@ -22,16 +22,14 @@ class BestTrial:
         return self.run.folder
 
 
-def load_best(*, study: str, storage: str | None = None, results_dir: str | Path = "results") -> BestTrial:
+def load_best(*, study: str, storage: str | None = None, results_dir: str | Path | None = None) -> BestTrial:
+    """The best completed trial of an existing study, with the run the study records."""
     import optuna
 
     from ..search import open_study
 
-    if not (study_dir(results_dir, study) / "run.yaml").exists():  # the data and recipe come from it
-        raise StudyError(f"study {study!r}: no run.yaml in {str(study_dir(results_dir, study))!r}. "
-                         "Check --study and --results-dir.")
-    loaded, _ = open_study(study=study, storage=storage, results_dir=results_dir)
-    run = resolve_run(study=study, results_dir=results_dir, storage=storage)
+    opened = open_study(study=study, storage=storage, results_dir=results_dir)
+    run, loaded = opened.run, opened.study
     complete = loaded.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         states = [t.state.name.lower() for t in loaded.trials]

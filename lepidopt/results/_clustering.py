@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ReportError
+from ..errors import ReportError, SettingError
 
 __all__ = ["ClusteringSettings", "PipelineResult", "ClusteringResult", "cluster_embeddings", "check_embeddings",
            "agreement", "elbow", "purity"]
@@ -18,10 +18,13 @@ __all__ = ["ClusteringSettings", "PipelineResult", "ClusteringResult", "cluster_
 log = logging.getLogger("lepidopt")
 
 
+DEFAULT_K_MAX = 15
+
+
 @dataclasses.dataclass(frozen=True)
 class ClusteringSettings:
     k_min: int = 2
-    k_max: int = 15
+    k_max: int | None = None  # None: 15, or one less than the number of points when they are fewer
     variance: float = 0.95  # share of the variance the PCA keeps
     umap_neighbors: int = 30
     umap_min_dist: float = 0.3
@@ -33,14 +36,22 @@ class ClusteringSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not 1 < self.k_min < self.k_max:
-            raise ReportError(f"k range [{self.k_min}, {self.k_max}]: needs 2 <= k_min < k_max.")
+        if self.k_min < 2:
+            raise SettingError("k_min", self.k_min, "must be at least 2 (one cluster explains nothing).")
+        if self.k_max is not None and self.k_max <= self.k_min:
+            raise SettingError("k_max", self.k_max, f"must be above k_min, {self.k_min}.")
         if not 0 < self.variance <= 1:
-            raise ReportError(f"variance {self.variance}: the share of variance PCA keeps must lie in (0, 1].")
+            raise SettingError("variance", self.variance, "the share of variance PCA keeps must lie in (0, 1].")
         if self.umap_input not in ("pca", "scaled"):
-            raise ReportError(f"umap_input {self.umap_input!r}: must be 'pca' or 'scaled'.")
+            raise SettingError("umap_input", self.umap_input, "must be 'pca' or 'scaled'.")
         if self.umap_components < 2:
-            raise ReportError(f"umap_components {self.umap_components}: must be at least 2.")
+            raise SettingError("umap_components", self.umap_components, "must be at least 2.")
+        if self.umap_neighbors < 2:
+            raise SettingError("umap_neighbors", self.umap_neighbors, "must be at least 2.")
+
+    def k_range(self, n_points: int) -> tuple[int, int]:
+        """(k_min, k_max) for ``n_points`` points: k_max, when not given, is 15 or one less than the points."""
+        return self.k_min, self.k_max if self.k_max is not None else min(DEFAULT_K_MAX, n_points - 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,13 +120,27 @@ def check_embeddings(embeddings: np.ndarray, labels: np.ndarray, settings: Clust
             f"embeddings: {len(rows)} rows hold NaN or infinite values (first: row {rows[0]}); "
             "remove or repair them before clustering."
         )
-    n_classes = len(np.unique(labels))
+    n_points, n_classes = len(embeddings), len(np.unique(labels))
     if n_classes < 2:
-        raise ReportError(f"labels: only one class ({np.unique(labels)[0]!r}); agreement with labels needs 2 or more.")
-    if len(embeddings) <= settings.k_max:
+        raise ReportError(f"labels: only one class ({np.unique(labels)[0].item()!r}); agreement with labels needs 2 or more.")
+    if n_classes == n_points:
         raise ReportError(
-            f"embeddings: {len(embeddings)} points cannot be clustered over the k range [{settings.k_min}, "
-            f"{settings.k_max}]; give more points than k_max, or lower k_max."
+            f"labels: each of the {n_points} points has a label of its own (e.g. {labels[0].item()!r}), so no class groups "
+            "points for clusters to agree with. Was a path or id column read as the label? Pick the label column "
+            "(--label-column)."
+        )
+    # An elbow curve needs two values of k below the number of points, and KMeans at k = classes one point more.
+    smallest = max(settings.k_min + 2, n_classes + 1)
+    if n_points < smallest:
+        raise ReportError(
+            f"embeddings: {n_points} points are too few to cluster with {n_classes} classes and k from {settings.k_min}; "
+            f"give at least {smallest} points."
+        )
+    k_min, k_max = settings.k_range(n_points)
+    if k_max >= n_points:
+        raise ReportError(
+            f"embeddings: {n_points} points cannot be clustered over the k range [{k_min}, {k_max}]; give more points "
+            f"than k_max, or lower k_max (left out, it adapts to the number of points)."
         )
 
 
@@ -132,7 +157,8 @@ def cluster_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, classes: l
     else:
         y = labels.astype(np.int64)
     n_true = len(np.unique(y))
-    k_values = list(range(settings.k_min, max(settings.k_max, n_true) + 1))
+    k_min, k_max = settings.k_range(len(y))
+    k_values = list(range(k_min, max(k_max, n_true) + 1))
     rng = np.random.default_rng(settings.seed)
 
     from sklearn.preprocessing import StandardScaler
@@ -185,15 +211,17 @@ def _umap(data: np.ndarray, components: int, settings: ClusteringSettings) -> np
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap warns that a random_state disables parallelism
+        # The spectral start needs more points than dimensions + 1 (scipy refuses "k >= N" otherwise).
+        init = "spectral" if len(data) > components + 1 else "random"
         model = umap.UMAP(n_neighbors=min(settings.umap_neighbors, len(data) - 1), min_dist=settings.umap_min_dist,
-                          n_components=components, random_state=settings.seed)
+                          n_components=components, random_state=settings.seed, init=init)
         return model.fit_transform(data).astype(np.float32)
 
 
 def _tsne(data: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.manifold import TSNE
 
-    perplexity = min(30.0, max(5.0, (len(data) - 1) / 3))
+    perplexity = min(30.0, max(5.0, (len(data) - 1) / 3), len(data) - 1.0)  # t-SNE needs it below the points
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(data).astype(np.float32)
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from .._files import replacing, write_text_atomically
+from .._files import replacing_folder
 from ..data import image_batches
 from ..recipe import Recipe
-from ..search import NullReporter, StudyData, prepare_split, run_trial
+from ..search import NullReporter, run_trial, study_data
 from ._best import load_best
 from ._embeddings import embedding_model, embeddings_of
 from ._evaluation import test_metrics
@@ -29,20 +29,22 @@ class ExportResult:
     metrics: dict[str, Any]
 
 
-def export_best(*, study: str, storage: str | None = None, results_dir: str | Path = "results",
+def export_best(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
                 all_splits: bool = False) -> ExportResult:
     """Write ``results/<study>/best/``: model.keras, metrics.json (test split) and embeddings.npz.
 
-    The best trial is retrained from its recorded recipe and seed rather than kept during the search:
-    no worker has to save models it may never need, and the retrained model's validation score is
-    compared with the trial's and both are recorded.
+    The best trial is retrained from its recorded recipe and seed, on the study's data as its trials read
+    it (the same split, feature cache and augmented views), rather than kept during the search: no worker
+    has to save models it may never need, and the retrained model's validation score is compared with
+    the trial's and both are recorded. best/ is replaced whole, or not at all when the export fails or is
+    interrupted.
     """
     best = load_best(study=study, storage=storage, results_dir=results_dir)
     trial, run = best.trial, best.run
     recipe = Recipe.from_flat(trial.user_attrs["recipe"], where=f"trial {trial.number} recipe")
     seed = int(trial.user_attrs.get("seed", run.seed + trial.number))
-    split = prepare_split(run)
-    data = StudyData(split=split, cache_dir=run.folder / "cache")
+    data = study_data(run)
+    split = data.split
     log.info("retraining trial %d (%s %.4f) with seed %d", trial.number, run.objective, trial.value, seed)
     result = run_trial(recipe, data, NullReporter(), seed=seed, objective=run.objective, keep_model=True)
     log.info("retrained: %s %.4f (trial: %.4f)", run.objective, result.value, trial.value)
@@ -64,19 +66,17 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
         "test": test_metrics(split.labels[test_idx], probabilities, list(split.classes)),
     }
 
-    folder = run.folder / "best"
-    folder.mkdir(parents=True, exist_ok=True)
-    with replacing(folder / "model.keras") as tmp:
-        result.model.save(tmp)
     subsets = ("train", "val", "test") if all_splits else ("test",)
     idx = np.concatenate([split.indices(s) for s in subsets])
     embedder = embedding_model(result.model)
     embeddings = embeddings_of(embedder, image_batches(images, split.labels, idx, batch_size=recipe.batch_size))
-    with replacing(folder / "embeddings.npz") as tmp:
-        np.savez_compressed(tmp, embeddings=embeddings, labels=split.labels[idx], classes=np.array(split.classes),
-                            paths=np.array([split.paths[i] for i in idx]),
+    folder = run.folder / "best"
+    with replacing_folder(folder) as new:
+        result.model.save(new / "model.keras")
+        np.savez_compressed(new / "embeddings.npz", embeddings=embeddings, labels=split.labels[idx],
+                            classes=np.array(split.classes), paths=np.array([split.paths[i] for i in idx]),
                             subsets=np.array([split.subsets[i] for i in idx]))
-    write_text_atomically(folder / "metrics.json", json.dumps(metrics, indent=1))
+        (new / "metrics.json").write_text(json.dumps(metrics, indent=1))
     test = metrics["test"]
     log.info("test: accuracy %.4f, balanced accuracy %.4f, macro F1 %.4f -> %s", test["accuracy"],
              test["balanced_accuracy"], test["macro_f1"], folder)

@@ -97,7 +97,7 @@ def render_report(*, title: str, subtitle: str, figures: dict[str, Any], metrics
     parts.append(_section("pca", f"""
 <p>{c['n_points']} embeddings of {c['n_features']} dimensions, standardised, then PCA keeping
 {c['settings']['variance']:.0%} of the variance: <b>{c['pca_components_kept']} components</b>.</p>{fig['pca-variance']}"""))
-    parts.append(_section("elbow", f"""<p>KMeans inertia for k in [{c['settings']['k_min']}, {max(c['settings']['k_max'], len(c['classes']))}];
+    parts.append(_section("elbow", f"""<p>KMeans inertia for k in [{c['pca']['k_values'][0]}, {c['pca']['k_values'][-1]}];
 the knee of each curve (kneed) is the pipeline's k.</p><div class="grid">{fig['elbow-pca']}{fig['elbow-umap']}</div>"""))
     shown = (f"All {c['n_points']} points." if c["view_points"] == c["n_points"]
              else f"{c['view_points']} of the {c['n_points']} points, drawn at random.")

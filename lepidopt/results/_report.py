@@ -13,13 +13,23 @@ import numpy as np
 from .._files import write_text_atomically
 from ..errors import ReportError
 from ._best import load_best
+from ._labels import load_labels
 from ._clustering import ClusteringResult, ClusteringSettings, cluster_embeddings
 from ._dashboard import attach_to_study
 from ._export import export_best
 from ._figures import clustering_figures, confusion_figure, study_figures
 from ._html import render_report
 
-__all__ = ["ReportResult", "report_study", "report_embeddings", "load_labels"]
+__all__ = ["ReportResult", "report_study", "report_embeddings", "EMBEDDINGS_KEYS"]
+
+# What export writes to best/embeddings.npz and report --embeddings reads from a .npz.
+EMBEDDINGS_KEYS = {
+    "embeddings": "float32, points x features: the penultimate layer of the model",
+    "labels": "int, one per point: an index into classes",
+    "classes": "str, the class names",
+    "paths": "str, the image each point was computed from",
+    "subsets": "str, train, val or test",
+}
 
 log = logging.getLogger("lepidopt")
 
@@ -31,7 +41,7 @@ class ReportResult:
     clustering: ClusteringResult
 
 
-def report_study(*, study: str, storage: str | None = None, results_dir: str | Path = "results",
+def report_study(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
                  settings: ClusteringSettings | None = None, dashboard: bool = True) -> ReportResult:
     """Write ``results/<study>/report/`` for the best trial, exporting it first when best/ is missing or stale."""
     settings = settings or ClusteringSettings()
@@ -77,37 +87,46 @@ def report_study(*, study: str, storage: str | None = None, results_dir: str | P
     return ReportResult(index=index, metrics=metrics, clustering=clustering)
 
 
-def report_embeddings(*, embeddings: str | Path, labels: str | Path, out: str | Path = "report",
-                      settings: ClusteringSettings | None = None) -> ReportResult:
-    """The clustering part of the report on any embeddings (.npy, points x features) and labels."""
+def report_embeddings(*, embeddings: str | Path, labels: str | Path | None = None, label_column: str | None = None,
+                      out: str | Path = "report", settings: ClusteringSettings | None = None) -> ReportResult:
+    """The clustering part of the report on any embeddings and labels. ``embeddings``: a .npy array (points x
+    features), or a .npz holding EMBEDDINGS_KEYS (what ``lepidopt export`` writes), whose labels are used
+    unless ``labels`` is given; ``labels``: see ``load_labels``."""
     settings = settings or ClusteringSettings()
-    x = _load_array(Path(embeddings))
-    y = load_labels(Path(labels))
-    clustering = cluster_embeddings(x, y, settings=settings)
+    path = Path(embeddings)
+    x, y, classes = _load_embeddings(path)
+    if labels is not None:
+        y, classes = load_labels(labels, n_points=len(x), column=label_column), None
+    elif y is None:
+        raise ReportError(f"embeddings file {str(path)!r}: holds no labels; give them with --labels (a .npy array, a "
+                          ".txt file with one label per line, or a .csv file).")
+    clustering = cluster_embeddings(x, y, classes=classes, settings=settings)
     metrics = {"clustering": clustering.to_dict()}
-    index = _write_report(Path(out), title=f"lepidopt clustering report: {Path(embeddings).name}",
-                          subtitle=f"{len(x)} embeddings, labels from {Path(labels).name}",
+    source = Path(labels).name if labels is not None else path.name
+    index = _write_report(Path(out), title=f"lepidopt clustering report: {path.name}",
+                          subtitle=f"{len(x)} embeddings, labels from {source}",
                           figures=clustering_figures(clustering), metrics=metrics)
     return ReportResult(index=index, metrics=metrics, clustering=clustering)
 
 
-def load_labels(path: Path) -> np.ndarray:
-    """Labels from a .npy array, or from a text or CSV file holding one label per line (first column)."""
-    if not path.exists():
-        raise ReportError(f"labels file {str(path)!r}: does not exist.")
-    if path.suffix == ".npy":
-        return _load_array(path, what="labels").ravel()
-    lines = [line.split(",")[0].strip() for line in path.read_text().splitlines() if line.strip()]
-    return np.array(lines)
-
-
-def _load_array(path: Path, what: str = "embeddings") -> np.ndarray:
-    if not path.exists():
-        raise ReportError(f"{what} file {str(path)!r}: does not exist.")
+def _load_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """(embeddings, labels or None, class names or None) from a .npy array or a .npz of EMBEDDINGS_KEYS."""
+    if not path.is_file():
+        raise ReportError(f"embeddings file {str(path)!r}: does not exist.")
     try:
-        return np.load(path, allow_pickle=False)
+        saved = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise ReportError(f"{what} file {str(path)!r}: is not a NumPy .npy array ({exc}).") from None
+        raise ReportError(f"embeddings file {str(path)!r}: is not a NumPy .npy or .npz file ({exc}).") from None
+    if isinstance(saved, np.ndarray):
+        return saved, None, None
+    with saved:
+        if "embeddings" not in saved.files:
+            raise ReportError(f"embeddings file {str(path)!r}: holds {saved.files}, not the array 'embeddings' that "
+                              f"lepidopt export writes (keys: {', '.join(EMBEDDINGS_KEYS)}).")
+        if "labels" not in saved.files:
+            return saved["embeddings"], None, None
+        classes = [str(c) for c in saved["classes"]] if "classes" in saved.files else None
+        return saved["embeddings"], saved["labels"], classes
 
 
 def _write_report(out: Path, *, title: str, subtitle: str, figures: dict[str, Any], metrics: dict[str, Any]) -> Path:

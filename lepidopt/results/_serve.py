@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import MissingExtraError
-from ..runs import study_dir
+from ..errors import MissingExtraError, SettingError
 from ._dashboard import artifact_dir
 
 __all__ = ["serve_dashboard"]
 
 
-def serve_dashboard(*, study: str, storage: str | None = None, results_dir: str | Path = "results",
+def serve_dashboard(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
                     host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve until interrupted; prints the address first."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise SettingError("port", port, "must be a TCP port, 1 to 65535.")
     try:
         from optuna.artifacts import FileSystemArtifactStore
         from optuna_dashboard import run_server
@@ -21,8 +22,8 @@ def serve_dashboard(*, study: str, storage: str | None = None, results_dir: str 
         raise MissingExtraError("optuna-dashboard is not installed; pip install 'lepidopt[dashboard]'.") from None
     from ..search import open_study
 
-    _, opened = open_study(study=study, storage=storage, results_dir=results_dir)
-    artifacts = artifact_dir(study_dir(results_dir, study))
+    opened = open_study(study=study, storage=storage, results_dir=results_dir)
+    artifacts = artifact_dir(opened.run.folder)
     artifacts.mkdir(parents=True, exist_ok=True)
     print(f"optuna-dashboard for study {study!r}: http://{host}:{port}/  (Ctrl-C stops it)", flush=True)
-    run_server(opened, host=host, port=port, artifact_store=FileSystemArtifactStore(str(artifacts)))
+    run_server(opened.storage, host=host, port=port, artifact_store=FileSystemArtifactStore(str(artifacts)))

@@ -11,20 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from .._files import replacing, write_text_atomically
-from ..errors import StudyError
+from .._sizes import format_size
+from ..runs import DEFAULT_FEATURE_CACHE_LIMIT
 
-__all__ = ["FeatureCache", "cache_key", "parse_size", "DEFAULT_LIMIT"]
+__all__ = ["FeatureCache", "cache_key"]
 
 log = logging.getLogger("lepidopt")
-DEFAULT_LIMIT = 50 * 1024**3
-_UNITS = {"": 1, "B": 1, **{p + s: 1024 ** (i + 1) for i, p in enumerate("KMGT") for s in ("", "B")}}
 
 
 def cache_key(**parts: Any) -> str:
@@ -32,26 +30,8 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def parse_size(text: str | int, *, option: str) -> int:
-    """'50GB', '500 MB', '1.5TB' or a number of bytes -> bytes; ``option`` names the setting in the error."""
-    if isinstance(text, int):
-        return text
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*", str(text).upper())
-    if not match or match.group(2) not in _UNITS:
-        raise StudyError(f"{option} {text!r}: not a size; write a size such as 500MB, 50GB or 1.5TB.")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024:
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
 class FeatureCache:
-    def __init__(self, folder: str | Path, *, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, folder: str | Path, *, limit: int = DEFAULT_FEATURE_CACHE_LIMIT) -> None:
         self.folder = Path(folder)
         self.limit = limit
         self._checked: dict[str, np.ndarray] = {}
@@ -125,7 +105,7 @@ class FeatureCache:
                 "feature cache %s holds %s and its limit is %s, so features %s (%s) are computed for this trial "
                 "and not stored; later trials that need them compute them again. Raise --feature-cache-limit, "
                 "lower --augment-views, or delete the features-* files of studies you no longer run.",
-                self.folder, _human(held), _human(self.limit), key, _human(nbytes))
+                self.folder, format_size(held), format_size(self.limit), key, format_size(nbytes))
         return False
 
     def _paths(self, key: str) -> tuple[Path, Path]:

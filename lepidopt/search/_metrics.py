@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import StudyError
+from ..errors import SettingError
 
 __all__ = ["OBJECTIVES", "classification_metrics", "objective_direction"]
 
@@ -18,7 +18,7 @@ OBJECTIVES = {
 
 def objective_direction(objective: str) -> str:
     if objective not in OBJECTIVES:
-        raise StudyError(f"objective {objective!r}: must be one of {list(OBJECTIVES)}.")
+        raise SettingError("objective", objective, f"must be one of {', '.join(OBJECTIVES)}.")
     return OBJECTIVES[objective]
 
 

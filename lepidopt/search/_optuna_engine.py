@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..errors import MissingExtraError, StudyError, TooManyFailures
+from ..errors import MissingExtraError, SettingError, TooManyFailures
 from ..runs import Run
 from ._checkpoint import Checkpoints, discard
 from ._experimental import quietly
@@ -18,13 +18,13 @@ from ._metrics import objective_direction
 from ._optuna_space import suggest
 from ._reporter import Reporter, TrialStopped
 from ._signals import Interrupted
-from ._storage import open_storage
 from ._study_data import StudyData
 from ._trial import run_trial
 from ._trial_attrs import identity_attrs, outcome_attrs
 
-__all__ = ["create_or_load_study", "optimize", "TrialPolicy", "count_finished", "make_sampler", "make_pruner", "BASELINE_ATTR", "ENGINE_ATTR",
-           "RUN_ATTR", "TOTAL_ATTR", "log_trial", "pruning_schedule"]
+__all__ = ["record_study", "update_record", "load_for_trials", "check_engine", "optimize", "TrialPolicy",
+           "count_finished", "make_sampler", "make_pruner", "BASELINE_ATTR", "ENGINE_ATTR", "RUN_ATTR", "TOTAL_ATTR",
+           "SURPLUS_ATTR", "log_trial", "pruning_schedule"]
 
 log = logging.getLogger("lepidopt")
 BASELINE_ATTR = "lepidopt:baseline_enqueued"
@@ -102,29 +102,58 @@ def make_pruner(name: str, *, max_steps: int, warmup_steps: int):
     raise ValueError(name)
 
 
-def create_or_load_study(run: Run, storage=None):
-    """The run's study, created on first use; ``storage`` is an opened storage, or None to open the run's."""
+def record_study(run: Run, storage):
+    """Create the run's study in ``storage`` (an opened storage that does not hold it yet): its record of the run,
+    objective and engine, the objective's name for optuna-dashboard, and the space's baseline enqueued as its
+    first trial."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    max_steps, warmup = pruning_schedule(run)
-    optuna_driven = run.engine == "optuna"  # else the study holds the trials Keras Tuner ran, imported
-    study = optuna.create_study(
-        study_name=run.study,
-        storage=storage if storage is not None else open_storage(run.storage),
-        sampler=make_sampler(run.sampler, seed=run.seed) if optuna_driven else optuna.samplers.RandomSampler(),
-        pruner=make_pruner(run.pruner, max_steps=max_steps, warmup_steps=warmup) if optuna_driven
-        else optuna.pruners.NopPruner(),
-        direction=objective_direction(run.objective),
-        load_if_exists=True,
-    )
-    study.set_user_attr(RUN_ATTR, {**run.to_dict(), "results_dir": str(run.results_dir)})
+    study = optuna.create_study(study_name=run.study, storage=storage, sampler=_sampler(run), pruner=_pruner(run),
+                                direction=objective_direction(run.objective))
+    update_record(study, run)
     study.set_user_attr("lepidopt:objective", run.objective)
-    study.set_user_attr(ENGINE_ATTR, run.engine if optuna_driven else f"{run.engine} ({run.tuner})")
-    if optuna_driven and run.space.baseline and not study.user_attrs.get(BASELINE_ATTR):
+    study.set_user_attr(ENGINE_ATTR, run.engine if run.engine == "optuna" else f"{run.engine} ({run.tuner})")
+    quietly(study.set_metric_names, metric_names=[run.objective])
+    if run.engine == "optuna" and run.space.baseline:
         study.enqueue_trial(dict(run.space.baseline), user_attrs={"lepidopt:baseline": True}, skip_if_exists=True)
         study.set_user_attr(BASELINE_ATTR, True)
     return study
+
+
+def update_record(study, run: Run) -> None:
+    """Record the run in the study, where workers read it (its storage URL masked, its folder on this machine)."""
+    study.set_user_attr(RUN_ATTR, {**run.to_dict(), "results_dir": str(run.results_dir)})
+
+
+def load_for_trials(run: Run, storage):
+    """The run's existing study in ``storage`` (opened), with the run's sampler and pruner."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=run.study, storage=storage, sampler=_sampler(run), pruner=_pruner(run))
+
+
+def check_engine(run: Run) -> None:
+    """Fail before anything is made when the run's sampler or pruner cannot be built (a missing extra)."""
+    _sampler(run)
+    _pruner(run)
+
+
+def _sampler(run: Run):
+    import optuna
+
+    # A Keras Tuner study holds the trials Keras Tuner ran, imported: Optuna samples nothing in it.
+    return make_sampler(run.sampler, seed=run.seed) if run.engine == "optuna" else optuna.samplers.RandomSampler()
+
+
+def _pruner(run: Run):
+    import optuna
+
+    if run.engine != "optuna":
+        return optuna.pruners.NopPruner()
+    max_steps, warmup = pruning_schedule(run)
+    return make_pruner(run.pruner, max_steps=max_steps, warmup_steps=warmup)
 
 
 SURPLUS_ATTR = "lepidopt:surplus"
@@ -168,7 +197,10 @@ class TrialPolicy:
 
     def __post_init__(self) -> None:
         if self.max_failures < 1:
-            raise StudyError(f"max failures {self.max_failures}: must be at least 1.")
+            raise SettingError("max_failures", self.max_failures, "must be at least 1.")
+        if self.head_checkpoint_every < 0:
+            raise SettingError("head_checkpoint_every", self.head_checkpoint_every,
+                               "seconds between a head's checkpoints must be 0 (every epoch) or more.")
 
     def checkpoints_in(self, folder: Path) -> Checkpoints | None:
         """A trial's checkpoints in ``folder``, or None when checkpoints are off."""
@@ -192,6 +224,10 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
     import optuna
 
     judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run)[1]
+    # Optuna warns of every failed trial with its traceback; lepidopt logs each trial's outcome and reason in one
+    # line (log_trial) and an interruption in one line, so Optuna's account is shown with -v only.
+    logging.getLogger("optuna.study._optimize").setLevel(logging.NOTSET if log.isEnabledFor(logging.DEBUG)
+                                                         else logging.ERROR)
 
     def objective(trial: optuna.Trial) -> float:
         # At most trial.number trials are numbered below this one, so below the total it cannot be surplus and
@@ -224,7 +260,7 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
             discard(checkpoints)
             raise optuna.TrialPruned(str(stop)) from None
         except Interrupted as stop:
-            trial.set_user_attr("fail_reason", f"interrupted by {stop}; retried from its last checkpoint")
+            trial.set_user_attr("fail_reason", f"interrupted by {stop}")
             stop.trial_number = trial.number
             raise
         except Exception as exc:

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from ..errors import StudyError
+from ..errors import SettingError, StudyError
 from ..runs import Run
 
 __all__ = ["Recycling", "optimize_in_processes", "REPLACE_ME"]
@@ -31,9 +31,9 @@ class Recycling:
 
     def __post_init__(self) -> None:
         if self.max_trials is not None and self.max_trials < 1:
-            raise StudyError(f"max trials per process {self.max_trials}: must be at least 1.")
+            raise SettingError("max_trials_per_process", self.max_trials, "must be at least 1.")
         if self.max_rss is not None and self.max_rss < 1:
-            raise StudyError(f"max RSS {self.max_rss}: must be a positive size such as 6GB.")
+            raise SettingError("max_rss", self.max_rss, "must be a positive size such as 6GB.")
 
     @property
     def enabled(self) -> bool:
@@ -53,15 +53,14 @@ class _Job:
     run: Run
     n_trials: int | None
     deadline: float | None  # time.time() after which no trial starts
-    data_options: dict
     recycling: Recycling
     policy: Any
     heartbeat: Any
     log_level: int
 
 
-def optimize_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, data_options: dict,
-                          recycling: Recycling, policy, heartbeat, finished: Callable[[], bool]) -> None:
+def optimize_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, recycling: Recycling, policy,
+                          heartbeat, finished: Callable[[], bool]) -> None:
     """Run the study's trials in a sequence of worker processes until ``finished()`` or the timeout.
 
     A SIGTERM or SIGINT here is passed on to the child, which leaves its trial to be retried; then
@@ -69,7 +68,7 @@ def optimize_in_processes(run: Run, *, n_trials: int | None, timeout: float | No
     from ._signals import Interrupted
 
     deadline = None if timeout is None else time.time() + timeout
-    job = _Job(run, n_trials, deadline, data_options, recycling, policy, heartbeat, log.getEffectiveLevel())
+    job = _Job(run, n_trials, deadline, recycling, policy, heartbeat, log.getEffectiveLevel())
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of TensorFlow carried over
     generation = 0
     while True:
@@ -113,12 +112,12 @@ def _work(job: _Job) -> None:
 def _run_trials(job: _Job) -> bool:
     import psutil
 
-    from ._optuna_engine import create_or_load_study
+    from ._optuna_engine import load_for_trials
     from ._storage import open_storage
     from ._workers import run_trials
 
     run = job.run
-    study = create_or_load_study(run, open_storage(run.storage, heartbeat=job.heartbeat))
+    study = load_for_trials(run, open_storage(run.storage, heartbeat=job.heartbeat, create=False))
     done, reason = 0, None
     process = psutil.Process()
 
@@ -131,6 +130,6 @@ def _run_trials(job: _Job) -> bool:
             study_.stop()
 
     timeout = None if job.deadline is None else max(job.deadline - time.time(), 0.001)
-    run_trials(run, study, n_trials=job.n_trials, timeout=timeout, data_options=job.data_options,
-               recycling=Recycling(), policy=job.policy, heartbeat=job.heartbeat, on_trial=after_trial)
+    run_trials(run, study, n_trials=job.n_trials, timeout=timeout, recycling=Recycling(), policy=job.policy,
+               heartbeat=job.heartbeat, on_trial=after_trial)
     return reason is not None

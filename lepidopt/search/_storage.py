@@ -1,15 +1,20 @@
-"""Storage URLs: sqlite:///..., postgresql://..., mysql://... and journal:PATH, opened with clear errors."""
+"""Storage URLs: sqlite:///..., postgresql://..., mysql://... and journal:PATH, opened with clear errors.
+
+One rule for file storages: the folder of an SQLite or journal file must exist (a mistyped folder is
+refused rather than created); the default storage, ``RESULTS/STUDY/study.db``, lives in the study's own
+folder, which lepidopt creates.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from ..errors import MissingExtraError, StorageError
-from ..runs import mask_password
+from ..errors import MissingExtraError, SettingError, StorageError
+from ..runs import mask_password, storage_file
 from ._experimental import quietly
 
-__all__ = ["open_storage", "check_storage_url", "is_local_file_storage", "Heartbeat"]
+__all__ = ["open_storage", "check_storage_url", "is_local_file_storage", "study_names", "Heartbeat"]
 
 _DRIVERS = {"postgresql": ("psycopg2", "postgres"), "mysql": ("pymysql", "mysql")}
 
@@ -19,13 +24,18 @@ def is_local_file_storage(url: str) -> bool:
     return url.startswith(("sqlite:", "journal:"))
 
 
-def check_storage_url(url: str) -> str:
-    """Check the URL's form and driver without connecting or creating anything; returns the URL to open."""
+def check_storage_url(url: str, *, own_folder: Path | None = None) -> str:
+    """Check the URL's form and driver, and that a storage file's folder exists (or is ``own_folder``, the study's
+    folder, which the study's creation makes), without connecting or creating anything; returns the URL to open."""
     shown = mask_password(url)
+    path = storage_file(url)
+    if path is not None:
+        if not path.parent.is_dir() and path.parent != own_folder:
+            raise StorageError(
+                f"storage {shown!r}: the folder {str(path.parent)!r} of its file does not exist. Create it first, or "
+                "check the path (lepidopt creates only a study's own folder, for the default storage)."
+            )
     if url.startswith("journal:"):
-        path = Path(url[len("journal:") :])
-        if not path.parent.is_dir():
-            raise StorageError(f"storage {shown!r}: the folder {str(path.parent)!r} of the journal file does not exist.")
         return url
     scheme = url.split("://", 1)[0] if "://" in url else ""
     dialect = scheme.split("+", 1)[0]
@@ -44,8 +54,9 @@ def check_storage_url(url: str) -> str:
             ) from None
         # Name the driver: SQLAlchemy's default for a bare scheme differs between versions.
         url = f"{dialect}+{module}://" + url.split("://", 1)[1]
-    if dialect == "sqlite" and not (url.split(":///", 1)[1] if ":///" in url else ""):
-        raise StorageError(f"storage {shown!r}: an SQLite URL needs a file path, e.g. sqlite:///results/x/study.db.")
+    if dialect == "sqlite" and path is None:
+        raise StorageError(f"storage {shown!r}: an SQLite URL needs a file path after three slashes, e.g. "
+                           "sqlite:///results/x/study.db.")
     return url
 
 
@@ -61,11 +72,13 @@ class Heartbeat:
     retries: int = 3
 
     def __post_init__(self) -> None:
-        if self.interval < 1 or self.grace <= self.interval:
-            raise StorageError(f"heartbeat every {self.interval} s with a grace of {self.grace} s: the interval must "
-                               "be at least 1 s and the grace period longer than the interval (e.g. 60 and 180).")
+        if self.interval < 1:
+            raise SettingError("interval", self.interval, "seconds between heartbeats must be at least 1 (e.g. 60).")
+        if self.grace <= self.interval:
+            raise SettingError("grace", self.grace, f"must be longer than the heartbeat's interval, {self.interval} s "
+                               "(e.g. 60 and 180): a live trial is silent for up to one interval.")
         if self.retries < 0:
-            raise StorageError(f"retries {self.retries}: must be 0 or more.")
+            raise SettingError("retries", self.retries, "must be 0 or more.")
 
     def storage_options(self) -> dict:
         from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -74,27 +87,49 @@ class Heartbeat:
                     heartbeat_stale_trial_callback=quietly(RetryHeartbeatStaleTrialCallback, max_retry=self.retries))
 
 
-def open_storage(url: str, *, heartbeat: Heartbeat | None = None):
+def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool = True):
     """An Optuna storage for ``url``, with ``heartbeat`` on the storages that have one; every error masks
-    the password and says how to fix the URL."""
+    the password and says how to fix the URL. With ``create=False`` nothing is made: a storage file must
+    exist, and a database's tables are left as they are (``study_names`` is then empty)."""
     import optuna
 
     shown = mask_password(url)
     url = check_storage_url(url)
+    path = storage_file(url)
+    if not create and path is not None and not path.is_file():
+        raise StorageError(f"storage {shown!r}: its file {str(path)!r} does not exist, so it holds no study. Check "
+                           "the path: a relative path is read from the current folder.")
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:") :]))
-    if url.startswith("sqlite:///"):
-        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise StorageError(f"storage {shown!r}: cannot be opened ({exc.strerror or exc}: {str(path)!r}). Give the "
+                               "path of a journal file, new or made by an earlier study.") from None
     try:
         options = heartbeat.storage_options() if heartbeat else {}
-        if url.startswith("sqlite:"):
+        if not create:
+            options["skip_table_creation"] = True
+        if url.startswith("sqlite"):
             return _fast_sqlite(quietly(optuna.storages.RDBStorage, url=url, **options))
         return quietly(optuna.storages.RDBStorage, url=url, engine_kwargs={"pool_pre_ping": True}, **options)
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise StorageError(f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and user.") from None
+
+
+def study_names(storage) -> list[str]:
+    """The names of the studies ``storage`` holds; none in a database without Optuna's tables."""
+    import optuna
+
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        from sqlalchemy import inspect
+
+        if not inspect(engine).has_table("studies"):
+            return []
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
 
 
 def _fast_sqlite(storage):

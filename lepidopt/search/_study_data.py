@@ -9,13 +9,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Split, decoded_images
-from ..errors import StudyError
+from ..data import Split, decoded_images, read_split
+from ..errors import SettingError
 from ..recipe import Recipe
-from ..runs import DEFAULT_AUGMENT_VIEWS
-from ._feature_cache import DEFAULT_LIMIT, FeatureCache, cache_key
+from ..runs import DEFAULT_AUGMENT_VIEWS, DEFAULT_FEATURE_CACHE_LIMIT, Run
+from ._feature_cache import FeatureCache, cache_key
 
-__all__ = ["StudyData"]
+__all__ = ["StudyData", "study_data"]
+
+
+def study_data(run: Run) -> "StudyData":
+    """What the trials of ``run``'s study read, built from the recorded run alone: its split (checked against
+    the data it was made from), its cache folder, and how features are cached and augmented. Search,
+    workers, export and report all build it here, so a model is retrained as its trial was trained."""
+    return StudyData(split=read_split(run.folder / "split.json", data=run.data), cache_dir=run.folder / "cache",
+                     feature_cache=run.feature_cache, augment_views=run.augment_views,
+                     cache_limit=run.feature_cache_limit)
 
 
 @dataclasses.dataclass
@@ -24,13 +33,13 @@ class StudyData:
     cache_dir: Path
     feature_cache: bool = True  # share frozen-backbone features between trials and workers
     augment_views: int = DEFAULT_AUGMENT_VIEWS
-    cache_limit: int = DEFAULT_LIMIT  # bytes
+    cache_limit: int = DEFAULT_FEATURE_CACHE_LIMIT  # bytes
     _images: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.augment_views < 1:
-            raise StudyError(f"augment views {self.augment_views}: must be at least 1 (the augmented passes over "
-                             "the training images cached per augmentation strength).")
+            raise SettingError("augment_views", self.augment_views, "must be at least 1 (the augmented passes over "
+                               "the training images cached per augmentation strength).")
         self.features = FeatureCache(self.cache_dir, limit=self.cache_limit) if self.feature_cache else None
 
     @property

@@ -16,39 +16,39 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
-from ..data import read_split
-from ..errors import StorageError, StudyError, WorkerInterrupted
-from ..runs import Run, mask_password, run_from_dict
+from ..errors import SettingError, StudyError, WorkerInterrupted
+from ..runs import Run
 from ._experimental import quietly
 from ._keras_tuner_engine import keras_tuner_search
-from ._optuna_engine import RUN_ATTR, TOTAL_ATTR, TrialPolicy, count_finished, create_or_load_study, optimize
+from ._opening import open_study
+from ._optuna_engine import TOTAL_ATTR, TrialPolicy, count_finished, load_for_trials, optimize
 from ._processes import Recycling, optimize_in_processes
 from ._signals import Interrupted, stopping_on_signals
-from ._storage import Heartbeat, check_storage_url, open_storage
-from ._study_data import StudyData
+from ._storage import Heartbeat
+from ._study_data import StudyData, study_data
 
-__all__ = ["run_trials", "process_options", "worker", "recover", "KerasTunerRole", "WorkerSummary", "RecoverSummary"]
+__all__ = ["run_trials", "recycling", "check_limits", "worker", "recover", "KerasTunerRole", "WorkerSummary", "RecoverSummary"]
 
 log = logging.getLogger("lepidopt")
 
 
-def run_trials(run: Run, study, *, n_trials: int | None, timeout: float | None, data_options: dict[str, Any],
-               recycling: Recycling, policy: TrialPolicy, heartbeat: Heartbeat, on_trial=None) -> None:
+def run_trials(run: Run, study, *, n_trials: int | None, timeout: float | None, recycling: Recycling,
+               policy: TrialPolicy, heartbeat: Heartbeat, data: StudyData | None = None, on_trial=None) -> None:
     """Trials of ``study`` in this process (or in recycled child processes) until its total or the timeout;
-    raises WorkerInterrupted after a SIGTERM or SIGINT, with the interrupted trial enqueued again."""
+    raises WorkerInterrupted after a SIGTERM or SIGINT, with the interrupted trial enqueued again. ``data``:
+    the study's data if this process has it already (else it is built from the run)."""
     with stopping_on_signals():
         try:
             if run.engine == "keras-tuner":
-                keras_tuner_search(run, study, _study_data(run, data_options), n_trials=n_trials, timeout=timeout,
+                keras_tuner_search(run, study, data or study_data(run), n_trials=n_trials, timeout=timeout,
                                    policy=policy)
             elif recycling.enabled:
-                optimize_in_processes(run, n_trials=n_trials, timeout=timeout, data_options=data_options,
-                                      recycling=recycling, policy=policy, heartbeat=heartbeat,
+                optimize_in_processes(run, n_trials=n_trials, timeout=timeout, recycling=recycling, policy=policy,
+                                      heartbeat=heartbeat,
                                       finished=lambda: n_trials is not None and count_finished(study) >= n_trials)
             else:
-                optimize(run, study, _study_data(run, data_options), n_trials=n_trials, timeout=timeout, policy=policy,
+                optimize(run, study, data or study_data(run), n_trials=n_trials, timeout=timeout, policy=policy,
                          on_trial=on_trial)
         except Interrupted as stop:
             number = getattr(stop, "trial_number", None)
@@ -60,23 +60,18 @@ def run_trials(run: Run, study, *, n_trials: int | None, timeout: float | None, 
                                     signal_number=stop.signal_number) from None
 
 
-def _study_data(run: Run, data_options: dict[str, Any]) -> StudyData:
-    return StudyData(split=read_split(run.folder / "split.json"), cache_dir=run.folder / "cache", **data_options)
+def recycling(run: Run, *, max_trials_per_process: int | None, max_rss: str | int | None) -> Recycling:
+    """When this process's trials move to fresh worker processes; sizes read as '6GB'."""
+    from .._sizes import parse_size
 
-
-def process_options(run: Run, *, feature_cache: bool, feature_cache_limit: str | int,
-                    max_trials_per_process: int | None, max_rss: str | int | None) -> tuple[dict[str, Any], Recycling]:
-    """(StudyData options, Recycling) for the trials of a search or a worker, sizes read as '50GB'."""
-    from ._feature_cache import parse_size
-
-    data_options = dict(feature_cache=feature_cache, augment_views=run.augment_views,
-                        cache_limit=parse_size(feature_cache_limit, option="--feature-cache-limit"))
-    recycling = Recycling(max_trials=max_trials_per_process, max_rss=None if max_rss is None
-                          else parse_size(max_rss, option="--max-rss"))
-    if recycling.enabled and run.engine != "optuna":
-        raise StudyError(f"--max-trials-per-process and --max-rss: recycle Optuna workers; with engine {run.engine} "
-                         "one process runs the whole search. Drop them, or run a study with --engine optuna.")
-    return data_options, recycling
+    recycled = Recycling(max_trials=max_trials_per_process,
+                         max_rss=None if max_rss is None else parse_size(max_rss, setting="max_rss"))
+    if recycled.enabled and run.engine != "optuna":
+        raise SettingError("max_trials_per_process" if max_trials_per_process is not None else "max_rss",
+                           max_trials_per_process if max_trials_per_process is not None else max_rss,
+                           f"recycles Optuna workers; with engine {run.engine} one process runs the whole search. "
+                           "Drop it, or run a study with --engine optuna.")
+    return recycled
 
 
 def retry_interrupted(study, number: int, *, retries: int) -> None:
@@ -115,7 +110,7 @@ class KerasTunerRole:
                 "--tuner-id chief serves the oracle at --oracle-ip:--oracle-port, the others (--tuner-id tuner0, "
                 "tuner1, ...) run its trials. To run a Keras Tuner study in one process, use lepidopt search.")
         if not 0 < self.oracle_port < 65536:
-            raise StudyError(f"--oracle-port {self.oracle_port}: must be a TCP port, 1 to 65535.")
+            raise SettingError("oracle_port", self.oracle_port, "must be a TCP port, 1 to 65535.")
         os.environ.update(dict(zip(self._ENV, (self.tuner_id, self.oracle_ip, str(self.oracle_port)))))
 
 
@@ -127,21 +122,25 @@ class WorkerSummary:
     seconds: float
 
 
-def worker(*, study: str, storage: str, results_dir: str | Path | None = None, n_trials: int | None = None,
-           timeout: float | None = None, heartbeat: Heartbeat = Heartbeat(), policy: TrialPolicy = TrialPolicy(),
-           feature_cache: bool = True, feature_cache_limit: str | int = "50GB",
-           max_trials_per_process: int | None = None, max_rss: str | int | None = None,
-           engine: str | None = None, keras_tuner: KerasTunerRole | None = None) -> WorkerSummary:
+def worker(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
+           n_trials: int | None = None, timeout: float | None = None, heartbeat: Heartbeat = Heartbeat(),
+           policy: TrialPolicy = TrialPolicy(), max_trials_per_process: int | None = None,
+           max_rss: str | int | None = None, engine: str | None = None,
+           keras_tuner: KerasTunerRole | None = None) -> WorkerSummary:
     """Join an existing study and run its trials until its total (recorded when it was created, or
-    ``n_trials``) or ``timeout``. ``results_dir``: where the study's folder is mounted on this machine,
-    if not where it was created. ``engine``, when given, must be the study's.
+    ``n_trials``) or ``timeout``. ``storage``: the study's storage URL (default: the one in
+    ``results_dir/study/run.yaml``). ``results_dir``: where the study's folder is mounted on this machine, if
+    not where it was created. ``engine``, when given, must be the study's. The data, space and every setting
+    that defines how trials train are the study's own.
 
     A study whose engine is Keras Tuner runs distributed the Keras Tuner way: one worker with tuner id
     'chief' serves the oracle, the others (tuner ids tuner0, tuner1, ...) ask it for trials; ``keras_tuner``
     gives this worker's role, else it is read from KERASTUNER_TUNER_ID, _ORACLE_IP and _ORACLE_PORT."""
 
     started = time.perf_counter()
-    run, optuna_study = join_study(study=study, storage=storage, results_dir=results_dir, heartbeat=heartbeat)
+    check_limits(n_trials=n_trials, timeout=timeout)
+    opened = open_study(study=study, storage=storage, results_dir=results_dir, heartbeat=heartbeat)
+    run = opened.run
     if engine is not None and engine != run.engine:
         raise StudyError(f"study {study!r}: its engine is {run.engine}, not {engine}; drop --engine or give "
                          f"--engine {run.engine}.")
@@ -150,49 +149,32 @@ def worker(*, study: str, storage: str, results_dir: str | Path | None = None, n
     elif keras_tuner is not None:
         raise StudyError(f"study {study!r}: its engine is {run.engine}; --tuner-id, --oracle-ip and --oracle-port "
                          "are for Keras Tuner studies. Drop them.")
+    if not (run.folder / "split.json").exists():
+        raise StudyError(
+            f"study {study!r}: its folder {str(run.folder)!r} has no split.json. Workers need the study's folder "
+            "(split, feature cache, checkpoints) on a filesystem every machine shares; pass --results-dir with the "
+            "folder's parent as mounted here.")
+    processes = recycling(run, max_trials_per_process=max_trials_per_process, max_rss=max_rss)
+    data = study_data(run)  # checked here, before any trial process starts
+    optuna_study = load_for_trials(run, opened.storage)
     total = n_trials if n_trials is not None else optuna_study.user_attrs.get(TOTAL_ATTR)
     before = count_finished(optuna_study)
     log.info("worker %s:%d joins study %r: %d finished trials, running until %s", socket.gethostname(), os.getpid(),
              study, before, f"{total} in total" if total else "stopped")
-    data_options, recycling = process_options(run, feature_cache=feature_cache, feature_cache_limit=feature_cache_limit,
-                                              max_trials_per_process=max_trials_per_process, max_rss=max_rss)
-    run_trials(run, optuna_study, n_trials=total, timeout=timeout, data_options=data_options, recycling=recycling,
-               policy=policy, heartbeat=heartbeat)
+    run_trials(run, optuna_study, n_trials=total, timeout=timeout, data=None if processes.enabled else data,
+               recycling=processes, policy=policy, heartbeat=heartbeat)
     mine = [t for t in optuna_study.get_trials(deepcopy=False)
             if t.user_attrs.get("worker", {}).get("pid") == os.getpid() and t.state.is_finished()]
     return WorkerSummary(run=run, ran=len(mine), finished=count_finished(optuna_study),
                          seconds=time.perf_counter() - started)
 
 
-def join_study(*, study: str, storage: str, results_dir: str | Path | None, heartbeat: Heartbeat | None):
-    """(the study's Run, the Optuna study) for an existing study; creates nothing when it does not exist."""
-    import optuna
-
-    shown = mask_password(storage)
-    url = check_storage_url(storage)
-    for prefix in ("sqlite:///", "journal:"):
-        if url.startswith(prefix) and not Path(url[len(prefix):]).exists():
-            raise StorageError(f"storage {shown!r}: the file {url[len(prefix):]!r} does not exist, so it holds no "
-                               f"study {study!r}. Create the study first with lepidopt search (--create-only).")
-    opened = open_storage(storage, heartbeat=heartbeat)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        loaded = optuna.load_study(study_name=study, storage=opened)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
-        raise StudyError(f"study {study!r}: not in storage {shown!r}; it holds {names or 'no studies'}. "
-                         "Create it with lepidopt search --create-only.") from None
-    saved = loaded.user_attrs.get(RUN_ATTR)
-    if saved is None:
-        raise StudyError(f"study {study!r}: was not made by lepidopt (it has no {RUN_ATTR!r} record), so a worker "
-                         "does not know its data and space.")
-    run = run_from_dict(saved, storage=storage, results_dir=results_dir or saved["results_dir"])
-    if not (run.folder / "split.json").exists():
-        raise StudyError(
-            f"study {study!r}: its folder {str(run.folder)!r} has no split.json. Workers need the study's folder "
-            "(split, feature cache, checkpoints) on a filesystem every machine shares; pass --results-dir with the "
-            "folder's parent as mounted here.")
-    return run, create_or_load_study(run, opened)
+def check_limits(*, n_trials: int | None, timeout: float | None) -> None:
+    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
+        raise SettingError("n_trials", n_trials, "must be a whole number of at least 1 (the study's total of finished "
+                           "trials).")
+    if timeout is not None and not timeout > 0:
+        raise SettingError("timeout", timeout, "must be a positive number of seconds.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,15 +183,17 @@ class RecoverSummary:
     left: tuple[int, ...]  # running trials left alone: their worker is alive on this machine
 
 
-def recover(*, study: str, storage: str, results_dir: str | Path | None = None, retries: int = 3,
+def recover(*, study: str, storage: str | None = None, results_dir: str | Path | None = None, retries: int = 3,
             force: bool = False) -> RecoverSummary:
     """The manual step for storages without a heartbeat (journal files), after a worker died: fail the
     study's running trials and enqueue each again, to resume from its checkpoint. A trial whose worker
     is still alive on this machine is left alone; trials of other machines are recovered only with
-    ``force`` (make sure no worker runs there)."""
+    ``force`` (make sure no worker runs there). ``storage`` defaults to the one in the study's run.yaml."""
     import optuna
 
-    _, optuna_study = join_study(study=study, storage=storage, results_dir=results_dir, heartbeat=None)
+    if retries < 0:
+        raise SettingError("retries", retries, "must be 0 or more.")
+    optuna_study = open_study(study=study, storage=storage, results_dir=results_dir).study
     here = socket.gethostname()
     retried, left = [], []
     for trial in optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

@@ -85,7 +85,8 @@ def test_all_broken_source_is_a_clear_error(tmp_path):
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match=r"holds no images; expected one subfolder per class"):
+    with pytest.raises(DataError, match=r"holds 0 files and no class subfolder with files in it. Expected one "
+                                        r"subfolder per class"):
         scan_source(DataSpec(str(tmp_path)))
 
 
@@ -94,3 +95,51 @@ def test_a_single_usable_class_is_a_clear_error(tmp_path):
         write_image(tmp_path / "Only" / f"{i}.png")
     with pytest.raises(DataError, match=r"1 class\(es\) left with at least 10 usable images; a classifier needs 2 or more"):
         scan_source(DataSpec(str(tmp_path)))
+
+
+def test_a_manifest_whose_paths_are_all_missing_says_to_give_the_image_root(demo_copy, tmp_path, caplog):
+    table = tmp_path / "lists" / "m.csv"
+    table.parent.mkdir()
+    rows = [f"{p.relative_to(demo_copy)},{p.parent.name}" for p in sorted(demo_copy.glob("*/*.jpg"))]
+    table.write_text("path,label\n" + "\n".join(rows) + "\n")
+    with caplog.at_level(logging.WARNING, logger="lepidopt"):
+        with pytest.raises(DataError, match=rf"none of the {len(rows)} image paths it names exists \(e.g. "
+                                            rf"'{tmp_path}/lists/.*jpg'\); the paths are read relative to "
+                                            rf"'{tmp_path}/lists'; if they are relative to another folder, give it "
+                                            r"with --image-root."):
+            scan_source(DataSpec(str(table)))
+    assert caplog.text.count("\n") <= 1  # one message, not a line per file
+
+    table.write_text("path,label\n" + "\n".join(rows + [f"Pieridae/gone{i}.jpg,Pieridae" for i in range(30)]) + "\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lepidopt"):
+        scan = scan_source(DataSpec(str(table), image_root=str(demo_copy)))
+    assert len(scan.records) == len(rows) and len(scan.skipped) == 30
+    assert len(caplog.records) == 1
+    assert "30 of the" in caplog.text and "give it with --image-root" in caplog.text
+
+
+def test_an_empty_csv_manifest_says_it_is_empty(tmp_path):
+    (tmp_path / "m.csv").write_bytes(b"")
+    with pytest.raises(DataError, match=r"CSV manifest '.*m.csv': is empty \(0 bytes\); it needs a header line with "
+                                        r"the columns 'path' and 'label', then one line per image"):
+        scan_source(DataSpec(str(tmp_path / "m.csv")))
+
+
+def test_images_at_the_top_of_a_folder_without_class_subfolders_are_named(tmp_path):
+    for i in range(3):
+        write_image(tmp_path / f"{i}.jpg", fmt="JPEG")
+    (tmp_path / ".hidden").mkdir()
+    write_image(tmp_path / ".hidden" / "x.jpg", fmt="JPEG")
+    with pytest.raises(DataError, match=r"holds 3 image files at its top level \(e.g. '0.jpg'\) and no class "
+                                        r"subfolders. Expected one subfolder per class with its images inside, e.g. "
+                                        r"root/Nymphalidae/img001.jpg; for images labelled another way, give a CSV"):
+        scan_source(DataSpec(str(tmp_path)))
+
+
+def test_hidden_files_and_folders_are_not_images_of_a_class(demo_copy):
+    good = _good_count(demo_copy)
+    write_image(demo_copy / "Pieridae" / ".thumbs" / "t.jpg", fmt="JPEG")
+    (demo_copy / "Pieridae" / ".DS_Store").write_bytes(b"\0\0")
+    scan = scan_source(DataSpec(str(demo_copy)))
+    assert len(scan.records) == good and not scan.skipped

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from lepidopt.data import DataSpec, read_records, scan_source
-from lepidopt.errors import DataError
+from lepidopt.errors import DataError, SettingError
 
 
 def _pairs(records):
@@ -74,9 +74,9 @@ def test_unknown_source_kinds(tmp_path):
     other.write_text("x")
     with pytest.raises(DataError, match=r"cannot tell its format .* Pass --format folder\|ethec\|csv"):
         read_records(DataSpec(str(other)))
-    with pytest.raises(DataError, match=r"label level 'order': must be one of"):
+    with pytest.raises(SettingError, match=r"label_level 'order': must be one of family, subfamily"):
         DataSpec("x", label_level="order")
-    with pytest.raises(DataError, match=r"min_per_class 2: must be at least 3"):
+    with pytest.raises(SettingError, match=r"min_per_class 2: must be at least 3"):
         DataSpec("x", min_per_class=2)
     broken = tmp_path / "m.json"
     broken.write_text("{not json")

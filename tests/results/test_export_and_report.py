@@ -151,10 +151,11 @@ def test_report_on_embeddings_a_user_brings(tmp_path, capsys):
 @pytest.mark.parametrize(
     "x, labels, message",
     [
-        (np.zeros((30, 4)), "\n".join("ab"[i % 2] for i in range(29)), "30 embeddings but 29 labels"),
+        (np.zeros((30, 4)), "\n".join("ab"[i % 2] for i in range(29)), "holds 29 labels for 30 embeddings"),
         (np.full((30, 4), np.nan), "\n".join("ab"[i % 2] for i in range(30)), "rows hold NaN or infinite values"),
         (np.random.rand(30, 4), "\n".join("a" * 30), "only one class"),
-        (np.random.rand(10, 4), "\n".join("ab"[i % 2] for i in range(10)), "10 points cannot be clustered"),
+        (np.random.rand(3, 4), "a\nb\na", "3 points are too few to cluster with 2 classes and k from 2; give at "
+                                          "least 4 points"),
     ],
 )
 def test_bad_embeddings_fail_clearly_and_destroy_nothing(tmp_path, capsys, x, labels, message):
@@ -171,13 +172,17 @@ def test_bad_embeddings_fail_clearly_and_destroy_nothing(tmp_path, capsys, x, la
 
 
 def test_a_study_without_a_completed_trial_cannot_be_reported(demo_folder, tmp_path, capsys):
-    from lepidopt.runs import resolve_run, write_run
-
-    run = resolve_run(study="empty", results_dir=tmp_path, data=str(demo_folder), space=str(TINY_SPACE))
-    write_run(run)
-    study = optuna.create_study(study_name="empty", storage=run.storage)
+    summary = search(study="empty", data=str(demo_folder), space=str(TINY_SPACE), results_dir=tmp_path,
+                     create_only=True)
+    study = optuna.load_study(study_name="empty", storage=summary.run.storage)
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
     assert main(["report", "--study", "empty", "--results-dir", str(tmp_path)]) == 9
     assert "has no completed trial yet (1 trials: 1 fail)" in capsys.readouterr().err
     assert main(["export", "--study", "empty", "--results-dir", str(tmp_path)]) == 9
     assert not (tmp_path / "empty" / "best").exists()
+
+
+def test_the_report_of_a_small_test_split_adapts_its_k_range(study_dir, exported):
+    result = report_study(study="r", results_dir=study_dir, dashboard=False)  # the default k range: up to 15
+    n = result.metrics["clustering"]["n_points"]
+    assert n < 15 and result.clustering.pca.k_values == list(range(2, n))

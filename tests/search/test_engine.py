@@ -7,8 +7,9 @@ import yaml
 from conftest import TINY_SPACE, write_space
 from lepidopt.errors import ModelError
 from lepidopt.runs import resolve_run
-from lepidopt.search import StudyData, open_storage, prepare_split, search
-from lepidopt.search._optuna_engine import SURPLUS_ATTR, create_or_load_study, make_pruner, make_sampler, optimize
+from lepidopt.search import create_study, open_storage, search, study_data
+from lepidopt.search._creation import resume_study
+from lepidopt.search._optuna_engine import SURPLUS_ATTR, make_pruner, make_sampler, optimize
 
 
 @pytest.fixture
@@ -17,12 +18,12 @@ def tiny_run(demo_folder, tmp_path):
 
 
 def test_pruning_acts_on_the_reported_epochs(tiny_run):
-    split = prepare_split(tiny_run)
-    study = optuna.create_study(
-        study_name="e", storage=f"sqlite:///{tiny_run.folder}/study.db", direction="maximize",
+    create_study(tiny_run)
+    study = optuna.load_study(
+        study_name="e", storage=f"sqlite:///{tiny_run.folder}/study.db",
         pruner=optuna.pruners.ThresholdPruner(lower=1.01, n_warmup_steps=1),  # nothing reaches 1.01
     )
-    optimize(tiny_run, study, StudyData(split, tiny_run.folder / "cache"), n_trials=1, timeout=None)
+    optimize(tiny_run, study, study_data(tiny_run), n_trials=1, timeout=None)
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert sorted(trial.intermediate_values) == [0, 1]
@@ -32,7 +33,7 @@ def test_pruning_acts_on_the_reported_epochs(tiny_run):
 def test_a_trial_asked_after_another_worker_claimed_the_last_place_is_surplus_and_not_run(demo_folder, tmp_path):
     run = resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space=str(write_space(tmp_path)),
                       sampler="random", pruner="none")
-    study = create_or_load_study(run)
+    study = create_study(run)
     other_worker = optuna.load_study(study_name="s", storage=open_storage(run.storage))
     ran = []
 
@@ -40,7 +41,7 @@ def test_a_trial_asked_after_another_worker_claimed_the_last_place_is_surplus_an
         ran.append(trial.number)
         other_worker.ask()
 
-    optimize(run, study, StudyData(prepare_split(run), run.folder / "cache"), n_trials=2, timeout=None,
+    optimize(run, study, study_data(run), n_trials=2, timeout=None,
              on_trial=claim_the_last_place)
     trials = study.get_trials(deepcopy=False)
     assert [t.state.name for t in trials] == ["COMPLETE", "RUNNING", "PRUNED"]
@@ -49,10 +50,12 @@ def test_a_trial_asked_after_another_worker_claimed_the_last_place_is_surplus_an
 
 
 def test_a_failing_trial_is_kept_with_its_reason_and_the_study_goes_on(demo_folder, tmp_path):
+    broken = tmp_path / "broken.weights.h5"
+    broken.write_bytes(b"not weights")
     space = yaml.safe_load(TINY_SPACE.read_text())
     space["fixed"].pop("weights")
-    space["params"] = {"weights": {"choice": ["none", str(tmp_path / "gone.weights.h5")]}, **space["params"]}
-    space["baseline"]["weights"] = str(tmp_path / "gone.weights.h5")
+    space["params"] = {"weights": {"choice": ["none", str(broken)]}, **space["params"]}
+    space["baseline"]["weights"] = str(broken)
     space["baseline"]["finetune.unfreeze"] = "none"
     space["baseline"].pop("finetune.lr")
     path = tmp_path / "space.yaml"
@@ -61,7 +64,7 @@ def test_a_failing_trial_is_kept_with_its_reason_and_the_study_goes_on(demo_fold
                      sampler="random", pruner="none", seed=1)
     states = [t.state for t in summary.status.trials]
     assert states[0] == "FAIL" and summary.status.n_finished == 2
-    assert "ModelError: weights '" in summary.status.trials[0].note and "gone.weights.h5" in summary.status.trials[0].note
+    assert "ModelError: weights file" in summary.status.trials[0].note and "broken.weights.h5" in summary.status.trials[0].note
 
 
 def test_a_missing_weights_file_stops_the_search_before_any_trial(demo_folder, tmp_path):
@@ -101,8 +104,8 @@ def test_pruners(name):
 
 
 def test_the_baseline_is_enqueued_once_even_when_the_study_is_reopened(tiny_run):
-    first = create_or_load_study(tiny_run)
-    again = create_or_load_study(tiny_run)
+    first = create_study(tiny_run)
+    again, _ = resume_study(tiny_run)
     waiting = again.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].user_attrs == {"lepidopt:baseline": True}
     assert first.study_name == again.study_name == "e"
@@ -131,8 +134,8 @@ def test_trial_processes_are_replaced_without_losing_or_repeating_a_trial(demo_f
 
 
 def test_process_limits_must_be_positive(tiny_run):
-    from lepidopt.errors import StudyError
+    from lepidopt.errors import SettingError
 
-    with pytest.raises(StudyError, match="max trials per process 0: must be at least 1"):
+    with pytest.raises(SettingError, match="max_trials_per_process 0: must be at least 1"):
         search(study="e", results_dir=tiny_run.results_dir, data=str(tiny_run.data.source), space=str(TINY_SPACE),
                n_trials=1, max_trials_per_process=0)

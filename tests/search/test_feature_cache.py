@@ -13,9 +13,10 @@ import pytest
 
 from conftest import TINY_SPACE
 from lepidopt.data import DataSpec, make_split, scan_source
-from lepidopt.errors import StudyError
+from lepidopt._sizes import parse_size
+from lepidopt.errors import SettingError
 from lepidopt.search import NullReporter, StudyData, run_trial
-from lepidopt.search._feature_cache import FeatureCache, cache_key, parse_size
+from lepidopt.search._feature_cache import FeatureCache, cache_key
 from lepidopt.spaces import load_space
 
 
@@ -116,12 +117,12 @@ def test_an_entry_past_the_size_limit_is_used_but_not_stored(tmp_path, caplog):
 
 @pytest.mark.parametrize("text, size", [("500MB", 500 * 1024**2), ("1.5 GB", int(1.5 * 1024**3)), ("2048", 2048)])
 def test_cache_limits_are_read_in_human_units(text, size):
-    assert parse_size(text, option="--feature-cache-limit") == size
+    assert parse_size(text, setting="feature_cache_limit") == size
 
 
 def test_a_limit_in_unknown_units_is_refused():
-    with pytest.raises(StudyError, match="--feature-cache-limit 'lots': not a size; write a size such as 500MB"):
-        parse_size("lots", option="--feature-cache-limit")
+    with pytest.raises(SettingError, match="feature_cache_limit 'lots': not a size; write a size such as 500MB"):
+        parse_size("lots", setting="feature_cache_limit")
 
 
 def test_augmented_trials_share_a_fixed_number_of_views(split, recipe, tmp_path):

@@ -124,22 +124,22 @@ def test_a_chief_and_a_worker_on_localhost_share_one_keras_tuner_search(demo_fol
     assert sorted(t.user_attrs["keras_tuner:trial_id"] for t in trials) == ["0", "1", "2"]
 
 
-@pytest.mark.parametrize("engine, flags, message", [
-    ("keras-tuner", [], "Keras Tuner worker: needs --tuner-id, --oracle-ip, --oracle-port"),
-    ("keras-tuner", ["--tuner-id", "tuner0", "--oracle-ip", "127.0.0.1", "--oracle-port", "70000"],
+@pytest.mark.parametrize("engine, flags, code, message", [
+    ("keras-tuner", [], 6, "Keras Tuner worker: needs --tuner-id, --oracle-ip, --oracle-port"),
+    ("keras-tuner", ["--tuner-id", "tuner0", "--oracle-ip", "127.0.0.1", "--oracle-port", "70000"], 2,
      "--oracle-port 70000: must be a TCP port"),
-    ("keras-tuner", ["--engine", "optuna"], "its engine is keras-tuner, not optuna"),
-    ("optuna", ["--tuner-id", "chief"], "its engine is optuna; --tuner-id, --oracle-ip and --oracle-port are for "
-                                        "Keras Tuner studies"),
+    ("keras-tuner", ["--engine", "optuna"], 6, "its engine is keras-tuner, not optuna"),
+    ("optuna", ["--tuner-id", "chief"], 6, "its engine is optuna; --tuner-id, --oracle-ip and --oracle-port are for "
+                                           "Keras Tuner studies"),
 ])
-def test_a_worker_without_its_place_in_the_search_is_refused(engine, flags, message, demo_folder, tmp_path):
+def test_a_worker_without_its_place_in_the_search_is_refused(engine, flags, code, message, demo_folder, tmp_path):
     search(study="w", data=str(demo_folder), space=str(TINY_SPACE), results_dir=tmp_path, n_trials=1, engine=engine,
            create_only=True)
     result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage",
                              f"sqlite:///{tmp_path / 'w' / 'study.db'}", *flags], capture_output=True, text=True,
                             timeout=120, env={k: v for k, v in os.environ.items()
                                               if not k.startswith("KERASTUNER_")})
-    assert result.returncode == 6, result.stderr
+    assert result.returncode == code, result.stderr
     assert message in result.stderr
 
 
@@ -152,7 +152,7 @@ def test_a_trial_imported_before_a_kill_is_not_trained_again(demo_folder, tmp_pa
 
     search(study="i", data=str(demo_folder), space=str(write_space(tmp_path, epochs_head=3)), results_dir=tmp_path,
            n_trials=1, engine="keras-tuner", tuner="random")
-    study, _ = open_study(study="i", results_dir=tmp_path)
+    study = open_study(study="i", results_dir=tmp_path).study
     done = study.trials[0]
     trials = _Trials(resolve_run(study="i", results_dir=tmp_path), study, StudyData(split=None, cache_dir=tmp_path),
                      policy=TrialPolicy(), deadline=None)

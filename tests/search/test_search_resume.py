@@ -47,7 +47,7 @@ def test_a_second_run_resumes_the_study_continues_numbering_and_respects_the_tot
 
     status = lepidopt("status", "--study", "s1", cwd=tmp_path)
     assert status.returncode == 0
-    assert "study s1: 3 trials, 3 finished" in status.stdout and "0*" in status.stdout
+    assert "study s1: 3 trials, 3 of 3 finished" in status.stdout and "0*" in status.stdout
 
 
 def test_a_resume_may_not_change_what_defines_the_study(demo_folder, tmp_path):

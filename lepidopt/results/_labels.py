@@ -1,0 +1,72 @@
+"""The labels a user gives beside embeddings: a .npy array, a .txt file with one label per line, or a .csv
+file with or without a header, read with a real CSV parser."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ReportError, SettingError
+
+__all__ = ["load_labels"]
+
+
+def load_labels(path: str | Path, *, n_points: int, column: str | None = None) -> np.ndarray:
+    """One label per embedding from ``path``. A CSV file has a header when it holds one row more than there are
+    points; ``column`` picks its column by name (with a header) or by position counted from 1, and may be left
+    out when the file has one column or a column named 'label'."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportError(f"labels file {str(path)!r}: does not exist.")
+    suffix = path.suffix.lower()
+    if column is not None and suffix != ".csv":
+        raise SettingError("label_column", column, f"picks a column of a .csv labels file, and {path.name!r} is not one.")
+    if suffix == ".npy":
+        try:
+            labels = np.load(path, allow_pickle=False).ravel()
+        except ValueError as exc:
+            raise ReportError(f"labels file {str(path)!r}: is not a NumPy .npy array ({exc}).") from None
+    elif suffix == ".csv":
+        labels = _csv_column(path, n_points=n_points, column=column)
+    else:
+        labels = np.array([line.strip() for line in path.read_text().splitlines() if line.strip()])
+    if len(labels) != n_points:
+        raise ReportError(f"labels file {str(path)!r}: holds {len(labels)} labels for {n_points} embeddings; give one "
+                          "label per embedding, in the same order.")
+    return labels
+
+
+def _csv_column(path: Path, *, n_points: int, column: str | None) -> np.ndarray:
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise ReportError(f"labels file {str(path)!r}: is empty; give one label per embedding.")
+    if len(rows) not in (n_points, n_points + 1):
+        raise ReportError(f"labels file {str(path)!r}: has {len(rows)} rows for {n_points} embeddings; give one row per "
+                          "embedding, in the same order, after at most one header line.")
+    header = [cell.strip() for cell in rows[0]] if len(rows) == n_points + 1 else None
+    body = rows[1:] if header else rows
+    width = len(rows[0])
+    if column is not None:
+        if header and column in header:
+            index = header.index(column)
+        elif column.isdigit() and 1 <= int(column) <= width:
+            index = int(column) - 1
+        else:
+            named = f"its header names {header}" if header else "it has no header"
+            raise SettingError("label_column", column, f"{path.name!r} has {width} columns and {named}; give a column "
+                               f"name from the header or a position from 1 to {width}.")
+    elif width == 1:
+        index = 0
+    elif header and "label" in header:
+        index = header.index("label")
+    else:
+        named = f"named {header}" if header else "without a header"
+        raise ReportError(f"labels file {str(path)!r}: has {width} columns ({named}); say which holds the labels with "
+                          "--label-column NAME or --label-column N (counted from 1).")
+    short = [i + (2 if header else 1) for i, row in enumerate(body) if len(row) <= index]
+    if short:
+        raise ReportError(f"labels file {str(path)!r}: line {short[0]} has no column {index + 1}.")
+    return np.array([row[index].strip() for row in body])

@@ -1,0 +1,79 @@
+"""Opening a study that exists, from any folder: its storage must hold it, and nothing is created when it
+does not. Every command that works on an existing study (a resumed search, worker, recover, status,
+export, report, dashboard) comes through here."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import StorageError, StudyError
+from ..runs import Run, absolute_storage, mask_password, read_run, run_from_dict, storage_file, study_dir
+from ._optuna_engine import RUN_ATTR
+from ._storage import Heartbeat, open_storage, study_names
+
+__all__ = ["existing_storage", "open_study", "OpenedStudy"]
+
+
+def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None):
+    """The opened storage at ``url``, which holds ``study``; a storage that does not hold it is left as it was and
+    the error lists the studies it does hold."""
+    shown = mask_password(url)
+    path = storage_file(url)
+    if path is not None and not path.is_file():
+        raise StorageError(
+            f"storage {shown!r}: the file {str(path)!r} does not exist, so it holds no study {study!r}; nothing was "
+            f"created. Check --storage (a relative path is read from the current folder, {os.getcwd()}), or create "
+            "the study with lepidopt search --data ... --space ...."
+        )
+    storage = open_storage(url, heartbeat=heartbeat, create=False)
+    names = study_names(storage)
+    if study not in names:
+        raise StudyError(
+            f"study {study!r}: not in storage {shown!r}, which holds {', '.join(map(repr, names)) or 'no study'}; "
+            "nothing was created. Check --study and --storage, or create the study with lepidopt search --data ... "
+            "--space ...."
+        )
+    return storage
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenedStudy:
+    run: Run  # as the study records it, with the study's folder on this machine
+    study: Any  # optuna.Study
+    storage: Any  # the opened Optuna storage
+
+
+def open_study(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
+               heartbeat: Heartbeat | None = None) -> OpenedStudy:
+    """An existing study, its run as the study records it, and its opened storage.
+
+    The storage is ``storage`` if given, else the one in ``results_dir/study/run.yaml`` (``results_dir``
+    defaults to ``results``). The study's folder is in ``results_dir`` if given or if its run.yaml was found
+    there, else where the study was created."""
+    folder = study_dir(results_dir if results_dir is not None else "results", study)
+    saved_here = read_run(folder)
+    if storage is None:
+        if saved_here is None:
+            raise StudyError(
+                f"study {study!r}: no run.yaml in {str(folder)!r}. Check --study and --results-dir, or pass --storage "
+                "with the study's storage URL."
+            )
+        storage = saved_here["storage"]
+        if "***" in storage:
+            raise StudyError(f"study {study!r}: its storage URL holds a password, which run.yaml does not keep; pass "
+                             "--storage with the full URL.")
+    import optuna
+
+    url = absolute_storage(storage)
+    opened = existing_storage(url, study, heartbeat=heartbeat)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    loaded = optuna.load_study(study_name=study, storage=opened)
+    record = loaded.user_attrs.get(RUN_ATTR)
+    if record is None:
+        raise StudyError(f"study {study!r}: was not made by lepidopt (it has no {RUN_ATTR!r} record), so lepidopt does "
+                         "not know its data and space.")
+    where = results_dir if results_dir is not None else folder.parent if saved_here is not None else record["results_dir"]
+    return OpenedStudy(run=run_from_dict(record, storage=url, results_dir=where), study=loaded, storage=opened)
