@@ -6,6 +6,7 @@ Nothing heavy is imported at module level, so ``lepidopt --help`` answers withou
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import sys
@@ -19,7 +20,7 @@ log = logging.getLogger("lepidopt")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 # Settings whose Python name is not their flag's; the others are the flag's name with '_' for '-'.
 _FLAG_OF = {"interval": "--heartbeat", "head_checkpoint_every": "--checkpoint-every", "image_size": "--size",
-            "feature_cache": "--no-feature-cache", "source": "--data"}
+            "feature_cache": "--no-feature-cache"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                         ".csv file (with or without a header; see --label-column)")
     report.add_argument("--label-column", help="with a .csv --labels file: the column to read, by name (with a header) "
                         "or by position counted from 1 (default: the column named label, or the only column)")
-    report.add_argument("--out", default="report", help="with --embeddings: folder to write (default report)")
+    report.add_argument("--out", help="with --embeddings: folder to write (default report)")
     report.add_argument("--k-min", type=int, default=2, help="smallest k of the elbow search (default 2)")
     report.add_argument("--k-max", type=int, help="largest k of the elbow search (default 15, or one less than the "
                         "number of points when they are fewer)")
@@ -354,13 +355,16 @@ def _report(args: argparse.Namespace) -> int:
 
     if bool(args.study) == bool(args.embeddings):
         return _usage_error("report", "give either --study NAME or --embeddings X.npy --labels LABELS")
+    if args.study and (args.labels or args.label_column or args.out):
+        return _usage_error("report", "--labels, --label-column and --out go with --embeddings; a study's report is "
+                            "written to its folder, RESULTS/STUDY/report")
     settings = ClusteringSettings(k_min=args.k_min, k_max=args.k_max, umap_components=args.umap_components)
     if args.study:
         result = report_study(study=args.study, storage=args.storage, results_dir=args.results_dir, settings=settings,
                               dashboard=not args.no_dashboard)
     else:
         result = report_embeddings(embeddings=args.embeddings, labels=args.labels, label_column=args.label_column,
-                                   out=args.out, settings=settings)
+                                   out=args.out or "report", settings=settings)
     print(result.clustering.verdict)
     print(f"report: {result.index}")
     return 0
@@ -421,6 +425,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    faulthandler.enable()  # a crash in native code (TensorFlow, a database driver) names the Python line it came from
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -124,6 +124,13 @@ def test_the_demo_collection_is_drawn_only_into_a_new_or_empty_folder(tmp_path, 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "photo.jpg").write_bytes(b"x")
     assert main(["data", "demo", str(tmp_path / "mine")]) == 3
-    assert ("demo folder '" + str(tmp_path / "mine") + "': holds 1 entries already (e.g. 'photo.jpg'); the demo "
+    assert ("demo folder '" + str(tmp_path / "mine") + "': already holds 1 file(s), e.g. 'photo.jpg'; the demo "
             "collection is drawn into a new or empty folder") in capsys.readouterr().err
     assert os.listdir(tmp_path / "mine") == ["photo.jpg"]
+
+
+def test_report_refuses_options_that_do_not_go_with_a_study(tmp_path, capsys):
+    assert main(["report", "--study", "s", "--labels", "y.txt"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "lepidopt report: error: --labels, --label-column and --out go with --embeddings; a study's report is written "
+        "to its folder, RESULTS/STUDY/report (see lepidopt report --help)"]

@@ -77,9 +77,10 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
                            "and ResNet-50 takes.")
     if not scale > 0:
         raise SettingError("scale", scale, "must be above 0 (a fraction of ETHEC's family sizes, e.g. 0.1).")
-    held = sorted(p.name for p in root.iterdir()) if root.is_dir() else None
+    held = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) \
+        if root.is_dir() else None
     if held or (held is None and root.exists()):
-        what = f"holds {len(held)} entries already (e.g. {held[0]!r})" if held else "is a file"
+        what = f"already holds {len(held)} file(s), e.g. {held[0]!r}" if held else "is a file"
         raise DataError(f"demo folder {str(root)!r}: {what}; the demo collection is drawn into a new or empty folder, "
                         "so it never mixes with other images. Choose another folder.")
     counts = demo_class_sizes(scale, minimum=minimum)

@@ -196,7 +196,8 @@ def _check_made_from(path: Path, recorded: Mapping[str, Any] | None, given: Mapp
         what = f"was made from {recorded.get('source')} read with {'; '.join(differences)}"
     raise DataError(
         f"split file {str(path)!r}: {what}. A study trains only on the split it was created with: start a new "
-        f"--study for this data, or delete the folder {str(path.parent)!r} to create this study again."
+        f"--study for this data, or delete this study (the folder {str(path.parent)!r}, and the study in its storage "
+        "when that is not the folder's study.db) to create it again."
     )
 
 

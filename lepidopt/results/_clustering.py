@@ -50,8 +50,11 @@ class ClusteringSettings:
             raise SettingError("umap_neighbors", self.umap_neighbors, "must be at least 2.")
 
     def k_range(self, n_points: int) -> tuple[int, int]:
-        """(k_min, k_max) for ``n_points`` points: k_max, when not given, is 15 or one less than the points."""
-        return self.k_min, self.k_max if self.k_max is not None else min(DEFAULT_K_MAX, n_points - 1)
+        """(k_min, k_max) for ``n_points`` points: k_max, when not given, is 15 or one less than the points, and
+        above k_min."""
+        if self.k_max is not None:
+            return self.k_min, self.k_max
+        return self.k_min, max(self.k_min + 1, min(DEFAULT_K_MAX, n_points - 1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,9 +128,9 @@ def check_embeddings(embeddings: np.ndarray, labels: np.ndarray, settings: Clust
         raise ReportError(f"labels: only one class ({np.unique(labels)[0].item()!r}); agreement with labels needs 2 or more.")
     if n_classes == n_points:
         raise ReportError(
-            f"labels: each of the {n_points} points has a label of its own (e.g. {labels[0].item()!r}), so no class groups "
-            "points for clusters to agree with. Was a path or id column read as the label? Pick the label column "
-            "(--label-column)."
+            f"labels: each of the {n_points} points has a label of its own (e.g. {labels[0].item()!r}), so no class "
+            "groups points for clusters to agree with. Give labels that group points (was a path or id column read "
+            "as the label?), or more points of each class."
         )
     # An elbow curve needs two values of k below the number of points, and KMeans at k = classes one point more.
     smallest = max(settings.k_min + 2, n_classes + 1)

@@ -39,8 +39,14 @@ def load_labels(path: str | Path, *, n_points: int, column: str | None = None) -
 
 
 def _csv_column(path: Path, *, n_points: int, column: str | None) -> np.ndarray:
-    with path.open(newline="") as handle:
-        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: a spreadsheet's byte-order mark
+        rows = list(csv.reader(handle))
+    while rows and not any(cell.strip() for cell in rows[-1]):
+        rows.pop()
+    blank = [i + 1 for i, row in enumerate(rows) if not any(cell.strip() for cell in row)]
+    if blank:
+        raise ReportError(f"labels file {str(path)!r}: line {blank[0]} is empty; give one label per line, in the order "
+                          "of the embeddings.")
     if not rows:
         raise ReportError(f"labels file {str(path)!r}: is empty; give one label per embedding.")
     if len(rows) not in (n_points, n_points + 1):
@@ -49,24 +55,32 @@ def _csv_column(path: Path, *, n_points: int, column: str | None) -> np.ndarray:
     header = [cell.strip() for cell in rows[0]] if len(rows) == n_points + 1 else None
     body = rows[1:] if header else rows
     width = len(rows[0])
-    if column is not None:
-        if header and column in header:
-            index = header.index(column)
-        elif column.isdigit() and 1 <= int(column) <= width:
-            index = int(column) - 1
-        else:
-            named = f"its header names {header}" if header else "it has no header"
-            raise SettingError("label_column", column, f"{path.name!r} has {width} columns and {named}; give a column "
-                               f"name from the header or a position from 1 to {width}.")
-    elif width == 1:
-        index = 0
-    elif header and "label" in header:
-        index = header.index("label")
-    else:
-        named = f"named {header}" if header else "without a header"
-        raise ReportError(f"labels file {str(path)!r}: has {width} columns ({named}); say which holds the labels with "
-                          "--label-column NAME or --label-column N (counted from 1).")
+    index = _column_index(path, header, width, column)
     short = [i + (2 if header else 1) for i, row in enumerate(body) if len(row) <= index]
     if short:
-        raise ReportError(f"labels file {str(path)!r}: line {short[0]} has no column {index + 1}.")
-    return np.array([row[index].strip() for row in body])
+        raise ReportError(f"labels file {str(path)!r}: line {short[0]} has no column {index + 1}; give every line the "
+                          "same columns.")
+    labels = [row[index].strip() for row in body]
+    if header and header[index] in labels:
+        raise ReportError(f"labels file {str(path)!r}: has {len(rows)} rows for {n_points} embeddings, and its first "
+                          f"row, {header[index]!r}, is a label of later rows too, so it is not a header: one row too "
+                          "many. Give one row per embedding, after at most one header line.")
+    return np.array(labels)
+
+
+def _column_index(path: Path, header: list[str] | None, width: int, column: str | None) -> int:
+    if column is not None:
+        if header and column in header:
+            return header.index(column)
+        if column.isdigit() and 1 <= int(column) <= width:
+            return int(column) - 1
+        named = f"its header names {header}" if header else "it has no header"
+        raise SettingError("label_column", column, f"{path.name!r} has {width} columns and {named}; give a column "
+                           f"name from the header or a position from 1 to {width}.")
+    if width == 1:
+        return 0
+    if header and "label" in header:
+        return header.index("label")
+    named = f"named {header}" if header else "without a header"
+    raise ReportError(f"labels file {str(path)!r}: has {width} columns ({named}); say which holds the labels with "
+                      "--label-column NAME or --label-column N (counted from 1).")

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..data import DataSpec
 from ..errors import SettingError, WorkerInterrupted
-from ..runs import Run, read_run, resolve_run
-from ._creation import create_study, resume_study
+from ..runs import Run, read_run, resolve_run, study_dir
+from ._creation import create_study, creation_lock, resume_study
 from ._keras_tuner_engine import PROJECT
 from ._keras_tuner_space import check_keras_tuner_space
 from ._metrics import objective_direction
@@ -94,28 +94,21 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     """
     check_limits(n_trials=n_trials, timeout=timeout)
     started = time.perf_counter()
-    run = resolve_run(study=study, results_dir=results_dir, data=data, space=space, storage=storage, sampler=sampler,
-                      pruner=pruner, seed=seed, objective=objective, weights=weights, augment_views=augment_views,
-                      feature_cache=feature_cache, feature_cache_limit=feature_cache_limit, engine=engine, tuner=tuner)
-    objective_direction(run.objective)
-    if run.engine == "keras-tuner":
-        check_keras_tuner_space(run.space)
-    else:
-        check_engine(run)
-    processes = recycling(run, max_trials_per_process=max_trials_per_process, max_rss=max_rss)
-    # A bad URL or an unreachable server fails before the scan; a local file is created only after it.
-    check_storage_url(run.storage, own_folder=run.folder)
-    _check_weights(run)
-    if read_run(run.folder) is None:
-        try:
-            optuna_study = create_study(run, heartbeat=heartbeat, n_trials=n_trials)
-        except Interrupted as stop:
-            raise WorkerInterrupted(f"interrupted by {stop} while creating study {study!r}: nothing of it was kept; "
-                                    "run the same command again to create it.", signal_number=stop.signal_number) from None
-        log.info("study %r created in %s", study, run.folder)
-        data = None
-    else:
-        optuna_study, data = resume_study(run, heartbeat=heartbeat, n_trials=n_trials)
+    with creation_lock(study_dir(results_dir, study)):  # the same command started twice creates the study once
+        run = resolve_run(study=study, results_dir=results_dir, data=data, space=space, storage=storage,
+                          sampler=sampler, pruner=pruner, seed=seed, objective=objective, weights=weights,
+                          augment_views=augment_views, feature_cache=feature_cache,
+                          feature_cache_limit=feature_cache_limit, engine=engine, tuner=tuner)
+        objective_direction(run.objective)
+        if run.engine == "keras-tuner":
+            check_keras_tuner_space(run.space)
+        else:
+            check_engine(run)
+        processes = recycling(run, max_trials_per_process=max_trials_per_process, max_rss=max_rss)
+        # A bad URL or an unreachable server fails before the scan; a local file is created only after it.
+        check_storage_url(run.storage, own_folder=run.folder)
+        _check_weights(run)
+        optuna_study, data = _create_or_resume(run, heartbeat=heartbeat, n_trials=n_trials)
     n_trials = n_trials if n_trials is not None else optuna_study.user_attrs.get(TOTAL_ATTR)
     if create_only:
         log.info("start workers with: lepidopt worker --study %s --storage URL", study)
@@ -131,6 +124,19 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     run_trials(run, optuna_study, n_trials=n_trials, timeout=timeout, recycling=processes, policy=policy,
                heartbeat=heartbeat, data=None if processes.enabled else data)
     return SearchSummary(run=run, status=_status_of(optuna_study, run.folder), seconds=time.perf_counter() - started)
+
+
+def _create_or_resume(run: Run, *, heartbeat: Heartbeat, n_trials: int | None):
+    """(the study, its data when read already) for a new study, created, or an existing one, resumed."""
+    if read_run(run.folder) is not None:
+        return resume_study(run, heartbeat=heartbeat, n_trials=n_trials)
+    try:
+        created = create_study(run, heartbeat=heartbeat, n_trials=n_trials)
+    except Interrupted as stop:
+        raise WorkerInterrupted(f"interrupted by {stop} while creating study {run.study!r}: nothing of it was kept; "
+                                "run the same command again to create it.", signal_number=stop.signal_number) from None
+    log.info("study %r created in %s", run.study, run.folder)
+    return created, None
 
 
 def _check_weights(run: Run) -> None:

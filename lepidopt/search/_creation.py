@@ -1,16 +1,21 @@
 """Creating a study and opening it again: all of a creation is made or none of it.
 
-A creation scans the data, freezes the split bound to it, creates the study in its storage and writes
-run.yaml last. When any step fails or is interrupted, what the creation made is removed again (the
-study's folder or the files it wrote there, a storage file it created, the study in a storage that
-already held others), so a later creation under the same name starts clean.
+A creation claims the study's name in its storage first (storages create a name once, so two machines
+cannot both create it), then scans the data, freezes the split bound to it and writes run.yaml last.
+When any step fails or is interrupted, what this creation made is removed again (the folders it
+created, the files it wrote, a storage file it created, the study it claimed in a storage that holds
+others), and nothing another process made is touched: on one machine, creations and resumes of a
+study folder take turns under a lock, so the same ``search`` started many times creates the study
+once and resumes it in the others.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -23,38 +28,44 @@ from ._signals import stopping_on_signals
 from ._storage import Heartbeat, open_storage, study_names
 from ._study_data import study_data
 
-__all__ = ["create_study", "resume_study"]
+__all__ = ["create_study", "resume_study", "creation_lock"]
 
 log = logging.getLogger("lepidopt")
 
 
+@contextlib.contextmanager
+def creation_lock(folder: Path) -> Iterator[None]:
+    """Held while a study folder is created or resumed, by the processes of this machine. The lock file lives in
+    the system's temporary folder, so nothing is left in the results folder."""
+    from filelock import FileLock
+
+    name = hashlib.sha256(str(folder).encode()).hexdigest()[:24]
+    with FileLock(Path(tempfile.gettempdir()) / f"lepidopt-study-{name}.lock"):
+        yield
+
+
 def create_study(run: Run, *, heartbeat: Heartbeat | None = None, n_trials: int | None = None):
-    """Create ``run``'s study (scan, split.json, the study in its storage, its total, run.yaml) and return it
-    with the run's sampler and pruner. Raises StudyError, without making anything, when the storage holds a
-    study of that name already."""
-    path = storage_file(run.storage)
-    opened = None
-    if path is None or path.is_file():  # a server, or a file that holds other studies: look before the scan
-        opened = open_storage(run.storage, heartbeat=heartbeat, create=path is None)
-        _refuse_existing(run, opened)
-    with stopping_on_signals(), _undone_on_failure(run, path) as made:
+    """Create ``run``'s study (the study in its storage, split.json, its total, run.yaml) and return it with the
+    run's sampler and pruner. Call it under ``creation_lock`` when the folder holds no run.yaml. Raises
+    StudyError, leaving the storage as it was, when the storage holds a study of that name already."""
+    with stopping_on_signals(), _undone_on_failure(run) as made:
+        made.make_folder()
+        made.storage = open_storage(run.storage, heartbeat=heartbeat)
+        study = _claim(run, made.storage)
+        made.claimed = True
         scan = scan_source(run.data)
         split = make_split(scan, seed=run.seed, val_fraction=run.val_fraction, test_fraction=run.test_fraction,
                            data=run.data)
-        run.folder.mkdir(parents=True, exist_ok=True)
-        write_split(split, run.folder / "split.json")
         made.files.append(run.folder / "split.json")
+        write_split(split, run.folder / "split.json")
         counts = split.counts()
         log.info("split %d images of %d classes: %d train, %d val, %d test (%d skipped, %d classes dropped) -> %s",
                  len(split.paths), len(split.classes), *(sum(counts[s].values()) for s in ("train", "val", "test")),
                  len(split.skipped), len(split.dropped_classes), run.folder / "split.json")
-        opened = opened or open_storage(run.storage, heartbeat=heartbeat)
-        made.storage = opened
-        study = record_study(run, opened)
         if n_trials is not None:
             study.set_user_attr(TOTAL_ATTR, n_trials)
-        write_run(run)
         made.files.append(run.folder / "run.yaml")
+        write_run(run)
     return study
 
 
@@ -62,13 +73,15 @@ def resume_study(run: Run, *, heartbeat: Heartbeat | None = None, n_trials: int 
     """Open ``run``'s existing study (its storage must hold it: nothing is created otherwise), check its split
     against its data, record the run's settings (sampler, pruner, seed may change) and its total, and rewrite
     run.yaml. Returns the study with the run's sampler and pruner, and the study's data."""
-    study = load_for_trials(run, existing_storage(run.storage, run.study, heartbeat=heartbeat))
+    fix = (f"Give the --storage the study was created with; if the study is gone from it, delete the folder "
+           f"{str(run.folder)!r} to create it again.")
+    study = load_for_trials(run, existing_storage(run.storage, run.study, heartbeat=heartbeat, fix=fix))
     recorded = study.user_attrs.get(RUN_ATTR, {}).get("data")
     if recorded is not None and recorded != run.data.to_dict():
         raise StudyError(
             f"study {run.study!r}: storage {mask_password(run.storage)!r} holds a study of that name made from "
             f"{recorded.get('source')}, not from {run.data.source}, the data in {str(run.folder / 'run.yaml')!r}. "
-            "Check --storage and --results-dir."
+            "Give the --storage the study was created with."
         )
     data = study_data(run)  # the split is still the one made from this data, and its images are unchanged
     update_record(study, run)
@@ -78,30 +91,53 @@ def resume_study(run: Run, *, heartbeat: Heartbeat | None = None, n_trials: int 
     return study, data
 
 
-def _refuse_existing(run: Run, storage) -> None:
-    if run.study not in study_names(storage):
-        return
+def _claim(run: Run, storage):
+    """The study created in ``storage`` under the run's name, or the StudyError that says who holds the name."""
     import optuna
 
+    if run.study not in study_names(storage):
+        try:
+            return record_study(run, storage)
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # another machine claimed it a moment ago
     record = optuna.load_study(study_name=run.study, storage=storage).user_attrs.get(RUN_ATTR) or {}
-    where = record.get("results_dir")
+    shown = mask_password(run.storage)
+    if record.get("results_dir") not in (None, str(run.results_dir)):
+        raise StudyError(
+            f"study {run.study!r}: exists already in storage {shown!r}, created with its folder in "
+            f"{record['results_dir']}, and {str(run.folder)!r} holds no run.yaml of it. To resume it, give "
+            f"--results-dir {record['results_dir']}; to start a new study, choose another --study."
+        )
+    in_folder = storage_file(run.storage) is not None and storage_file(run.storage).parent == run.folder
+    delete = "" if in_folder else (f" and the study in its storage (optuna delete-study --study-name {run.study} "
+                                   "--storage URL)")
     raise StudyError(
-        f"study {run.study!r}: exists already in storage {mask_password(run.storage)!r}"
-        f"{f', created with its folder in {where}' if where else ''}, and {str(run.folder)!r} holds no run.yaml of "
-        f"it. To resume it, give --results-dir {where or 'DIR'} (where its folder is); to start a new study, choose "
-        f"another --study; or delete it first (optuna delete-study --study-name {run.study} --storage URL)."
+        f"study {run.study!r}: storage {shown!r} holds it, but its folder {str(run.folder)!r} has no run.yaml yet: "
+        "another process is creating it, or a creation of it was killed. Once it is created, run the same command "
+        f"again to resume it, or start workers; if no creation is running, delete the folder{delete} to create it "
+        "again."
     )
 
 
 class _Made:
-    def __init__(self, run: Run, storage_path: Path | None) -> None:
+    """What this creation has made so far, and how to remove it again."""
+
+    def __init__(self, run: Run) -> None:
         self.run = run
-        self.storage_path = storage_path
-        self.storage_existed = storage_path is not None and storage_path.exists()
-        self.folder_existed = run.folder.exists()
-        self.results_existed = run.results_dir.exists()
+        self.storage_path = storage_file(run.storage)
+        self.storage_existed = self.storage_path is not None and self.storage_path.exists()
+        self.created_dirs: list[Path] = []  # the folders this creation made, outermost first
         self.files: list[Path] = []
-        self.storage = None  # the opened storage, once the study may be in it
+        self.storage = None  # the opened storage
+        self.claimed = False  # the study in the storage is this creation's
+
+    def make_folder(self) -> None:
+        missing, folder = [], self.run.folder
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        self.run.folder.mkdir(parents=True, exist_ok=True)
+        self.created_dirs = missing[::-1]
 
     def undo(self) -> None:
         for step in (self._delete_study, self._remove_storage_file, self._remove_files):
@@ -111,11 +147,9 @@ class _Made:
                 log.warning("could not undo part of the creation of study %r: %s", self.run.study, exc)
 
     def _delete_study(self) -> None:
-        if self.storage is None or (self.storage_path is not None and not self.storage_existed):
-            return  # a storage file made by this creation is removed whole
-        import optuna
+        if self.claimed and self.storage is not None and (self.storage_path is None or self.storage_existed):
+            import optuna
 
-        if self.run.study in study_names(self.storage):
             optuna.delete_study(study_name=self.run.study, storage=self.storage)
 
     def _remove_storage_file(self) -> None:
@@ -127,19 +161,19 @@ class _Made:
             Path(f"{self.storage_path}{suffix}").unlink(missing_ok=True)
 
     def _remove_files(self) -> None:
-        if not self.folder_existed:
+        if self.run.folder in self.created_dirs:
             shutil.rmtree(self.run.folder, ignore_errors=True)
-            if not self.results_existed:
-                with contextlib.suppress(OSError):
-                    self.run.results_dir.rmdir()  # only when empty: another study may have started there meanwhile
-            return
-        for path in self.files:
-            path.unlink(missing_ok=True)
+        else:
+            for path in self.files:
+                path.unlink(missing_ok=True)
+        for folder in reversed(self.created_dirs):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: another study may have started there meanwhile
 
 
 @contextlib.contextmanager
-def _undone_on_failure(run: Run, storage_path: Path | None) -> Iterator[_Made]:
-    made = _Made(run, storage_path)
+def _undone_on_failure(run: Run) -> Iterator[_Made]:
+    made = _Made(run)
     try:
         yield made
     except BaseException:

@@ -103,8 +103,8 @@ class FeatureCache:
             self._warned = True
             log.warning(
                 "feature cache %s holds %s and its limit is %s, so features %s (%s) are computed for this trial "
-                "and not stored; later trials that need them compute them again. Raise --feature-cache-limit, "
-                "lower --augment-views, or delete the features-* files of studies you no longer run.",
+                "and not stored; later trials that need them compute them again. Raise --feature-cache-limit (a "
+                "resumed search may), or delete the features-* files of studies you no longer run.",
                 self.folder, format_size(held), format_size(self.limit), key, format_size(nbytes))
         return False
 

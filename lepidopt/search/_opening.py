@@ -12,30 +12,29 @@ from typing import Any
 from ..errors import StorageError, StudyError
 from ..runs import Run, absolute_storage, mask_password, read_run, run_from_dict, storage_file, study_dir
 from ._optuna_engine import RUN_ATTR
-from ._storage import Heartbeat, open_storage, study_names
+from ._storage import Heartbeat, has_optuna_tables, open_storage, study_names
 
 __all__ = ["existing_storage", "open_study", "OpenedStudy"]
 
 
-def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None):
+_FIX = "Check --study and --storage, or create the study with lepidopt search --data ... --space ...."
+
+
+def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None, fix: str = _FIX):
     """The opened storage at ``url``, which holds ``study``; a storage that does not hold it is left as it was and
-    the error lists the studies it does hold."""
+    the error lists the studies it does hold, then says ``fix``."""
     shown = mask_password(url)
     path = storage_file(url)
     if path is not None and not path.is_file():
         raise StorageError(
             f"storage {shown!r}: the file {str(path)!r} does not exist, so it holds no study {study!r}; nothing was "
-            f"created. Check --storage (a relative path is read from the current folder, {os.getcwd()}), or create "
-            "the study with lepidopt search --data ... --space ...."
+            f"created. A relative path is read from the current folder, {os.getcwd()}. {fix}"
         )
-    storage = open_storage(url, heartbeat=heartbeat, create=False)
-    names = study_names(storage)
+    storage = open_storage(url, heartbeat=heartbeat, create=False) if has_optuna_tables(url) else None
+    names = [] if storage is None else study_names(storage)
     if study not in names:
-        raise StudyError(
-            f"study {study!r}: not in storage {shown!r}, which holds {', '.join(map(repr, names)) or 'no study'}; "
-            "nothing was created. Check --study and --storage, or create the study with lepidopt search --data ... "
-            "--space ...."
-        )
+        raise StudyError(f"study {study!r}: not in storage {shown!r}, which holds "
+                         f"{', '.join(map(repr, names)) or 'no study'}; nothing was created. {fix}")
     return storage
 
 
@@ -74,6 +73,7 @@ def open_study(*, study: str, storage: str | None = None, results_dir: str | Pat
     record = loaded.user_attrs.get(RUN_ATTR)
     if record is None:
         raise StudyError(f"study {study!r}: was not made by lepidopt (it has no {RUN_ATTR!r} record), so lepidopt does "
-                         "not know its data and space.")
+                         "not know its data and space. Create studies with lepidopt search; open this one with "
+                         "optuna-dashboard directly.")
     where = results_dir if results_dir is not None else folder.parent if saved_here is not None else record["results_dir"]
     return OpenedStudy(run=run_from_dict(record, storage=url, results_dir=where), study=loaded, storage=opened)

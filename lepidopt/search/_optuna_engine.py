@@ -3,12 +3,13 @@ and trials until the study holds the asked-for total of finished trials."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import MissingExtraError, SettingError, TooManyFailures
 from ..runs import Run
@@ -23,11 +24,10 @@ from ._trial import run_trial
 from ._trial_attrs import identity_attrs, outcome_attrs
 
 __all__ = ["record_study", "update_record", "load_for_trials", "check_engine", "optimize", "TrialPolicy",
-           "count_finished", "make_sampler", "make_pruner", "BASELINE_ATTR", "ENGINE_ATTR", "RUN_ATTR", "TOTAL_ATTR",
+           "count_finished", "make_sampler", "make_pruner", "ENGINE_ATTR", "RUN_ATTR", "TOTAL_ATTR",
            "SURPLUS_ATTR", "log_trial", "pruning_schedule"]
 
 log = logging.getLogger("lepidopt")
-BASELINE_ATTR = "lepidopt:baseline_enqueued"
 RUN_ATTR = "lepidopt:run"
 ENGINE_ATTR = "lepidopt:engine"
 TOTAL_ATTR = "lepidopt:n_trials"  # the total of finished trials asked for, which workers run up to
@@ -116,8 +116,7 @@ def record_study(run: Run, storage):
     study.set_user_attr(ENGINE_ATTR, run.engine if run.engine == "optuna" else f"{run.engine} ({run.tuner})")
     quietly(study.set_metric_names, metric_names=[run.objective])
     if run.engine == "optuna" and run.space.baseline:
-        study.enqueue_trial(dict(run.space.baseline), user_attrs={"lepidopt:baseline": True}, skip_if_exists=True)
-        study.set_user_attr(BASELINE_ATTR, True)
+        study.enqueue_trial(dict(run.space.baseline), user_attrs={"lepidopt:baseline": True})
     return study
 
 
@@ -224,11 +223,6 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
     import optuna
 
     judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run)[1]
-    # Optuna warns of every failed trial with its traceback; lepidopt logs each trial's outcome and reason in one
-    # line (log_trial) and an interruption in one line, so Optuna's account is shown with -v only.
-    logging.getLogger("optuna.study._optimize").setLevel(logging.NOTSET if log.isEnabledFor(logging.DEBUG)
-                                                         else logging.ERROR)
-
     def objective(trial: optuna.Trial) -> float:
         # At most trial.number trials are numbered below this one, so below the total it cannot be surplus and
         # the study need not be read again (~4 ms at 500 trials).
@@ -296,23 +290,37 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
             on_trial(study_, trial)
 
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        ran = 0
-        quietly(optuna.storages.fail_stale_trials, study=study)  # a dead worker's trial is no claim on the total
-        remaining = None if n_trials is None else n_trials - count_claimed(study)
-        left = None if deadline is None else deadline - time.monotonic()
-        if (remaining is not None and remaining <= 0) or (left is not None and left <= 0):
-            return
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            timeout=left,
-            callbacks=[after_trial],
-            catch=(Exception,),
-            gc_after_trial=False,  # every trial starts by clearing the Keras session, which collects
-            show_progress_bar=sys.stderr.isatty() and remaining is not None,
-        )
-        if len(failures) >= policy.max_failures:
-            raise policy.too_many_failures(failures)
-        if remaining is None or ran < remaining:  # stopped, or out of time: not short of trials because of retries
-            return
+    with _optuna_failures_quiet():
+        while True:
+            ran = 0
+            quietly(optuna.storages.fail_stale_trials, study=study)  # a dead worker's trial is no claim on the total
+            remaining = None if n_trials is None else n_trials - count_claimed(study)
+            left = None if deadline is None else deadline - time.monotonic()
+            if (remaining is not None and remaining <= 0) or (left is not None and left <= 0):
+                return
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=left,
+                callbacks=[after_trial],
+                catch=(Exception,),
+                gc_after_trial=False,  # every trial starts by clearing the Keras session, which collects
+                show_progress_bar=sys.stderr.isatty() and remaining is not None,
+            )
+            if len(failures) >= policy.max_failures:
+                raise policy.too_many_failures(failures)
+            if remaining is None or ran < remaining:  # stopped, or out of time: not short of trials because of retries
+                return
+
+
+@contextlib.contextmanager
+def _optuna_failures_quiet() -> Iterator[None]:
+    """Optuna warns of every failed trial with its traceback; lepidopt logs each trial's outcome and reason in one
+    line (log_trial) and an interruption in one line, so Optuna's account is shown with -v only."""
+    logger = logging.getLogger("optuna.study._optimize")
+    previous = logger.level
+    logger.setLevel(logging.NOTSET if log.isEnabledFor(logging.DEBUG) else logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)

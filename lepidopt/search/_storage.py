@@ -14,14 +14,9 @@ from ..errors import MissingExtraError, SettingError, StorageError
 from ..runs import mask_password, storage_file
 from ._experimental import quietly
 
-__all__ = ["open_storage", "check_storage_url", "is_local_file_storage", "study_names", "Heartbeat"]
+__all__ = ["open_storage", "check_storage_url", "has_optuna_tables", "study_names", "Heartbeat"]
 
 _DRIVERS = {"postgresql": ("psycopg2", "postgres"), "mysql": ("pymysql", "mysql")}
-
-
-def is_local_file_storage(url: str) -> bool:
-    """SQLite and journal files: opening them creates them, so open them only once there is work to keep."""
-    return url.startswith(("sqlite:", "journal:"))
 
 
 def check_storage_url(url: str, *, own_folder: Path | None = None) -> str:
@@ -117,6 +112,24 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise StorageError(f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and user.") from None
+
+
+def has_optuna_tables(url: str) -> bool:
+    """Whether the database at ``url`` holds Optuna's tables, asked without creating them (a file storage: True)."""
+    url = check_storage_url(url)
+    if url.startswith("journal:"):
+        return True
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        return sqlalchemy.inspect(engine).has_table("studies")
+    except Exception as exc:
+        reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise StorageError(f"storage {mask_password(url)!r}: cannot be opened ({reason}). Check the host, port, "
+                           "database and user.") from None
+    finally:
+        engine.dispose()
 
 
 def study_names(storage) -> list[str]:

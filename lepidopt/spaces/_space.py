@@ -100,7 +100,6 @@ def space_from_dict(data: Any, *, source: str = "space") -> Space:
     if baseline is not None:
         _check_baseline(space, baseline, f"{source}.baseline")
         space = dataclasses.replace(space, baseline=dict(baseline))
-    _check_weights_files(space, source)
     return space
 
 
@@ -110,11 +109,15 @@ def load_space_file(path: str | Path) -> Space:
         text = path.read_text()
     except OSError as exc:
         raise SpaceError(f"space file {str(path)!r}: cannot be read ({exc.strerror}).") from None
-    return space_from_dict(read_space_yaml(text, source=f"space file {str(path)!r}"), source=path.name)
+    space = space_from_dict(read_space_yaml(text, source=f"space file {str(path)!r}"), source=path.name)
+    _check_weights_files(space, path.name)
+    return space
 
 
 def _check_weights_files(space: Space, source: str) -> None:
-    """Every weights file a space names exists, so a typo fails now and not in the middle of a study."""
+    """Every weights file a space file names exists, so a typo fails when the space is read (by spaces validate or
+    a new search), not in the middle of a study. A recorded space is not checked again: a worker elsewhere may
+    see other files, and its trials report a missing one."""
     named = [(f"{source}.fixed.weights", space.fixed.get("weights"))]
     named += [(f"{source}.params.weights.choice", value) for p in space.params if p.name == "weights"
               for value in getattr(p, "values", ())]

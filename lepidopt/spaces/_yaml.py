@@ -20,8 +20,14 @@ class _SpaceLoader(yaml.SafeLoader):
         if isinstance(node, yaml.MappingNode):
             first_line: dict[Any, int] = {}
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges a mapping; it is not a key
+                    continue
                 key = self.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
+                try:
+                    hash(key)
+                except TypeError:
+                    raise SpaceError(f"{self.source}, line {line}: a key must be a name, got {key!r}.") from None
                 if key in first_line:
                     raise SpaceError(f"{self.source}, line {line}: key {key!r} is written twice (first on line "
                                      f"{first_line[key]}); a YAML reader keeps only the last. Keep one of them.")

@@ -1,5 +1,8 @@
 """The Optuna engine on a real SQLite study: pruning acts on per-epoch reports, failures are kept."""
 
+import subprocess
+import sys
+
 import optuna
 import pytest
 import yaml
@@ -8,7 +11,6 @@ from conftest import TINY_SPACE, write_space
 from lepidopt.errors import ModelError
 from lepidopt.runs import resolve_run
 from lepidopt.search import create_study, open_storage, search, study_data
-from lepidopt.search._creation import resume_study
 from lepidopt.search._optuna_engine import SURPLUS_ATTR, make_pruner, make_sampler, optimize
 
 
@@ -103,12 +105,18 @@ def test_pruners(name):
     assert make_pruner(name, max_steps=10, warmup_steps=3) is not None
 
 
-def test_the_baseline_is_enqueued_once_even_when_the_study_is_reopened(tiny_run):
-    first = create_study(tiny_run)
-    again, _ = resume_study(tiny_run)
-    waiting = again.get_trials(states=(optuna.trial.TrialState.WAITING,))
-    assert len(waiting) == 1 and waiting[0].user_attrs == {"lepidopt:baseline": True}
-    assert first.study_name == again.study_name == "e"
+def test_the_same_search_started_twice_at_once_creates_the_study_once(demo_folder, tmp_path):
+    space = str(write_space(tmp_path))
+    command = [sys.executable, "-m", "lepidopt", "search", "--study", "twice", "--data", str(demo_folder), "--space",
+               space, "--n-trials", "2", "--create-only"]
+    both = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in both]
+    assert [p.returncode for p in both] == [0, 0], outputs
+    assert sum("study 'twice' created" in err for _, err in outputs) == 1
+    study = optuna.load_study(study_name="twice", storage=f"sqlite:///{tmp_path}/results/twice/study.db")
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(study.trials) == 1 and waiting[0].user_attrs == {"lepidopt:baseline": True}
 
 
 def test_trial_processes_are_replaced_without_losing_or_repeating_a_trial(demo_folder, tmp_path):

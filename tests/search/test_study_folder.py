@@ -65,7 +65,7 @@ def test_a_split_made_from_other_data_than_the_run_names_is_refused_on_every_ope
     search(study="s", data=str(other_folder), space=str(write_space(tmp_path)), results_dir=tmp_path,
            create_only=True, sampler="random", pruner="none")
     spec = DataSpec(str(demo_folder))
-    write_split(make_split(scan_source(spec), seed=0, data=spec), run.folder / "split.json")  # as older versions left it
+    write_split(make_split(scan_source(spec), seed=0, data=spec), run.folder / "split.json")  # as a copy from another study
     message = (rf"split file '.*split.json': was made from {demo_folder}, not from {other_folder}, the data the study "
                r"names. A study trains only on the split it was created with: start a new --study")
     with pytest.raises(DataError, match=message):

@@ -110,7 +110,7 @@ def test_sigterm_leaves_the_trial_for_a_retry_and_exits_143(demo_folder, tmp_pat
     sent = time.monotonic()
     first.send_signal(signal.SIGTERM)
     out, err = first.communicate(timeout=60)
-    assert first.returncode == 143 and time.monotonic() - sent < 30
+    assert first.returncode == 143 and time.monotonic() - sent < 30, err[-3000:]
     assert f"interrupted by SIGTERM: trial {saved['trial']} will be retried from its last checkpoint" in err
     trials = trials_of(postgres_url)
     assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
@@ -184,3 +184,15 @@ def test_a_study_missing_from_the_storage_names_the_ones_there(tmp_path, postgre
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 6
     assert "study 'w': not in storage" in result.stderr and "which holds 'other'; nothing was created" in result.stderr
+
+
+def test_an_empty_database_holds_no_study_and_is_left_empty(tmp_path, postgres_url, postgres_server):
+    result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage", postgres_url],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 6, result.stderr
+    assert f"study 'w': not in storage '{postgres_url}', which holds no study; nothing was created" in result.stderr
+    import psycopg2
+
+    with psycopg2.connect(postgres_url) as connection, connection.cursor() as cursor:
+        cursor.execute("select count(*) from information_schema.tables where table_schema = 'public'")
+        assert cursor.fetchone()[0] == 0
