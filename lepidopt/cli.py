@@ -424,8 +424,17 @@ def _configure_logging(args: argparse.Namespace) -> None:
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
 
 
+def _report_native_crashes() -> None:
+    """A crash in native code (TensorFlow, a database driver) prints the Python line it came from."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # stderr is not a file (captured, as under pytest): there is nowhere to write
+    faulthandler.enable()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    faulthandler.enable()  # a crash in native code (TensorFlow, a database driver) names the Python line it came from
+    _report_native_crashes()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -116,6 +116,7 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
 
 def has_optuna_tables(url: str) -> bool:
     """Whether the database at ``url`` holds Optuna's tables, asked without creating them (a file storage: True)."""
+    shown = mask_password(url)
     url = check_storage_url(url)
     if url.startswith("journal:"):
         return True
@@ -126,8 +127,8 @@ def has_optuna_tables(url: str) -> bool:
         return sqlalchemy.inspect(engine).has_table("studies")
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        raise StorageError(f"storage {mask_password(url)!r}: cannot be opened ({reason}). Check the host, port, "
-                           "database and user.") from None
+        raise StorageError(f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and "
+                           "user.") from None
     finally:
         engine.dispose()
 
