@@ -32,7 +32,8 @@ def recycled_study(folder: str, trials: int, per_process: int, out) -> None:
     import optuna
 
     from lepidopt.data import make_demo_collection
-    from lepidopt.search import open_storage, search
+    from lepidopt.api import search
+    from lepidopt.study import open_storage
 
     folder = Path(folder)
     make_demo_collection(folder / "data", scale=0.1, image_size=96)
@@ -47,18 +48,20 @@ def lepidopt_study(folder: str, trials: int, out) -> None:
 
     from lepidopt.data import make_demo_collection
     from lepidopt.runs import resolve_run
-    from lepidopt.search import create_study, study_data
-    from lepidopt.search._optuna_engine import optimize
+    from lepidopt.engines import TrialPolicy, get_engine
+    from lepidopt.study import create_study
+    from lepidopt.trial import study_data
 
     folder = Path(folder)
     make_demo_collection(folder / "data", scale=0.1, image_size=96)
     run = resolve_run(study="m", results_dir=folder, data=str(folder / "data"), space="demo", seed=0)
-    study = create_study(run)
+    engine = get_engine(run.engine)
+    study = create_study(run, initialize=engine.initialize)
     data = study_data(run)
     process = psutil.Process()
     rss: list[int] = []
-    optimize(run, study, data, n_trials=trials, timeout=None,
-             on_trial=lambda s, t: rss.append(process.memory_info().rss))
+    engine.run_trials(run, study, data, n_trials=trials, timeout=None, policy=TrialPolicy(),
+                      on_trial=lambda s, t: rss.append(process.memory_info().rss))
     out.send(rss)
 
 

@@ -51,17 +51,19 @@ def space_without_finetuning():
 
 def lepidopt_arm(name: str, folder: Path, data_dir: Path, space, *, feature_cache: bool, budget: float) -> dict:
 
+    from lepidopt.engines import TrialPolicy, get_engine
     from lepidopt.runs import resolve_run
-    from lepidopt.search import StudyData, create_study, study_data
-    from lepidopt.search._optuna_engine import optimize
+    from lepidopt.study import create_study
+    from lepidopt.trial import StudyData, study_data
 
     run = resolve_run(study="throughput", results_dir=folder, data=str(data_dir), space=space, sampler="tpe",
                       pruner="median", seed=0, feature_cache=feature_cache)
-    study = create_study(run)
+    engine = get_engine(run.engine)
+    study = create_study(run, initialize=engine.initialize)
     data = StudyData(split=study_data(run).split, cache_dir=folder / "shared-cache", feature_cache=feature_cache)
     data.images(64)  # decoded once, outside the clock, as for every arm
     started = time.time()
-    optimize(run, study, data, n_trials=None, timeout=budget)
+    engine.run_trials(run, study, data, n_trials=None, timeout=budget, policy=TrialPolicy())
     elapsed = time.time() - started
     trials = [t for t in study.trials if t.state.is_finished()]
     done = best_epochs(trials, started)
@@ -73,12 +75,14 @@ def two_workers_arm(folder: Path, data_dir: Path, space, *, budget: float) -> di
 
     import optuna
 
+    from lepidopt.engines import get_engine
     from lepidopt.runs import resolve_run
-    from lepidopt.search import create_study, open_storage, study_data
+    from lepidopt.study import create_study, open_storage
+    from lepidopt.trial import study_data
 
     run = resolve_run(study="throughput", results_dir=folder, data=str(data_dir), space=space, sampler="tpe",
                       pruner="median", seed=0)
-    create_study(run)
+    create_study(run, initialize=get_engine(run.engine).initialize)
     study_data(run).images(64)
     started = time.time()
     workers = [subprocess.Popen([sys.executable, "-m", "lepidopt", "--quiet", "worker", "--study", "throughput",
@@ -100,8 +104,8 @@ def keras_tuner_arm(folder: Path, data_dir: Path, space, *, budget: float) -> di
     from lepidopt.model import build_backbone, build_classifier, build_head, compile_model
     from lepidopt.runs import resolve_run
     from lepidopt.data import make_split, scan_source
-    from lepidopt.search import StudyData, classification_metrics
-    from lepidopt.search._keras_tuner_space import suggest_keras_tuner
+    from lepidopt.engines import suggest_keras_tuner
+    from lepidopt.trial import StudyData, classification_metrics
 
     keras = import_keras()
     run = resolve_run(study="kt", results_dir=folder, data=str(data_dir), space=space, seed=0)

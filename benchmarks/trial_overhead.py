@@ -52,7 +52,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).parent))
 from search_throughput import space_without_finetuning  # noqa: E402
 
-from lepidopt.search._reporter import Reporter, TrialStopped  # noqa: E402
+from lepidopt.trial import Reporter, TrialStopped  # noqa: E402
 
 
 def copy_study(source: Path, target: Path) -> None:
@@ -100,7 +100,7 @@ def trained_alone(run, data, trial) -> float:
     stopped after the step it was pruned at, reporting nowhere."""
     import optuna
 
-    from lepidopt.search._trial import run_trial
+    from lepidopt.trial import run_trial
 
     pruned = trial.state == optuna.trial.TrialState.PRUNED
     reporter = StopWhereItStopped(max(trial.intermediate_values) if pruned else None)
@@ -119,8 +119,8 @@ def lepidopt_arm(run, study, data, *, n_total: int) -> dict:
 
     A trial whose head architecture was new to the process traced its training epoch (~0.45 s); its replay
     starts without that trainer too, so it traces the same: tracing a model is training, not overhead."""
-    from lepidopt.search._optuna_engine import optimize
-    from lepidopt.search._trial import _head_trainers
+    from lepidopt.engines import TrialPolicy, get_engine
+    from lepidopt.trial._trial import _head_trainers
 
     trainers = _head_trainers()._trainers  # the process's trainers by architecture
     inside, reporting, alone, trials = [], [], [], []
@@ -143,7 +143,8 @@ def lepidopt_arm(run, study, data, *, n_total: int) -> dict:
         replaying += time.perf_counter() - started
 
     started = time.perf_counter()
-    optimize(run, study, data, n_trials=n_total, timeout=None, on_trial=record)
+    get_engine(run.engine).run_trials(run, study, data, n_trials=n_total, timeout=None, policy=TrialPolicy(),
+                                      on_trial=record)
     wall = time.perf_counter() - started - replaying
     n = len(trials)
     return {"trials": trials, "wall": wall / n, "alone": sum(alone) / n, "overhead": (wall - sum(alone)) / n,
@@ -159,8 +160,7 @@ def bare_optuna(storage, space, replay: list[tuple[list[float], bool]], *, sched
     questions; the rest is the trial's record."""
     import optuna
 
-    from lepidopt.search._optuna_engine import make_pruner, make_sampler
-    from lepidopt.search._optuna_space import suggest
+    from lepidopt.engines import make_pruner, make_sampler, suggest_optuna
 
     max_steps, warmup = schedule
     study = optuna.load_study(study_name="o", storage=storage, sampler=make_sampler("tpe", seed=0),
@@ -177,7 +177,7 @@ def bare_optuna(storage, space, replay: list[tuple[list[float], bool]], *, sched
 
     def objective(trial):
         values, pruned = next(trials)
-        timed("suggest", lambda: suggest(trial, space))
+        timed("suggest", lambda: suggest_optuna(trial, space))
         for step, value in enumerate(values):
             timed("report", lambda: trial.report(value, step))
             spent["reports"] += 1
@@ -206,17 +206,19 @@ def main() -> int:
 
     from lepidopt.data import make_demo_collection
     from lepidopt.runs import resolve_run
-    from lepidopt.search import Heartbeat, create_study, open_storage, study_data
-    from lepidopt.search._optuna_engine import optimize, pruning_schedule
+    from lepidopt.engines import TrialPolicy, get_engine, pruning_schedule
+    from lepidopt.study import Heartbeat, create_study, open_storage
+    from lepidopt.trial import study_data
 
     space = space_without_finetuning()
     with tempfile.TemporaryDirectory(prefix="lepidopt-overhead-") as tmp:
         tmp = Path(tmp)
         make_demo_collection(tmp / "data", scale=0.1, image_size=96)
         run = resolve_run(study="o", results_dir=tmp, data=str(tmp / "data"), space=space, seed=0)
-        study = create_study(run, heartbeat=Heartbeat())  # as lepidopt search does
+        engine = get_engine(run.engine)
+        study = create_study(run, initialize=engine.initialize, heartbeat=Heartbeat())  # as lepidopt search does
         data = study_data(run)
-        optimize(run, study, data, n_trials=2, timeout=None)  # real trials: the template, and a warm cache
+        engine.run_trials(run, study, data, n_trials=2, timeout=None, policy=TrialPolicy())  # real trials: the template, and a warm cache
         template = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE][-1]
         fill(study, template, args.history)
         copy_study(run.folder / "study.db", tmp / "baseline.db")

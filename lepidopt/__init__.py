@@ -16,20 +16,37 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# Imported eagerly: the subpackage lepidopt.search would otherwise shadow the function of that name.
-from .search import format_status, search, status  # noqa: E402
-
 _LAZY = {
-    "run_trial": "lepidopt.search",
+    # lepidopt search, worker, recover, status, export, report, dashboard
+    "search": "lepidopt.api",
+    "worker": "lepidopt.api",
+    "recover": "lepidopt.api",
+    "status": "lepidopt.api",
+    "format_status": "lepidopt.api",
+    "export_best": "lepidopt.api",
+    "report_study": "lepidopt.api",
+    "report_embeddings": "lepidopt.api",
+    "serve_dashboard": "lepidopt.api",
+    "Heartbeat": "lepidopt.api",
+    "TrialPolicy": "lepidopt.api",
+    "KerasTunerRole": "lepidopt.api",
+    "ClusteringSettings": "lepidopt.api",
+    # lepidopt demo, data, spaces
     "run_demo": "lepidopt.demo",
-    "load_space": "lepidopt.spaces",
     "DataSpec": "lepidopt.data",
     "scan_source": "lepidopt.data",
+    "format_scan": "lepidopt.data",
     "make_demo_collection": "lepidopt.data",
+    "load_space": "lepidopt.spaces",
+    "load_space_file": "lepidopt.spaces",
+    "builtin_space_names": "lepidopt.spaces",
+    # one trial, outside any engine
+    "run_trial": "lepidopt.trial",
+    "study_data": "lepidopt.trial",
     "Recipe": "lepidopt.recipe",
 }
 
-__all__ = sorted([*_LAZY, "search", "status", "format_status", "__version__"])
+__all__ = sorted([*_LAZY, "__version__"])
 
 
 def __getattr__(name: str) -> Any:

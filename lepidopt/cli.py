@@ -78,6 +78,10 @@ def _data_spec(args: argparse.Namespace):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .engines import engine_names
+    from .runs import PRUNERS, SAMPLERS, TUNERS
+    from .trial import OBJECTIVES
+
     parser = _Parser(
         prog="lepidopt",
         description="Hyperparameter search for transfer learning on images: a ResNet-50 backbone, a new head, "
@@ -113,14 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--space", help="a built-in space (resnet50, demo) or a YAML file (needed to start a study)")
     search.add_argument("--n-trials", type=int, help="the study's total of finished trials; a re-run stops there")
     search.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
-    search.add_argument("--engine", choices=("optuna", "keras-tuner"),
+    search.add_argument("--engine", choices=engine_names(),
                         help="what chooses the trials (default optuna; kept in run.yaml)")
-    search.add_argument("--sampler", choices=("tpe", "gp", "cmaes", "random", "qmc"), help="Optuna: default tpe")
-    search.add_argument("--pruner", choices=("median", "hyperband", "sh", "none"), help="Optuna: default median")
-    search.add_argument("--tuner", choices=("hyperband", "bayesian", "random", "grid"),
+    search.add_argument("--sampler", choices=SAMPLERS, help="Optuna: default tpe")
+    search.add_argument("--pruner", choices=PRUNERS, help="Optuna: default median")
+    search.add_argument("--tuner", choices=TUNERS,
                         help="Keras Tuner's oracle (default hyperband)")
     search.add_argument("--seed", type=int, help="seeds the split, the sampler and every trial (default 0)")
-    search.add_argument("--objective", choices=("balanced_accuracy", "accuracy", "macro_f1", "loss"),
+    search.add_argument("--objective", choices=tuple(OBJECTIVES),
                         help="validation metric to optimise (default balanced_accuracy)")
     search.add_argument("--weights", help="backbone weights for every trial: imagenet, none or a local file "
                         "(default: the space's)")
@@ -149,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     keras_tuner = worker.add_argument_group(
         "Keras Tuner studies", "one worker with --tuner-id chief serves the oracle; the others (tuner0, tuner1, ...) "
         "run its trials. Each flag defaults to its KERASTUNER_* environment variable.")
-    keras_tuner.add_argument("--engine", choices=("optuna", "keras-tuner"), help="the study's engine (checked)")
+    keras_tuner.add_argument("--engine", choices=engine_names(), help="the study's engine (checked)")
     keras_tuner.add_argument("--tuner-id", help="chief, or this worker's id: tuner0, tuner1, ...")
     keras_tuner.add_argument("--oracle-ip", help="the chief's address, e.g. 10.0.0.5 (the chief listens on it)")
     keras_tuner.add_argument("--oracle-port", type=int, help="the chief's port, e.g. 8000")
@@ -221,7 +225,7 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _worker_settings(args: argparse.Namespace) -> dict:
-    from .search import Heartbeat, TrialPolicy
+    from .api import Heartbeat, TrialPolicy
 
     return dict(max_trials_per_process=args.max_trials_per_process, max_rss=args.max_rss,
                 heartbeat=Heartbeat(interval=args.heartbeat, grace=args.grace, retries=args.retries),
@@ -285,7 +289,7 @@ def _spaces(args: argparse.Namespace) -> int:
 
 @command("search")
 def _search(args: argparse.Namespace) -> int:
-    from .search import format_status, search
+    from .api import format_status, search
 
     summary = search(study=args.study, data=_data_spec(args), space=args.space, results_dir=args.results_dir,
                      n_trials=args.n_trials, timeout=args.timeout, storage=args.storage, sampler=args.sampler,
@@ -302,7 +306,7 @@ def _search(args: argparse.Namespace) -> int:
 
 @command("worker")
 def _worker(args: argparse.Namespace) -> int:
-    from .search import KerasTunerRole, worker
+    from .api import KerasTunerRole, worker
 
     role = KerasTunerRole.from_flags(tuner_id=args.tuner_id, oracle_ip=args.oracle_ip, oracle_port=args.oracle_port) \
         if args.tuner_id or args.oracle_ip or args.oracle_port else None
@@ -315,7 +319,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 @command("recover")
 def _recover(args: argparse.Namespace) -> int:
-    from .search import recover
+    from .api import recover
 
     summary = recover(study=args.study, storage=args.storage, results_dir=args.results_dir, retries=args.retries,
                       force=args.force)
@@ -328,7 +332,7 @@ def _recover(args: argparse.Namespace) -> int:
 
 @command("status")
 def _status(args: argparse.Namespace) -> int:
-    from .search import format_status, status
+    from .api import format_status, status
 
     print(format_status(status(study=args.study, storage=args.storage, results_dir=args.results_dir), last=args.last))
     return 0
@@ -336,7 +340,7 @@ def _status(args: argparse.Namespace) -> int:
 
 @command("export")
 def _export(args: argparse.Namespace) -> int:
-    from .results import export_best
+    from .api import export_best
 
     result = export_best(study=args.study, storage=args.storage, results_dir=args.results_dir,
                          all_splits=args.all_splits)
@@ -351,7 +355,7 @@ def _export(args: argparse.Namespace) -> int:
 
 @command("report")
 def _report(args: argparse.Namespace) -> int:
-    from .results import ClusteringSettings, report_embeddings, report_study
+    from .api import ClusteringSettings, report_embeddings, report_study
 
     if bool(args.study) == bool(args.embeddings):
         return _usage_error("report", "give either --study NAME or --embeddings X.npy --labels LABELS")
@@ -372,7 +376,7 @@ def _report(args: argparse.Namespace) -> int:
 
 @command("dashboard")
 def _dashboard(args: argparse.Namespace) -> int:
-    from .results import serve_dashboard
+    from .api import serve_dashboard
 
     serve_dashboard(study=args.study, storage=args.storage, results_dir=args.results_dir, host=args.host,
                     port=args.port)
@@ -382,7 +386,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 @command("demo")
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    from .search import format_status
+    from .api import format_status
 
     demo = run_demo(data_dir=args.data_dir, results_dir=args.results_dir, study=args.study, n_trials=args.n_trials)
     summary = demo.search

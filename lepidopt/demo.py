@@ -10,7 +10,7 @@ import time
 
 from .data import make_demo_collection
 from .results import ReportResult, report_study
-from .search import SearchSummary, search
+from .api import SearchSummary, search
 
 __all__ = ["run_demo", "DemoResult", "DEMO_TRIALS"]
 

@@ -105,7 +105,7 @@ def test_a_value_a_setting_cannot_take_is_a_usage_error_named_by_its_flag(argv, 
                                                                           monkeypatch, demo_folder):
     monkeypatch.chdir(tmp_path)
     if argv[0] == "status":  # --last is checked on a study that exists
-        from lepidopt.search import search
+        from lepidopt.api import search
 
         search(study="s", data=str(demo_folder), space="demo", create_only=True)
         message = "lepidopt status: error: --last 0: must be a whole number of at least 1"

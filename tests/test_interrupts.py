@@ -33,7 +33,7 @@ def test_ctrl_c_during_export_leaves_the_earlier_best_folder_as_it_was(demo_fold
     import numpy as np
 
     from lepidopt.results import export_best
-    from lepidopt.search import search
+    from lepidopt.api import search
 
     search(study="e", data=str(demo_folder), space=str(write_space(tmp_path, epochs_head=2)), results_dir=tmp_path,
            n_trials=1)

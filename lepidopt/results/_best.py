@@ -26,7 +26,7 @@ def load_best(*, study: str, storage: str | None = None, results_dir: str | Path
     """The best completed trial of an existing study, with the run the study records."""
     import optuna
 
-    from ..search import open_study
+    from ..study import open_study
 
     opened = open_study(study=study, storage=storage, results_dir=results_dir)
     run, loaded = opened.run, opened.study

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingExtraError
+from ..study import attrs
 
 __all__ = ["attach_to_study", "DASHBOARD_FIGURES", "artifact_dir"]
 
@@ -15,8 +16,7 @@ log = logging.getLogger("lepidopt")
 DASHBOARD_FIGURES = ("confusion", "pca-variance", "elbow-pca", "elbow-umap", "umap-labels", "tsne-labels",
                      "sankey-pca", "sankey-umap")
 
-
-_UPLOADED = "lepidopt:artifacts"
+_UPLOADED = attrs.ARTIFACTS
 
 
 def artifact_dir(folder: Path) -> Path:

@@ -13,7 +13,8 @@ import numpy as np
 from .._files import replacing_folder
 from ..data import image_batches
 from ..recipe import Recipe
-from ..search import NullReporter, run_trial, study_data
+from ..study import attrs
+from ..trial import NullReporter, run_trial, study_data
 from ._best import load_best
 from ._embeddings import embedding_model, embeddings_of
 from ._evaluation import test_metrics
@@ -41,8 +42,8 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
     """
     best = load_best(study=study, storage=storage, results_dir=results_dir)
     trial, run = best.trial, best.run
-    recipe = Recipe.from_flat(trial.user_attrs["recipe"], where=f"trial {trial.number} recipe")
-    seed = int(trial.user_attrs.get("seed", run.seed + trial.number))
+    recipe = Recipe.from_flat(trial.user_attrs[attrs.RECIPE], where=f"trial {trial.number} recipe")
+    seed = int(trial.user_attrs.get(attrs.SEED, run.seed + trial.number))
     data = study_data(run)
     split = data.split
     log.info("retraining trial %d (%s %.4f) with seed %d", trial.number, run.objective, trial.value, seed)

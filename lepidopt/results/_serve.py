@@ -20,7 +20,7 @@ def serve_dashboard(*, study: str, storage: str | None = None, results_dir: str 
         from optuna_dashboard import run_server
     except ImportError:
         raise MissingExtraError("optuna-dashboard is not installed; pip install 'lepidopt[dashboard]'.") from None
-    from ..search import open_study
+    from ..study import open_study
 
     opened = open_study(study=study, storage=storage, results_dir=results_dir)
     artifacts = artifact_dir(opened.run.folder)

@@ -17,7 +17,7 @@ from conftest import TINY_SPACE
 from lepidopt.cli import main
 from lepidopt.results import ClusteringSettings, export_best, report_study
 from lepidopt.results._html import SECTIONS
-from lepidopt.search import search
+from lepidopt.api import search
 
 
 @pytest.fixture(scope="module")

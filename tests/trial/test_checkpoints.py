@@ -9,9 +9,9 @@ import pytest
 from conftest import TINY_SPACE
 from lepidopt.data import DataSpec, make_split, scan_source
 from lepidopt.errors import ModelError
-from lepidopt.search import NullReporter, Reporter, StudyData, run_trial
-from lepidopt.search._checkpoint import Checkpoints
-from lepidopt.search._signals import Interrupted
+from lepidopt.trial import NullReporter, Reporter, StudyData, run_trial
+from lepidopt.trial import Checkpoints
+from lepidopt._signals import Interrupted
 from lepidopt.spaces import load_space
 
 
@@ -102,7 +102,7 @@ def test_a_signal_during_a_checkpoint_waits_for_it_and_a_second_one_exits_at_onc
 
     script = f"""
 import time
-from lepidopt.search._signals import Interrupted, checkpoint_in_progress, stopping_on_signals
+from lepidopt._signals import Interrupted, checkpoint_in_progress, stopping_on_signals
 with stopping_on_signals():
     try:
         with checkpoint_in_progress():

@@ -15,9 +15,10 @@ import pytest
 from conftest import TINY_SPACE, wait_for_checkpoint, write_space
 from lepidopt.errors import SpaceError
 from lepidopt.recipe import Recipe
-from lepidopt.search import open_storage, search
-from lepidopt.search._keras_tuner_engine import within_budget
-from lepidopt.search._keras_tuner_space import active_params, check_keras_tuner_space, keras_tuner_space
+from lepidopt.api import search
+from lepidopt.study import open_storage
+from lepidopt.engines._keras_tuner import within_budget
+from lepidopt.engines._keras_tuner_space import active_params, check_keras_tuner_space, keras_tuner_space
 from lepidopt.spaces import Choice, Space, load_space
 
 
@@ -147,8 +148,10 @@ def test_a_trial_imported_before_a_kill_is_not_trained_again(demo_folder, tmp_pa
     from types import SimpleNamespace
 
     from lepidopt.runs import resolve_run
-    from lepidopt.search import StudyData, TrialPolicy, open_study
-    from lepidopt.search._keras_tuner_engine import _Trials
+    from lepidopt.api import TrialPolicy
+    from lepidopt.study import open_study
+    from lepidopt.trial import StudyData
+    from lepidopt.engines._keras_tuner import _Trials
 
     search(study="i", data=str(demo_folder), space=str(write_space(tmp_path, epochs_head=3)), results_dir=tmp_path,
            n_trials=1, engine="keras-tuner", tuner="random")

@@ -15,8 +15,8 @@ from conftest import TINY_SPACE
 from lepidopt.data import DataSpec, make_split, scan_source
 from lepidopt._sizes import parse_size
 from lepidopt.errors import SettingError
-from lepidopt.search import NullReporter, StudyData, run_trial
-from lepidopt.search._feature_cache import FeatureCache, cache_key
+from lepidopt.trial import NullReporter, StudyData, run_trial
+from lepidopt.trial._feature_cache import FeatureCache, cache_key
 from lepidopt.spaces import load_space
 
 
@@ -81,7 +81,7 @@ def test_two_processes_filling_the_same_entry_compute_it_once_and_agree(tmp_path
     script = textwrap.dedent(f"""
         import sys, time
         import numpy as np
-        from lepidopt.search._feature_cache import FeatureCache
+        from lepidopt.trial._feature_cache import FeatureCache
 
         def compute():
             with open({str(tmp_path / "computed.log")!r}, "a") as log:
@@ -145,7 +145,7 @@ def test_a_model_kept_from_a_cached_trial_is_the_network_its_features_came_from(
     """Features cached by the trial with seed 0 train the head of the trial with seed 3; the classifier it
     keeps must score on images what the trial scored on cached features."""
     from lepidopt.data import image_batches
-    from lepidopt.search import classification_metrics
+    from lepidopt.trial import classification_metrics
 
     data = StudyData(split=split, cache_dir=tmp_path)
     run_trial(recipe, data, NullReporter(), seed=0)
@@ -160,7 +160,7 @@ def test_conv5_fine_tuning_on_cached_activations_trains_the_backbone_itself(spli
     """Fine-tuning conv5 reads the cached activations below it; the model kept afterwards runs on images
     and must score what the trial scored, and the same trial on images lands close by."""
     from lepidopt.data import image_batches
-    from lepidopt.search import classification_metrics
+    from lepidopt.trial import classification_metrics
 
     conv5 = dataclasses.replace(recipe, finetune_unfreeze="conv5", epochs_finetune=2, finetune_lr=1e-4)
     data = StudyData(split=split, cache_dir=tmp_path)

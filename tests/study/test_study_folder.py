@@ -15,7 +15,8 @@ from lepidopt.data import DataSpec, make_split, scan_source, write_split
 from lepidopt.errors import DataError, StorageError, StudyError
 from lepidopt.results import export_best
 from lepidopt.runs import resolve_run
-from lepidopt.search import search, status, study_data
+from lepidopt.api import search, status
+from lepidopt.trial import study_data
 
 
 def split_sources(folder) -> set[str]:

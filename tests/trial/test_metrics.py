@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
 
-from lepidopt.search import classification_metrics
+from lepidopt.trial import classification_metrics
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -10,8 +10,11 @@ import yaml
 from conftest import TINY_SPACE, write_space
 from lepidopt.errors import ModelError
 from lepidopt.runs import resolve_run
-from lepidopt.search import create_study, open_storage, search, study_data
-from lepidopt.search._optuna_engine import SURPLUS_ATTR, make_pruner, make_sampler, optimize
+from lepidopt.api import search
+from lepidopt.engines import TrialPolicy, get_engine
+from lepidopt.study import attrs, create_study, open_storage
+from lepidopt.trial import study_data
+from lepidopt.engines._optuna import make_pruner, make_sampler, optimize
 
 
 @pytest.fixture
@@ -20,7 +23,7 @@ def tiny_run(demo_folder, tmp_path):
 
 
 def test_pruning_acts_on_the_reported_epochs(tiny_run):
-    create_study(tiny_run)
+    create_study(tiny_run, initialize=get_engine(tiny_run.engine).initialize)
     study = optuna.load_study(
         study_name="e", storage=f"sqlite:///{tiny_run.folder}/study.db",
         pruner=optuna.pruners.ThresholdPruner(lower=1.01, n_warmup_steps=1),  # nothing reaches 1.01
@@ -35,7 +38,7 @@ def test_pruning_acts_on_the_reported_epochs(tiny_run):
 def test_a_trial_asked_after_another_worker_claimed_the_last_place_is_surplus_and_not_run(demo_folder, tmp_path):
     run = resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space=str(write_space(tmp_path)),
                       sampler="random", pruner="none")
-    study = create_study(run)
+    study = create_study(run, initialize=get_engine(run.engine).initialize)
     other_worker = optuna.load_study(study_name="s", storage=open_storage(run.storage))
     ran = []
 
@@ -43,12 +46,12 @@ def test_a_trial_asked_after_another_worker_claimed_the_last_place_is_surplus_an
         ran.append(trial.number)
         other_worker.ask()
 
-    optimize(run, study, study_data(run), n_trials=2, timeout=None,
-             on_trial=claim_the_last_place)
+    get_engine(run.engine).run_trials(run, study, study_data(run), n_trials=2, timeout=None, policy=TrialPolicy(),
+                                      on_trial=claim_the_last_place)
     trials = study.get_trials(deepcopy=False)
     assert [t.state.name for t in trials] == ["COMPLETE", "RUNNING", "PRUNED"]
     assert ran == [0]  # the surplus trial is not handed on
-    assert trials[2].user_attrs[SURPLUS_ATTR] and "history" not in trials[2].user_attrs
+    assert trials[2].user_attrs[attrs.SURPLUS] and "history" not in trials[2].user_attrs
 
 
 def test_a_failing_trial_is_kept_with_its_reason_and_the_study_goes_on(demo_folder, tmp_path):
@@ -78,7 +81,7 @@ def test_a_missing_weights_file_stops_the_search_before_any_trial(demo_folder, t
 
 @pytest.mark.parametrize("name", ["tpe", "random", "qmc", "cmaes"])
 def test_samplers_sample_the_space(name, tiny_run, tmp_path):
-    from lepidopt.search._optuna_space import suggest
+    from lepidopt.engines._optuna_space import suggest
 
     study = optuna.create_study(sampler=make_sampler(name, seed=0), direction="maximize")
     for _ in range(4):

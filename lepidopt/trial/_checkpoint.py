@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._files import replacing, write_text_atomically
-from ._signals import checkpoint_in_progress
+from .._signals import checkpoint_in_progress
 
 __all__ = ["Checkpoints", "Saved", "discard"]
 

@@ -1,7 +1,7 @@
 import pytest
 
 from lepidopt.errors import StorageError
-from lepidopt.search import open_storage
+from lepidopt.study import open_storage
 
 
 def test_sqlite_and_journal_storages_open(tmp_path):

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import StorageError, StudyError
 from ..runs import Run, absolute_storage, mask_password, read_run, run_from_dict, storage_file, study_dir
-from ._optuna_engine import RUN_ATTR
+from . import _attrs as attrs
 from ._storage import Heartbeat, has_optuna_tables, open_storage, study_names
 
 __all__ = ["existing_storage", "open_study", "OpenedStudy"]
@@ -70,9 +70,9 @@ def open_study(*, study: str, storage: str | None = None, results_dir: str | Pat
     opened = existing_storage(url, study, heartbeat=heartbeat)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     loaded = optuna.load_study(study_name=study, storage=opened)
-    record = loaded.user_attrs.get(RUN_ATTR)
+    record = loaded.user_attrs.get(attrs.RUN)
     if record is None:
-        raise StudyError(f"study {study!r}: was not made by lepidopt (it has no {RUN_ATTR!r} record), so lepidopt does "
+        raise StudyError(f"study {study!r}: was not made by lepidopt (it has no {attrs.RUN!r} record), so lepidopt does "
                          "not know its data and space. Create studies with lepidopt search; open this one with "
                          "optuna-dashboard directly.")
     where = results_dir if results_dir is not None else folder.parent if saved_here is not None else record["results_dir"]

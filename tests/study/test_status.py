@@ -3,9 +3,10 @@
 import optuna
 
 from conftest import write_space
-from lepidopt.search import format_status, open_storage, search, status
-from lepidopt.search._optuna_engine import count_finished
-from lepidopt.search._workers import retry_interrupted
+from lepidopt.api import format_status, search, status
+from lepidopt.study import open_storage
+from lepidopt.study import count_finished
+from lepidopt.study import retry_trial
 
 
 def test_an_interrupted_trial_and_its_waiting_retry_are_counted_as_search_counts(demo_folder, tmp_path):
@@ -15,7 +16,7 @@ def test_an_interrupted_trial_and_its_waiting_retry_are_counted_as_search_counts
     trial = study.ask()  # the baseline, as a worker interrupted by Ctrl-C leaves it
     trial.set_user_attr("fail_reason", "interrupted by SIGINT")
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    retry_interrupted(study, trial.number, retries=3)
+    retry_trial(study, trial.number, retries=3)
 
     st = status(study="s", results_dir=tmp_path)
     assert [t.state for t in st.trials] == ["FAIL", "WAITING"] and st.n_finished == 0

@@ -17,16 +17,17 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
+from .._signals import stopping_on_signals
 from ..data import make_split, scan_source, write_split
 from ..errors import StudyError
 from ..runs import Run, mask_password, storage_file, write_run
+from ..trial import StudyData, study_data
+from . import _attrs as attrs
 from ._opening import existing_storage
-from ._optuna_engine import RUN_ATTR, TOTAL_ATTR, load_for_trials, record_study, update_record
-from ._signals import stopping_on_signals
+from ._record import load_study, record_study, update_record
 from ._storage import Heartbeat, open_storage, study_names
-from ._study_data import study_data
 
 __all__ = ["create_study", "resume_study", "creation_lock"]
 
@@ -44,14 +45,15 @@ def creation_lock(folder: Path) -> Iterator[None]:
         yield
 
 
-def create_study(run: Run, *, heartbeat: Heartbeat | None = None, n_trials: int | None = None):
-    """Create ``run``'s study (the study in its storage, split.json, its total, run.yaml) and return it with the
-    run's sampler and pruner. Call it under ``creation_lock`` when the folder holds no run.yaml. Raises
+def create_study(run: Run, *, initialize: Callable[[Any, Run], None], heartbeat: Heartbeat | None = None,
+                 n_trials: int | None = None) -> Any:
+    """Create ``run``'s study (the study in its storage, ``initialize``-d by its engine, split.json, its total,
+    run.yaml) and return it. Call it under ``creation_lock`` when the folder holds no run.yaml. Raises
     StudyError, leaving the storage as it was, when the storage holds a study of that name already."""
     with stopping_on_signals(), _undone_on_failure(run) as made:
         made.make_folder()
         made.storage = open_storage(run.storage, heartbeat=heartbeat)
-        study = _claim(run, made.storage)
+        study = _claim(run, made.storage, initialize=initialize)
         made.claimed = True
         scan = scan_source(run.data)
         split = make_split(scan, seed=run.seed, val_fraction=run.val_fraction, test_fraction=run.test_fraction,
@@ -63,20 +65,21 @@ def create_study(run: Run, *, heartbeat: Heartbeat | None = None, n_trials: int 
                  len(split.paths), len(split.classes), *(sum(counts[s].values()) for s in ("train", "val", "test")),
                  len(split.skipped), len(split.dropped_classes), run.folder / "split.json")
         if n_trials is not None:
-            study.set_user_attr(TOTAL_ATTR, n_trials)
+            study.set_user_attr(attrs.TOTAL, n_trials)
         made.files.append(run.folder / "run.yaml")
         write_run(run)
     return study
 
 
-def resume_study(run: Run, *, heartbeat: Heartbeat | None = None, n_trials: int | None = None):
+def resume_study(run: Run, *, heartbeat: Heartbeat | None = None,
+                 n_trials: int | None = None) -> tuple[Any, StudyData]:
     """Open ``run``'s existing study (its storage must hold it: nothing is created otherwise), check its split
     against its data, record the run's settings (sampler, pruner, seed may change) and its total, and rewrite
-    run.yaml. Returns the study with the run's sampler and pruner, and the study's data."""
+    run.yaml. Returns the study and the study's data."""
     fix = (f"Give the --storage the study was created with; if the study is gone from it, delete the folder "
            f"{str(run.folder)!r} to create it again.")
-    study = load_for_trials(run, existing_storage(run.storage, run.study, heartbeat=heartbeat, fix=fix))
-    recorded = study.user_attrs.get(RUN_ATTR, {}).get("data")
+    study = load_study(run, existing_storage(run.storage, run.study, heartbeat=heartbeat, fix=fix))
+    recorded = study.user_attrs.get(attrs.RUN, {}).get("data")
     if recorded is not None and recorded != run.data.to_dict():
         raise StudyError(
             f"study {run.study!r}: storage {mask_password(run.storage)!r} holds a study of that name made from "
@@ -86,21 +89,21 @@ def resume_study(run: Run, *, heartbeat: Heartbeat | None = None, n_trials: int 
     data = study_data(run)  # the split is still the one made from this data, and its images are unchanged
     update_record(study, run)
     if n_trials is not None:
-        study.set_user_attr(TOTAL_ATTR, n_trials)
+        study.set_user_attr(attrs.TOTAL, n_trials)
     write_run(run)
     return study, data
 
 
-def _claim(run: Run, storage):
+def _claim(run: Run, storage: Any, *, initialize: Callable[[Any, Run], None]) -> Any:
     """The study created in ``storage`` under the run's name, or the StudyError that says who holds the name."""
     import optuna
 
     if run.study not in study_names(storage):
         try:
-            return record_study(run, storage)
+            return record_study(run, storage, initialize=initialize)
         except optuna.exceptions.DuplicatedStudyError:
             pass  # another machine claimed it a moment ago
-    record = optuna.load_study(study_name=run.study, storage=storage).user_attrs.get(RUN_ATTR) or {}
+    record = optuna.load_study(study_name=run.study, storage=storage).user_attrs.get(attrs.RUN) or {}
     shown = mask_password(run.storage)
     if record.get("results_dir") not in (None, str(run.results_dir)):
         raise StudyError(

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from conftest import wait_for_checkpoint, write_space
-from lepidopt.search import format_status, open_storage, search, status
+from lepidopt.api import format_status, search, status
+from lepidopt.study import open_storage
 
 POSTGRES = os.environ.get("LEPIDOPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 FAST_HEARTBEAT = ["--heartbeat", "1", "--grace", "3"]

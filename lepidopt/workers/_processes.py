@@ -13,12 +13,16 @@ import multiprocessing
 import signal
 import sys
 import time
-from typing import Any, Callable
+from typing import Callable
 
-from ..errors import SettingError, StudyError
+from .._signals import Interrupted
+from ..engines import TrialPolicy, get_engine
+from ..errors import LepidoptError, SettingError, StudyError
 from ..runs import Run
+from ..study import Heartbeat, load_study, open_storage
+from ._in_process import run_in_process
 
-__all__ = ["Recycling", "optimize_in_processes", "REPLACE_ME"]
+__all__ = ["Recycling", "recycling", "run_in_processes", "REPLACE_ME"]
 
 log = logging.getLogger("lepidopt")
 REPLACE_ME = 75  # a worker's exit code when it stopped to be replaced
@@ -54,19 +58,31 @@ class _Job:
     n_trials: int | None
     deadline: float | None  # time.time() after which no trial starts
     recycling: Recycling
-    policy: Any
-    heartbeat: Any
+    policy: TrialPolicy
+    heartbeat: Heartbeat
     log_level: int
 
 
-def optimize_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, recycling: Recycling, policy,
-                          heartbeat, finished: Callable[[], bool]) -> None:
+def recycling(run: Run, *, max_trials_per_process: int | None, max_rss: str | int | None) -> Recycling:
+    """When this process's trials move to fresh worker processes; sizes read as '6GB'."""
+    from .._sizes import parse_size
+
+    recycled = Recycling(max_trials=max_trials_per_process,
+                         max_rss=None if max_rss is None else parse_size(max_rss, setting="max_rss"))
+    if recycled.enabled and not get_engine(run.engine).recycles:
+        raise SettingError("max_trials_per_process" if max_trials_per_process is not None else "max_rss",
+                           max_trials_per_process if max_trials_per_process is not None else max_rss,
+                           f"recycles Optuna workers; with engine {run.engine} one process runs the whole search. "
+                           "Drop it, or run a study with --engine optuna.")
+    return recycled
+
+
+def run_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, recycling: Recycling,
+                     policy: TrialPolicy, heartbeat: Heartbeat, finished: Callable[[], bool]) -> None:
     """Run the study's trials in a sequence of worker processes until ``finished()`` or the timeout.
 
     A SIGTERM or SIGINT here is passed on to the child, which leaves its trial to be retried; then
     Interrupted is raised here too."""
-    from ._signals import Interrupted
-
     deadline = None if timeout is None else time.time() + timeout
     job = _Job(run, n_trials, deadline, recycling, policy, heartbeat, log.getEffectiveLevel())
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of TensorFlow carried over
@@ -98,7 +114,6 @@ def optimize_in_processes(run: Run, *, n_trials: int | None, timeout: float | No
 
 def _work(job: _Job) -> None:
     from .._logging import configure_logging
-    from ..errors import LepidoptError
 
     configure_logging(job.log_level)
     try:
@@ -112,12 +127,8 @@ def _work(job: _Job) -> None:
 def _run_trials(job: _Job) -> bool:
     import psutil
 
-    from ._optuna_engine import load_for_trials
-    from ._storage import open_storage
-    from ._workers import run_trials
-
     run = job.run
-    study = load_for_trials(run, open_storage(run.storage, heartbeat=job.heartbeat, create=False))
+    study = load_study(run, open_storage(run.storage, heartbeat=job.heartbeat, create=False))
     done, reason = 0, None
     process = psutil.Process()
 
@@ -130,6 +141,6 @@ def _run_trials(job: _Job) -> bool:
             study_.stop()
 
     timeout = None if job.deadline is None else max(job.deadline - time.time(), 0.001)
-    run_trials(run, study, n_trials=job.n_trials, timeout=timeout, recycling=Recycling(), policy=job.policy,
-               heartbeat=job.heartbeat, on_trial=after_trial)
+    run_in_process(run, study, n_trials=job.n_trials, timeout=timeout, policy=job.policy, heartbeat=job.heartbeat,
+                   on_trial=after_trial)
     return reason is not None

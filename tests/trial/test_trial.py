@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_SPACE
 from lepidopt.data import DataSpec, make_split, scan_source
 from lepidopt.errors import SettingError, StudyError
-from lepidopt.search import NullReporter, Reporter, StudyData, TrialStopped, run_trial
+from lepidopt.trial import NullReporter, Reporter, StudyData, TrialStopped, run_trial
 from lepidopt.spaces import load_space
 
 
@@ -110,7 +110,7 @@ def test_a_trial_scans_the_frozen_survivors_again_once_they_have_grown_by_a_quar
     """Objects alive when a trial started are frozen; if they later become garbage in a cycle, only a full scan
     frees them. That scan walks every object (~0.25 s), so it waits until the frozen objects have grown by a
     quarter since the last one, as CPython's own collector waits for its oldest generation."""
-    trial_module = importlib.import_module("lepidopt.search._trial")
+    trial_module = importlib.import_module("lepidopt.trial._trial")
     recipe = dataclasses.replace(space.recipe(space.baseline), finetune_unfreeze="none", epochs_head=1)
     gc.disable()  # only the trial may collect
     try:
@@ -146,7 +146,7 @@ def test_the_keras_session_is_cleared_after_a_trial_that_trained_with_fit_and_ke
     from lepidopt._tf import keras as import_keras
 
     keras = import_keras()
-    housekeeping = importlib.import_module("lepidopt.search._trial")._housekeeping
+    housekeeping = importlib.import_module("lepidopt.trial._trial")._housekeeping
     head_only = dataclasses.replace(space.recipe(space.baseline), finetune_unfreeze="none", epochs_head=1)
     uncached = dataclasses.replace(study_data, feature_cache=False)
     run_trial(dataclasses.replace(head_only, augment_strength=0.5), uncached, NullReporter(), seed=0)

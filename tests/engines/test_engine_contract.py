@@ -10,7 +10,7 @@ import yaml
 from conftest import TINY_SPACE, write_space
 from lepidopt.errors import SettingError, StudyError, TooManyFailures
 from lepidopt.results import export_best, load_best
-from lepidopt.search import search, status
+from lepidopt.api import search, status
 
 ENGINES = {
     "optuna": dict(engine="optuna", sampler="random", pruner="none"),
@@ -75,7 +75,7 @@ def test_failures_are_kept_with_their_reason_and_a_streak_stops_the_search(engin
     space["baseline"]["weights"] = broken[0]
     path = tmp_path / "failing.yaml"
     path.write_text(yaml.safe_dump(space, sort_keys=False))
-    from lepidopt.search import TrialPolicy
+    from lepidopt.api import TrialPolicy
 
     with pytest.raises(TooManyFailures, match="stopped after 2 failed trials in a row; the last failed with: "
                                               "ModelError: weights file"):

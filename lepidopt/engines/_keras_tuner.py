@@ -15,31 +15,28 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import os
 import logging
+import os
 import time
-from typing import Any
+from typing import Any, Callable
 
-from ..errors import StudyError
+from .._signals import Interrupted, checkpoint_in_progress
+from ..errors import SettingError
 from ..recipe import Recipe
-from ..runs import Run
-from ._checkpoint import discard
-from ._keras_tuner_space import active_params, keras_tuner_space
-from ._metrics import objective_direction
-from ._optuna_engine import TrialPolicy, pruning_schedule
+from ..runs import TUNERS, Run
+from ..study import attrs
+from ..trial import NullReporter, StudyData, discard, objective_direction, run_trial
+from ._base import Engine, register
+from ._keras_tuner_role import KerasTunerRole
+from ._keras_tuner_space import active_params, check_keras_tuner_space, keras_tuner_space
 from ._optuna_space import distributions
-from ._reporter import NullReporter
-from ._signals import Interrupted, checkpoint_in_progress
-from ._study_data import StudyData
-from ._trial import run_trial
-from ._trial_attrs import identity_attrs, outcome_attrs
+from ._policy import TrialPolicy
+from ._trial_setup import failure_text, pruning_schedule, set_up_trial, trial_recipe
 
-__all__ = ["keras_tuner_search", "within_budget", "PROJECT", "TRIAL_ID_ATTR", "IMPORTED_ATTR"]
+__all__ = ["KerasTunerEngine", "keras_tuner_search", "within_budget", "PROJECT"]
 
 log = logging.getLogger("lepidopt")
 PROJECT = "keras_tuner"  # the Keras Tuner project folder inside the study's folder
-TRIAL_ID_ATTR = "keras_tuner:trial_id"
-IMPORTED_ATTR = "lepidopt:imported_from"
 HYPERBAND_FACTOR = 3
 
 
@@ -84,7 +81,7 @@ def make_oracle(run: Run, *, n_trials: int | None):
     kinds = {"bayesian": oracles.BayesianOptimizationOracle, "random": oracles.RandomSearchOracle,
              "grid": oracles.GridSearchOracle}
     if run.tuner not in kinds:
-        raise StudyError(f"tuner {run.tuner!r}: must be one of {['hyperband', *kinds]}.")
+        raise SettingError("tuner", run.tuner, f"must be one of {', '.join(TUNERS)}.")
     return _guarded(kinds[run.tuner])(max_trials=n_trials, **common)
 
 
@@ -120,41 +117,38 @@ class _Trials:
         imported = self._imported(trial.trial_id)
         if imported is not None:  # the process died after importing it, before Keras Tuner recorded it
             if imported.value is None:
-                self.last_failure = imported.user_attrs.get("fail_reason", "failed")
+                self.last_failure = imported.user_attrs.get(attrs.FAIL_REASON, "failed")
                 raise keras_tuner.errors.FailedTrialError(self.last_failure)
             self.last_value = imported.value
             return imported.value
-        recipe = self.run.space.recipe(params)
-        if self.run.weights:
-            recipe = dataclasses.replace(recipe, weights=self.run.weights)
+        recipe = trial_recipe(self.run, params)
         if "tuner/epochs" in values:
             recipe = within_budget(recipe, int(values["tuner/epochs"]))
-        number = int(trial.trial_id)
-        seed = self.run.seed + number
-        checkpoints = self.policy.checkpoints_in(self.run.folder / "trials" / f"kt-{trial.trial_id}")
-        saved = checkpoints.latest() if checkpoints else None
-        attrs: dict[str, Any] = {**identity_attrs(recipe, seed=seed, root=number), TRIAL_ID_ATTR: trial.trial_id,
-                                 IMPORTED_ATTR: f"keras-tuner ({self.run.tuner})"}
+        setup = set_up_trial(self.run, recipe, root=int(trial.trial_id), folder=f"kt-{trial.trial_id}",
+                             policy=self.policy)
+        recorded: dict[str, Any] = {**setup.attrs, attrs.KERAS_TUNER_TRIAL_ID: trial.trial_id,
+                                    attrs.IMPORTED_FROM: f"keras-tuner ({self.run.tuner})"}
         if "tuner/epochs" in values:
-            attrs["keras_tuner:epochs"] = int(values["tuner/epochs"])
-        if saved:
-            attrs["resumed_from"] = saved.position
-            log.info("keras tuner trial %s resumes after its %s epoch %d", trial.trial_id, saved.phase, saved.epoch)
+            recorded[attrs.KERAS_TUNER_EPOCHS] = int(values["tuner/epochs"])
+        if setup.saved:
+            log.info("keras tuner trial %s resumes after its %s epoch %d", trial.trial_id, setup.saved.phase,
+                     setup.saved.epoch)
         started = datetime.datetime.now()
         try:
-            result = run_trial(recipe, self.data, NullReporter(), seed=seed, objective=self.run.objective,
-                               checkpoints=checkpoints)
+            result = run_trial(setup.recipe, self.data, NullReporter(), seed=setup.seed,
+                               objective=self.run.objective, checkpoints=setup.checkpoints)
         except Interrupted:
             raise  # the trial stays running in Keras Tuner's project, which runs it again on reload
         except Exception as exc:
-            self.last_failure = f"{type(exc).__name__}: {exc}"[:2000]
-            self._import(params, {**attrs, "fail_reason": self.last_failure}, started=started, value=None, history=[])
-            discard(checkpoints)
+            self.last_failure = failure_text(exc)
+            self._import(params, {**recorded, attrs.FAIL_REASON: self.last_failure}, started=started, value=None,
+                         history=[])
+            discard(setup.checkpoints)
             raise keras_tuner.errors.FailedTrialError(self.last_failure) from exc
-        attrs.update(outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
-                                   n_train=result.n_train))
-        self._import(params, attrs, started=started, value=result.value, history=result.history)
-        discard(checkpoints)
+        recorded.update(attrs.outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
+                                            n_train=result.n_train))
+        self._import(params, recorded, started=started, value=result.value, history=result.history)
+        discard(setup.checkpoints)
         self.last_value = result.value
         return result.value
 
@@ -171,17 +165,17 @@ class _Trials:
             raise self.policy.too_many_failures(self.failures)
 
     def _imported(self, trial_id: str):
-        return next((t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(TRIAL_ID_ATTR) == trial_id),
+        return next((t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(attrs.KERAS_TUNER_TRIAL_ID) == trial_id),
                     None)
 
-    def _import(self, params: dict[str, Any], attrs: dict[str, Any], *, started: datetime.datetime,
+    def _import(self, params: dict[str, Any], recorded: dict[str, Any], *, started: datetime.datetime,
                 value: float | None, history: list[dict]) -> None:
         import optuna
 
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
         frozen = optuna.trial.create_trial(
             state=state, value=value, params=params, distributions=distributions(self.run.space, params),
-            user_attrs=attrs, intermediate_values={e["step"]: e[self.run.objective] for e in history})
+            user_attrs=recorded, intermediate_values={e["step"]: e[self.run.objective] for e in history})
         frozen.datetime_start = started
         self.study.add_trial(frozen)
 
@@ -234,3 +228,31 @@ def _tuner_class():
 
         _TUNER_CLASS = LepidoptTuner
     return _TUNER_CLASS
+
+
+@register
+class KerasTunerEngine(Engine):
+    """Keras Tuner's oracles over the same space; its trials are imported into the study's storage. Distributed
+    the Keras Tuner way: a chief serves the oracle, workers ask it for trials."""
+
+    name = "keras-tuner"
+
+    def check(self, run: Run) -> None:
+        check_keras_tuner_space(run.space)
+
+    def label(self, run: Run) -> str:
+        return f"{self.name} ({run.tuner})"
+
+    def status_note(self, run: Run) -> str:
+        return (f"engine {self.label(run)}: its trials as imported from {run.folder / PROJECT} "
+                f"(user attribute {attrs.KERAS_TUNER_TRIAL_ID} holds Keras Tuner's trial id)")
+
+    def join(self, run: Run, role: Any) -> None:
+        (role or KerasTunerRole.from_flags()).export()
+
+    def run_trials(self, run: Run, study: Any, data: StudyData, *, n_trials: int | None, timeout: float | None,
+                   policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None) -> None:
+        keras_tuner_search(run, study, data, n_trials=n_trials, timeout=timeout, policy=policy)
+
+    def after_interrupt(self, study: Any, stop: Interrupted, *, retries: int) -> str:
+        return "Keras Tuner runs its trial again, from its last checkpoint; "

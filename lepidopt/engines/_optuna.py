@@ -1,0 +1,241 @@
+"""The Optuna engine: the study's own sampler and pruner choose and stop the recipes, the space's baseline is
+enqueued first, and trials run until the study holds the asked-for total of finished trials."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from typing import Any, Callable, Iterator
+
+from .._signals import Interrupted
+from ..errors import MissingExtraError, SettingError, StudyError
+from ..runs import PRUNERS, SAMPLERS, Run
+from ..study import attrs, count_claimed, quietly, retry_trial
+from ..trial import Reporter, StudyData, TrialStopped, discard, run_trial
+from ._base import Engine, register
+from ._optuna_space import suggest
+from ._policy import TrialPolicy
+from ._trial_setup import failure_text, pruning_schedule, set_up_trial, trial_recipe
+
+__all__ = ["OptunaEngine", "optimize", "make_sampler", "make_pruner", "log_trial"]
+
+log = logging.getLogger("lepidopt")
+
+
+class OptunaReporter(Reporter):
+    """Reports every epoch; asks the pruner only from ``judge_from`` on, since every pruner made here
+    answers no before its warm-up and asking costs a storage round trip (~6 ms at 500 trials)."""
+
+    def __init__(self, trial, *, judge_from: float) -> None:
+        self.trial = trial
+        self.judge_from = judge_from
+        self.step = -1
+
+    def report(self, value: float, step: int) -> None:
+        self.trial.report(value, step)
+        self.step = step
+
+    def should_stop(self) -> bool:
+        return self.step >= self.judge_from and self.trial.should_prune()
+
+
+def make_sampler(name: str, *, seed: int):
+    import optuna
+
+    if name == "tpe":
+        return quietly(optuna.samplers.TPESampler, seed=seed, n_startup_trials=5, multivariate=True, group=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "qmc":
+        return quietly(optuna.samplers.QMCSampler, seed=seed, warn_independent_sampling=False)
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise MissingExtraError("sampler 'cmaes': needs the cmaes package; pip install cmaes.") from None
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise MissingExtraError("sampler 'gp': Optuna's GPSampler needs PyTorch; pip install 'lepidopt[gp]'.") from None
+        return optuna.samplers.GPSampler(seed=seed)
+    raise SettingError("sampler", name, f"must be one of {', '.join(SAMPLERS)}.")
+
+
+def make_pruner(name: str, *, max_steps: int, warmup_steps: int):
+    """Pruners that judge a trial only after ``warmup_steps`` epochs: heads on fresh features start
+    near chance and separate later, so judging them at once would prune the good ones too."""
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup_steps)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(warmup_steps, 1), max_resource=max(max_steps, 1))
+    if name == "sh":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(warmup_steps, 1))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise SettingError("pruner", name, f"must be one of {', '.join(PRUNERS)}.")
+
+
+def log_trial(study, trial) -> None:
+    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    reason = trial.user_attrs.get(attrs.FAIL_REASON) or ""
+    log.info("trial %d %s: value %s%s", trial.number, trial.state.name.lower(), value, f" ({reason})" if reason else "")
+
+
+def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout: float | None,
+             on_trial: Callable | None = None, policy: TrialPolicy = TrialPolicy()) -> None:
+    """Run trials of ``study`` (with the sampler and pruner it has) until it holds ``n_trials`` finished trials in
+    total, or ``timeout`` seconds pass.
+
+    A retried trial (of a dead or interrupted worker) keeps its first run's number for its seed and
+    checkpoint folder and resumes from the checkpoint. Raises TooManyFailures after
+    ``policy.max_failures`` failed trials in a row, quoting the last reason.
+    """
+    import optuna
+
+    judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run)[1]
+    def objective(trial: optuna.Trial) -> float:
+        # At most trial.number trials are numbered below this one, so below the total it cannot be surplus and
+        # the study need not be read again (~4 ms at 500 trials).
+        if n_trials is not None and trial.number >= n_trials and count_claimed(study, before=trial.number) >= n_trials:
+            # Workers that asked at the same moment: the lowest numbers take the last places in the total.
+            trial.set_user_attr(attrs.SURPLUS, True)
+            raise optuna.TrialPruned("surplus: the study's total was claimed by other workers; not run")
+        root = trial.user_attrs.get(attrs.ROOT, trial.number)
+        setup = set_up_trial(run, trial_recipe(run, suggest(trial, run.space)), root=root, folder=str(root),
+                             policy=policy)
+        for key, value in setup.attrs.items():
+            trial.set_user_attr(key, value)
+        if attrs.FAIL_REASON in trial.user_attrs:  # copied from the failed run this trial retries
+            trial.set_user_attr(attrs.FAIL_REASON, None)
+        if setup.saved:
+            log.info("trial %d resumes trial %d after its %s epoch %d", trial.number, root, setup.saved.phase,
+                     setup.saved.epoch)
+        try:
+            result = run_trial(setup.recipe, data, OptunaReporter(trial, judge_from=judge_from), seed=setup.seed,
+                               objective=run.objective, checkpoints=setup.checkpoints)
+        except TrialStopped as stop:
+            for key, value in attrs.outcome_attrs(history=stop.history, timings=stop.timings).items():
+                trial.set_user_attr(key, value)
+            discard(setup.checkpoints)
+            raise optuna.TrialPruned(str(stop)) from None
+        except Interrupted as stop:
+            trial.set_user_attr(attrs.FAIL_REASON, f"interrupted by {stop}")
+            stop.trial_number = trial.number
+            raise
+        except Exception as exc:
+            trial.set_user_attr(attrs.FAIL_REASON, failure_text(exc))
+            discard(setup.checkpoints)
+            raise
+        for key, value in attrs.outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
+                                              n_train=result.n_train).items():
+            trial.set_user_attr(key, value)
+        discard(setup.checkpoints)
+        return result.value
+
+    failures: list[str] = []
+    ran = 0
+
+    def after_trial(study_, trial) -> None:
+        nonlocal ran
+        ran += 1
+        if trial.user_attrs.get(attrs.SURPLUS):
+            log.info("trial %d not run: the study's total is claimed by other workers", trial.number)
+            study_.stop()
+            return
+        log_trial(study_, trial)
+        if trial.state == optuna.trial.TrialState.FAIL:
+            failures.append(trial.user_attrs.get(attrs.FAIL_REASON) or "no reason recorded")
+        else:
+            failures.clear()
+        if len(failures) >= policy.max_failures:
+            study_.stop()
+        elif n_trials is not None and count_claimed(study_) >= n_trials:
+            study_.stop()  # the rest of the total is finished or running in other workers
+        if on_trial is not None:
+            on_trial(study_, trial)
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _optuna_failures_quiet():
+        while True:
+            ran = 0
+            quietly(optuna.storages.fail_stale_trials, study=study)  # a dead worker's trial is no claim on the total
+            remaining = None if n_trials is None else n_trials - count_claimed(study)
+            left = None if deadline is None else deadline - time.monotonic()
+            if (remaining is not None and remaining <= 0) or (left is not None and left <= 0):
+                return
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=left,
+                callbacks=[after_trial],
+                catch=(Exception,),
+                gc_after_trial=False,  # every trial starts by clearing the Keras session, which collects
+                show_progress_bar=sys.stderr.isatty() and remaining is not None,
+            )
+            if len(failures) >= policy.max_failures:
+                raise policy.too_many_failures(failures)
+            if remaining is None or ran < remaining:  # stopped, or out of time: not short of trials because of retries
+                return
+
+
+@contextlib.contextmanager
+def _optuna_failures_quiet() -> Iterator[None]:
+    """Optuna warns of every failed trial with its traceback; lepidopt logs each trial's outcome and reason in one
+    line (log_trial) and an interruption in one line, so Optuna's account is shown with -v only."""
+    logger = logging.getLogger("optuna.study._optimize")
+    previous = logger.level
+    logger.setLevel(logging.NOTSET if log.isEnabledFor(logging.DEBUG) else logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+@register
+class OptunaEngine(Engine):
+    """Optuna's sampler and pruner over the study (TPE and the median pruner by default); trials of dead or
+    interrupted workers are retried from their checkpoints."""
+
+    name = "optuna"
+    recycles = True
+
+    def check(self, run: Run) -> None:
+        _sampler(run)
+        _pruner(run)
+
+    def initialize(self, study: Any, run: Run) -> None:
+        super().initialize(study, run)
+        if run.space.baseline:
+            study.enqueue_trial(dict(run.space.baseline), user_attrs={attrs.BASELINE: True})
+
+    def join(self, run: Run, role: Any) -> None:
+        if role is not None:
+            raise StudyError(f"study {run.study!r}: its engine is {run.engine}; --tuner-id, --oracle-ip and "
+                             "--oracle-port are for Keras Tuner studies. Drop them.")
+
+    def run_trials(self, run: Run, study: Any, data: StudyData, *, n_trials: int | None, timeout: float | None,
+                   policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None) -> None:
+        study.sampler, study.pruner = _sampler(run), _pruner(run)
+        optimize(run, study, data, n_trials=n_trials, timeout=timeout, policy=policy, on_trial=on_trial)
+
+    def after_interrupt(self, study: Any, stop: Interrupted, *, retries: int) -> str:
+        number = getattr(stop, "trial_number", None)
+        if number is None:
+            return ""
+        retry_trial(study, number, retries=retries)
+        return f"trial {number} will be retried from its last checkpoint; "
+
+
+def _sampler(run: Run) -> Any:
+    return make_sampler(run.sampler, seed=run.seed)
+
+
+def _pruner(run: Run) -> Any:
+    max_steps, warmup = pruning_schedule(run)
+    return make_pruner(run.pruner, max_steps=max_steps, warmup_steps=warmup)

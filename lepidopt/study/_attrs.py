@@ -1,0 +1,64 @@
+"""Every key lepidopt writes into a study and its trials, in one place, and what every engine records about
+a trial, so that status, export and report read both engines' trials with the same code."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from ..recipe import Recipe
+
+__all__ = ["RUN", "ENGINE", "TOTAL", "OBJECTIVE", "ARTIFACTS", "BASELINE", "ROOT", "RECIPE", "SEED", "WORKER",
+           "FAIL_REASON", "RESUMED_FROM", "SURPLUS", "HISTORY", "TIMINGS", "METRICS", "N_TRAIN", "RSS_MB",
+           "IMPORTED_FROM", "KERAS_TUNER_TRIAL_ID", "KERAS_TUNER_EPOCHS", "RETRY_HISTORY", "identity_attrs",
+           "outcome_attrs"]
+
+# The study's user attributes.
+RUN = "lepidopt:run"  # the run as recorded (Run.to_dict() and the folder on the creating machine)
+ENGINE = "lepidopt:engine"  # the engine, as status shows it
+TOTAL = "lepidopt:n_trials"  # the total of finished trials asked for, which workers run up to
+OBJECTIVE = "lepidopt:objective"
+ARTIFACTS = "lepidopt:artifacts"  # the report's files, for optuna-dashboard
+
+# A trial's user attributes.
+BASELINE = "lepidopt:baseline"  # the space's baseline recipe, enqueued first
+ROOT = "lepidopt:root"  # the trial whose seed and checkpoints this one uses (itself, or the one it retries)
+RECIPE = "recipe"  # the recipe as trained, flat
+SEED = "seed"
+WORKER = "worker"  # {"host", "pid"} of the process that ran it
+FAIL_REASON = "fail_reason"
+RESUMED_FROM = "resumed_from"  # the checkpoint position it went on from
+SURPLUS = "lepidopt:surplus"  # started after the study's total was claimed; not run and not counted
+HISTORY = "history"
+TIMINGS = "timings"
+METRICS = "metrics"
+N_TRAIN = "n_train"
+RSS_MB = "rss_mb"
+IMPORTED_FROM = "lepidopt:imported_from"  # the engine that ran a trial Optuna did not
+KERAS_TUNER_TRIAL_ID = "keras_tuner:trial_id"
+KERAS_TUNER_EPOCHS = "keras_tuner:epochs"  # the epochs Hyperband gave the trial
+
+# Optuna's own system attribute: the numbers of the earlier runs of a retried trial, the one it retries last.
+RETRY_HISTORY = "retry_history"
+
+
+def identity_attrs(recipe: Recipe, *, seed: int, root: int) -> dict[str, Any]:
+    """The recipe as trained, its seed, the trial whose seed and checkpoints it uses, the worker running it."""
+    return {ROOT: root, RECIPE: recipe.to_flat(), SEED: seed,
+            WORKER: {"host": socket.gethostname(), "pid": os.getpid()}}
+
+
+def outcome_attrs(*, history: list[dict], timings: dict[str, float], metrics: dict[str, float] | None = None,
+                  n_train: int | None = None) -> dict[str, Any]:
+    """Per-epoch history, seconds per stage and resident memory after a trial; metrics and training-set size
+    when it finished."""
+    import psutil
+
+    attrs: dict[str, Any] = {HISTORY: history, TIMINGS: {k: round(v, 4) for k, v in timings.items()}}
+    if metrics is not None:
+        attrs[METRICS] = metrics
+    if n_train is not None:
+        attrs[N_TRAIN] = n_train
+    attrs[RSS_MB] = round(psutil.Process().memory_info().rss / 2**20)
+    return attrs

@@ -1,0 +1,38 @@
+"""Running a study's trials in a worker: the loop behind ``lepidopt search`` and ``lepidopt worker``.
+
+A worker joins a study on a storage and reads everything else (data, space, settings, the folder of
+the split and the feature cache) from the study itself. Many workers on many machines share one
+study through PostgreSQL or MySQL (or SQLite on one machine); each trial records the host and pid
+that ran it. SIGTERM or SIGINT stops a worker within moments: its trial is failed with the reason
+and enqueued again, to resume from its last checkpoint, and the worker exits with 128 + the signal
+number (143 for SIGTERM, 130 for SIGINT).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..engines import TrialPolicy, get_engine
+from ..runs import Run
+from ..study import Heartbeat, count_finished
+from ..trial import StudyData
+from ._in_process import interruptible, run_in_process
+from ._processes import Recycling, run_in_processes
+
+__all__ = ["run_trials"]
+
+
+def run_trials(run: Run, study: Any, *, n_trials: int | None, timeout: float | None, recycling: Recycling,
+               policy: TrialPolicy, heartbeat: Heartbeat, data: StudyData | None = None,
+               on_trial: Callable[[Any, Any], None] | None = None) -> None:
+    """Trials of ``study`` in this process (or in recycled child processes) until its total or the timeout;
+    raises WorkerInterrupted after a SIGTERM or SIGINT, with the interrupted trial enqueued again. ``data``:
+    the study's data if this process has it already (else it is built from the run)."""
+    if not recycling.enabled:
+        run_in_process(run, study, n_trials=n_trials, timeout=timeout, policy=policy, heartbeat=heartbeat, data=data,
+                       on_trial=on_trial)
+        return
+    with interruptible(get_engine(run.engine), study, retries=heartbeat.retries):
+        run_in_processes(run, n_trials=n_trials, timeout=timeout, recycling=recycling, policy=policy,
+                         heartbeat=heartbeat,
+                         finished=lambda: n_trials is not None and count_finished(study) >= n_trials)
