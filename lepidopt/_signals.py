@@ -24,6 +24,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signal_number: int) -> None:
         super().__init__(signal.Signals(signal_number).name)
         self.signal_number = signal_number
+        self.trial_number: int | None = None  # the trial it stopped, as the engine running it records
 
 
 class _State:
@@ -71,6 +72,6 @@ def checkpoint_in_progress() -> Iterator[None]:
         yield
     finally:
         _state.writing -= 1
-    if _state.pending and not _state.writing:
+    if _state.pending and not _state.writing and _state.received is not None:
         _state.pending = False
         raise Interrupted(_state.received)

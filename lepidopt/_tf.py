@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import Any
 
 __all__ = ["tensorflow", "keras"]
 
@@ -23,7 +24,7 @@ def _silenced_fd2():
         os.close(saved)
 
 
-def tensorflow():
+def tensorflow() -> Any:
     if "tensorflow" not in sys.modules:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         with _silenced_fd2():
@@ -34,7 +35,7 @@ def tensorflow():
     return sys.modules["tensorflow"]
 
 
-def keras():
+def keras() -> Any:
     tensorflow()
     import keras as keras_module
 

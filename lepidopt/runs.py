@@ -21,7 +21,7 @@ from .data import DataSpec
 from .errors import SettingError, StorageError, StudyError
 from .spaces import Space, load_space, space_from_dict
 
-__all__ = ["Run", "DEFAULT_AUGMENT_VIEWS", "DEFAULT_FEATURE_CACHE_LIMIT", "resolve_run", "run_from_dict", "read_run",
+__all__ = ["Run", "check_augment_views", "DEFAULT_AUGMENT_VIEWS", "DEFAULT_FEATURE_CACHE_LIMIT", "resolve_run", "run_from_dict", "read_run",
            "write_run", "mask_password", "absolute_storage", "storage_file", "default_storage", "study_dir", "SAMPLERS",
            "PRUNERS", "ENGINES", "TUNERS"]
 
@@ -273,11 +273,16 @@ def _check_settings(merged: dict[str, Any], given: dict[str, Any]) -> None:
             raise SettingError("tuner", merged["tuner"], f"must be one of {', '.join(TUNERS)}.")
     if isinstance(merged["seed"], bool) or not isinstance(merged["seed"], int) or merged["seed"] < 0:
         raise SettingError("seed", merged["seed"], "must be a whole number, 0 or more.")
-    if isinstance(merged["augment_views"], bool) or not isinstance(merged["augment_views"], int) \
-            or merged["augment_views"] < 1:
-        raise SettingError("augment_views", merged["augment_views"], "must be a whole number of at least 1.")
+    check_augment_views(merged["augment_views"])
     if not isinstance(merged["feature_cache"], bool):
         raise SettingError("feature_cache", merged["feature_cache"], "must be true or false.")
+
+
+def check_augment_views(value: Any) -> None:
+    """The one rule for ``augment_views``: a whole number of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingError("augment_views", value, "must be a whole number of at least 1 (the augmented passes over "
+                           "the training images cached per augmentation strength).")
 
 
 def _data_difference(saved: Mapping[str, Any], given: Mapping[str, Any]) -> str:
@@ -289,9 +294,10 @@ def _data_difference(saved: Mapping[str, Any], given: Mapping[str, Any]) -> str:
 
 
 def _data_spec(data: DataSpec | Mapping | str) -> DataSpec:
-    spec = data if isinstance(data, DataSpec) else DataSpec(source=data) if isinstance(data, str) else DataSpec.from_dict(data)
-    absolute = {k: str(Path(v).resolve()) for k in ("source", "image_root", "val_manifest", "test_manifest")
-                if (v := getattr(spec, k))}
+    spec = data if isinstance(data, DataSpec) else DataSpec(source=data) if isinstance(data, str) else \
+        DataSpec.from_dict(data)
+    absolute: dict[str, Any] = {k: str(Path(v).resolve()) for k in ("source", "image_root", "val_manifest",
+                                                                    "test_manifest") if (v := getattr(spec, k))}
     return dataclasses.replace(spec, **absolute)
 
 

@@ -74,7 +74,8 @@ def scan_records(records: list[Record], *, min_size: int, min_per_class: int, so
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         problems = list(
-            progress(pool.map(lambda r: problem_with(r.path, min_size=min_size), records), total=len(records), desc="scanning images")
+            progress(pool.map(lambda r: problem_with(r.path, min_size=min_size), records), total=len(records),
+                     desc="scanning images")
         )
     finally:
         pool.shutdown(cancel_futures=True)  # Ctrl-C stops at once, not after the images still queued
@@ -101,7 +102,8 @@ def scan_records(records: list[Record], *, min_size: int, min_per_class: int, so
     if len({r.label for r in kept}) < 2:
         raise DataError(
             f"data source {source!r}: {len({r.label for r in kept})} class(es) left with at least {min_per_class} "
-            f"usable images; a classifier needs 2 or more. Dropped: {dropped or 'none'}. Add images or lower --min-per-class."
+            f"usable images; a classifier needs 2 or more. Dropped: {dropped or 'none'}. Add images or lower "
+            "--min-per-class."
         )
     return ScanResult(records=tuple(kept), skipped=skipped, dropped_classes=dropped)
 

@@ -136,7 +136,8 @@ def _refuse_repeated_paths(spec: DataSpec, records: list[Record]) -> None:
             f"paths are named more than once (e.g. {examples}, in {' and '.join(map(str, where[repeated[0]]))}); an "
             "image may be in one of train, val and test only. Give three manifests that do not overlap."
         )
-    raise DataError(f"manifest {spec.source!r}: {len(repeated)} image paths are named more than once (e.g. {examples}); "
+    raise DataError(f"manifest {spec.source!r}: {len(repeated)} image paths are named more than once "
+                    f"(e.g. {examples}); "
                     "each image may be listed once. Remove the repeated rows.")
 
 
@@ -147,7 +148,7 @@ def manifest_root(spec: DataSpec, manifest: Path | None = None) -> Path:
 
 def _manifest_records(spec: DataSpec, read_one) -> list[Record]:
     """One manifest, or the source's own train/val/test manifests with image paths relative to the first."""
-    if spec.val_manifest is None:
+    if spec.val_manifest is None or spec.test_manifest is None:  # DataSpec gives both or neither
         return read_one(Path(spec.source), spec, subset=None)
     records = []
     for subset, path in zip(("train", "val", "test"), (spec.source, spec.val_manifest, spec.test_manifest)):
@@ -172,7 +173,8 @@ def _ethec_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: 
         where = f"ETHEC manifest {manifest.name!r}, record {token!r}"
         if not isinstance(entry, dict):
             raise DataError(f"{where}: must be an object, got {entry!r}.")
-        records.append(Record(path=str(root / _ethec_relative_path(entry, where)), label=_ethec_label(entry, spec.label_level, where), subset=subset))
+        records.append(Record(path=str(root / _ethec_relative_path(entry, where)),
+                              label=_ethec_label(entry, spec.label_level, where), subset=subset))
     if not records:
         raise DataError(f"ETHEC manifest {str(manifest)!r}: has no records.")
     return records

@@ -79,9 +79,10 @@ def make_split(scan: ScanResult, *, seed: int, val_fraction: float = 0.15, test_
     records = scan.records
     classes = tuple(sorted({r.label for r in records}))
     index = {c: i for i, c in enumerate(classes)}
-    predefined = all(r.subset is not None for r in records)
+    given = [r.subset for r in records if r.subset is not None]
+    predefined = len(given) == len(records)  # the source's own train/val/test manifests
     if predefined:
-        subsets = [r.subset for r in records]
+        subsets = given
     else:
         subsets = _stratified_subsets(records, seed, val_fraction, test_fraction)
     return Split(
@@ -138,8 +139,10 @@ def write_split(split: Split, path: str | Path) -> None:
         "counts": split.counts(),
         "data": None if split.data is None else dict(split.data),
         "items": [
-            {"path": p, "label": split.classes[l], "subset": s, **({} if st is None else {"size": st[0], "mtime_ns": st[1]})}
-            for p, l, s, st in zip(split.paths, split.labels.tolist(), split.subsets, split.stats or [None] * len(split.paths))
+            {"path": p, "label": split.classes[label], "subset": s,
+             **({} if st is None else {"size": st[0], "mtime_ns": st[1]})}
+            for p, label, s, st in zip(split.paths, split.labels.tolist(), split.subsets,
+                                       split.stats or [None] * len(split.paths))
         ],
         "skipped": list(split.skipped),
         "dropped_classes": split.dropped_classes,
@@ -192,7 +195,8 @@ def _check_made_from(path: Path, recorded: Mapping[str, Any] | None, given: Mapp
     if recorded.get("source") != given.get("source"):
         what = f"was made from {recorded.get('source')}, not from {given.get('source')}, the data the study names"
     else:
-        differences = [f"{k} {recorded.get(k)!r}, not {given.get(k)!r}" for k in given if recorded.get(k) != given.get(k)]
+        differences = [f"{k} {recorded.get(k)!r}, not {given.get(k)!r}" for k in given
+                       if recorded.get(k) != given.get(k)]
         what = f"was made from {recorded.get('source')} read with {'; '.join(differences)}"
     raise DataError(
         f"split file {str(path)!r}: {what}. A study trains only on the split it was created with: start a new "

@@ -165,7 +165,8 @@ class _Trials:
             raise self.policy.too_many_failures(self.failures)
 
     def _imported(self, trial_id: str):
-        return next((t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(attrs.KERAS_TUNER_TRIAL_ID) == trial_id),
+        return next((t for t in self.study.get_trials(deepcopy=False)
+                     if t.user_attrs.get(attrs.KERAS_TUNER_TRIAL_ID) == trial_id),
                     None)
 
     def _import(self, params: dict[str, Any], recorded: dict[str, Any], *, started: datetime.datetime,
@@ -180,10 +181,11 @@ class _Trials:
         self.study.add_trial(frozen)
 
 
-def _guarded(oracle_class):
+def _guarded(oracle_class: Any) -> Any:
     """The oracle, its state files written whole: a SIGTERM arriving meanwhile takes effect after the write."""
+    Oracle: Any = oracle_class
 
-    class Guarded(oracle_class):
+    class Guarded(Oracle):
         def save(self):
             with checkpoint_in_progress():
                 super().save()

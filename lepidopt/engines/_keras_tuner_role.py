@@ -31,13 +31,14 @@ class KerasTunerRole:
 
     def export(self) -> None:
         """Check the role and put it where Keras Tuner reads it."""
-        missing = [flag for flag, value in (("--tuner-id", self.tuner_id), ("--oracle-ip", self.oracle_ip),
-                                            ("--oracle-port", self.oracle_port)) if not value]
-        if missing:
+        tuner_id, oracle_ip, oracle_port = self.tuner_id, self.oracle_ip, self.oracle_port
+        if not (tuner_id and oracle_ip and oracle_port):
+            missing = [flag for flag, value in (("--tuner-id", tuner_id), ("--oracle-ip", oracle_ip),
+                                                ("--oracle-port", oracle_port)) if not value]
             raise StudyError(
                 f"Keras Tuner worker: needs {', '.join(missing)} (or {', '.join(self._ENV)}): one worker with "
                 "--tuner-id chief serves the oracle at --oracle-ip:--oracle-port, the others (--tuner-id tuner0, "
                 "tuner1, ...) run its trials. To run a Keras Tuner study in one process, use lepidopt search.")
-        if not 0 < self.oracle_port < 65536:
-            raise SettingError("oracle_port", self.oracle_port, "must be a TCP port, 1 to 65535.")
-        os.environ.update(dict(zip(self._ENV, (self.tuner_id, self.oracle_ip, str(self.oracle_port)))))
+        if not 0 < oracle_port < 65536:
+            raise SettingError("oracle_port", oracle_port, "must be a TCP port, 1 to 65535.")
+        os.environ.update(dict(zip(self._ENV, (tuner_id, oracle_ip, str(oracle_port)))))

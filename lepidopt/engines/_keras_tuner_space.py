@@ -25,9 +25,9 @@ def check_keras_tuner_space(space: Space) -> None:
 
 def _choice_values(p: Choice) -> list[Any]:
     """The values as Keras Tuner's Choice takes them: [0, 0.25] (an int and a float) as [0.0, 0.25]."""
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p.values)
-    if numbers and any(isinstance(v, float) for v in p.values):
-        return [float(v) for v in p.values]
+    numbers = [v for v in p.values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) == len(p.values) and any(isinstance(v, float) for v in numbers):
+        return [float(v) for v in numbers]
     return list(p.values)
 
 

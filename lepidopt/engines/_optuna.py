@@ -26,7 +26,7 @@ log = logging.getLogger("lepidopt")
 
 class OptunaReporter(Reporter):
     """Reports every epoch; asks the pruner only from ``judge_from`` on, since every pruner made here
-    answers no before its warm-up and asking costs a storage round trip (~6 ms at 500 trials)."""
+    answers no before its warm-up and asking costs a storage round trip."""
 
     def __init__(self, trial, *, judge_from: float) -> None:
         self.trial = trial
@@ -41,7 +41,7 @@ class OptunaReporter(Reporter):
         return self.step >= self.judge_from and self.trial.should_prune()
 
 
-def make_sampler(name: str, *, seed: int):
+def make_sampler(name: str | None, *, seed: int) -> Any:
     import optuna
 
     if name == "tpe":
@@ -60,12 +60,13 @@ def make_sampler(name: str, *, seed: int):
         try:
             import torch  # noqa: F401
         except ImportError:
-            raise MissingExtraError("sampler 'gp': Optuna's GPSampler needs PyTorch; pip install 'lepidopt[gp]'.") from None
+            raise MissingExtraError(
+                "sampler 'gp': Optuna's GPSampler needs PyTorch; pip install 'lepidopt[gp]'.") from None
         return optuna.samplers.GPSampler(seed=seed)
     raise SettingError("sampler", name, f"must be one of {', '.join(SAMPLERS)}.")
 
 
-def make_pruner(name: str, *, max_steps: int, warmup_steps: int):
+def make_pruner(name: str | None, *, max_steps: int, warmup_steps: int) -> Any:
     """Pruners that judge a trial only after ``warmup_steps`` epochs: heads on fresh features start
     near chance and separate later, so judging them at once would prune the good ones too."""
     import optuna
@@ -101,7 +102,7 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
     judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run)[1]
     def objective(trial: optuna.Trial) -> float:
         # At most trial.number trials are numbered below this one, so below the total it cannot be surplus and
-        # the study need not be read again (~4 ms at 500 trials).
+        # the study need not be read again.
         if n_trials is not None and trial.number >= n_trials and count_claimed(study, before=trial.number) >= n_trials:
             # Workers that asked at the same moment: the lowest numbers take the last places in the total.
             trial.set_user_attr(attrs.SURPLUS, True)
@@ -225,7 +226,7 @@ class OptunaEngine(Engine):
         optimize(run, study, data, n_trials=n_trials, timeout=timeout, policy=policy, on_trial=on_trial)
 
     def after_interrupt(self, study: Any, stop: Interrupted, *, retries: int) -> str:
-        number = getattr(stop, "trial_number", None)
+        number = stop.trial_number
         if number is None:
             return ""
         retry_trial(study, number, retries=retries)

@@ -28,7 +28,7 @@ def distributions(space: Space, params: dict[str, Any]) -> dict[str, Any]:
     """The distribution ``suggest`` would have used for each of ``params``."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    out = {}
+    out: dict[str, Any] = {}
     for p in space.params:
         if p.name not in params:
             continue

@@ -4,6 +4,7 @@ ImageNet, nowhere (random) or a local file."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelError
 from ._seeds import set_seeds
@@ -15,7 +16,7 @@ __all__ = ["build_backbone", "weights_identity", "ResNetPreprocess", "load_class
 RANDOM_INIT_SEED = 0
 
 
-def _keras():
+def _keras() -> Any:
     from .._tf import keras
 
     return keras()
@@ -45,8 +46,10 @@ def _weights_file(weights: str) -> Path:
 def _preprocess_class():
     keras = _keras()
 
+    Layer: Any = keras.layers.Layer
+
     @keras.saving.register_keras_serializable(package="lepidopt")
-    class ResNetPreprocess(keras.layers.Layer):
+    class ResNetPreprocess(Layer):
         """RGB in [0, 255] to ResNet-50's 'caffe' input: BGR with the ImageNet channel means removed."""
 
         def call(self, inputs):

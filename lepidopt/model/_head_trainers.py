@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -136,7 +136,9 @@ def _variable_rate_dropout_class():
 
     tf = tensorflow()
 
-    class VariableRateDropout(keras.layers.Dropout):
+    Dropout: Any = keras.layers.Dropout
+
+    class VariableRateDropout(Dropout):
         """Keras's Dropout with its rate in variables, so one traced step serves every rate: the same mask
         from the same seed state and the same scaling, to the bit. The variables are not weights."""
 

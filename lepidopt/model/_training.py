@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -10,6 +10,14 @@ from ..errors import ModelError
 from ._backbone import _keras
 
 __all__ = ["make_optimizer", "compile_model", "extract_features", "fit_on_arrays", "predict_arrays", "finetune_epochs"]
+
+
+class Rows(Protocol):
+    """Inputs read some rows at a time (a slice or an array of row numbers), such as rows of a memory map."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray: ...
 
 
 def make_optimizer(name: str, learning_rate: float):
@@ -48,14 +56,16 @@ def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
 def _AfterEpoch(after_epoch: Callable[[int], None]):
     keras = _keras()
 
-    class AfterEpoch(keras.callbacks.Callback):
+    Callback: Any = keras.callbacks.Callback
+
+    class AfterEpoch(Callback):
         def on_epoch_end(self, epoch, logs=None) -> None:
             after_epoch(epoch)
 
     return AfterEpoch()
 
 
-def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray], labels: np.ndarray, *, epochs: int,
+def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray | Rows], labels: np.ndarray, *, epochs: int,
                   batch_size: int, class_weight: dict[int, float] | None, seed: int,
                   after_epoch: Callable[[int], None], initial_epoch: int = 0) -> None:
     """Train ``model`` on inputs made per epoch or too large for memory (fresh augmented features;
@@ -66,7 +76,9 @@ def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray], labels
     """
     keras = _keras()
 
-    class EpochFeatures(keras.utils.PyDataset):
+    PyDataset: Any = keras.utils.PyDataset
+
+    class EpochFeatures(PyDataset):
         def __init__(self) -> None:
             super().__init__()
             self.epoch, self.rng = initial_epoch, np.random.default_rng([seed, initial_epoch])
@@ -92,7 +104,7 @@ def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray], labels
               callbacks=[_AfterEpoch(after_epoch)], verbose=0)
 
 
-def predict_arrays(model, inputs: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+def predict_arrays(model, inputs: np.ndarray | Rows, *, chunk: int = 4096) -> np.ndarray:
     """The model's outputs for precomputed inputs, called directly: ``predict`` costs ~20 ms a call."""
     return np.concatenate([np.asarray(model(np.asarray(inputs[i:i + chunk], dtype=np.float32), training=False))
                            for i in range(0, len(inputs), chunk)])

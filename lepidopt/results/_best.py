@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ReportError
 from ..runs import Run
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["BestTrial", "load_best"]
 
@@ -14,8 +18,8 @@ __all__ = ["BestTrial", "load_best"]
 @dataclasses.dataclass(frozen=True)
 class BestTrial:
     run: Run
-    study: object  # optuna.Study
-    trial: object  # optuna.trial.FrozenTrial
+    study: optuna.Study
+    trial: optuna.trial.FrozenTrial
 
     @property
     def folder(self) -> Path:

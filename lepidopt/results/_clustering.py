@@ -125,7 +125,8 @@ def check_embeddings(embeddings: np.ndarray, labels: np.ndarray, settings: Clust
         )
     n_points, n_classes = len(embeddings), len(np.unique(labels))
     if n_classes < 2:
-        raise ReportError(f"labels: only one class ({np.unique(labels)[0].item()!r}); agreement with labels needs 2 or more.")
+        raise ReportError(f"labels: only one class ({np.unique(labels)[0].item()!r}); agreement with labels needs 2 "
+                          "or more.")
     if n_classes == n_points:
         raise ReportError(
             f"labels: each of the {n_points} points has a label of its own (e.g. {labels[0].item()!r}), so no class "
@@ -136,7 +137,8 @@ def check_embeddings(embeddings: np.ndarray, labels: np.ndarray, settings: Clust
     smallest = max(settings.k_min + 2, n_classes + 1)
     if n_points < smallest:
         raise ReportError(
-            f"embeddings: {n_points} points are too few to cluster with {n_classes} classes and k from {settings.k_min}; "
+            f"embeddings: {n_points} points are too few to cluster with {n_classes} classes and k from "
+            f"{settings.k_min}; "
             f"give at least {smallest} points."
         )
     k_min, k_max = settings.k_range(n_points)
@@ -209,7 +211,7 @@ def _umap(data: np.ndarray, components: int, settings: ClusteringSettings) -> np
 
     if "tensorflow" not in sys.modules:
         # umap's package import pulls in TensorFlow for ParametricUMAP, which is not used here: 3 s saved.
-        sys.modules.setdefault("umap.parametric_umap", None)
+        sys.modules.setdefault("umap.parametric_umap", None)  # type: ignore[arg-type]  # None: 'not importable'
     import umap
 
     with warnings.catch_warnings():
@@ -225,12 +227,14 @@ def _tsne(data: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     perplexity = min(30.0, max(5.0, (len(data) - 1) / 3), len(data) - 1.0)  # t-SNE needs it below the points
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(data).astype(np.float32)
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    return tsne.fit_transform(data).astype(np.float32)
 
 
 def _pipeline(name: str, space: np.ndarray, y: np.ndarray, k_values: list[int], n_true: int,
               settings: ClusteringSettings, rng: np.random.Generator, started: float) -> PipelineResult:
-    sample = space if len(space) <= settings.elbow_sample else space[rng.choice(len(space), settings.elbow_sample, replace=False)]
+    sample = space if len(space) <= settings.elbow_sample else \
+        space[rng.choice(len(space), settings.elbow_sample, replace=False)]
     inertia, k, found = elbow(sample, k_values, seed=settings.seed)
     at_elbow = _kmeans(space, sample, k, settings.seed)
     at_true = at_elbow if k == n_true else _kmeans(space, sample, n_true, settings.seed)

@@ -54,7 +54,7 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
     test_idx = split.indices("test")
     test_batches = image_batches(images, split.labels, test_idx, batch_size=recipe.batch_size)
     probabilities = result.model.predict(test_batches, verbose=0)
-    metrics = {
+    metrics: dict[str, Any] = {
         "study": study,
         "trial": trial.number,
         "objective": run.objective,

@@ -22,7 +22,8 @@ def load_labels(path: str | Path, *, n_points: int, column: str | None = None) -
         raise ReportError(f"labels file {str(path)!r}: does not exist.")
     suffix = path.suffix.lower()
     if column is not None and suffix != ".csv":
-        raise SettingError("label_column", column, f"picks a column of a .csv labels file, and {path.name!r} is not one.")
+        raise SettingError("label_column", column,
+                           f"picks a column of a .csv labels file, and {path.name!r} is not one.")
     if suffix == ".npy":
         try:
             labels = np.load(path, allow_pickle=False).ravel()
@@ -50,8 +51,8 @@ def _csv_column(path: Path, *, n_points: int, column: str | None) -> np.ndarray:
     if not rows:
         raise ReportError(f"labels file {str(path)!r}: is empty; give one label per embedding.")
     if len(rows) not in (n_points, n_points + 1):
-        raise ReportError(f"labels file {str(path)!r}: has {len(rows)} rows for {n_points} embeddings; give one row per "
-                          "embedding, in the same order, after at most one header line.")
+        raise ReportError(f"labels file {str(path)!r}: has {len(rows)} rows for {n_points} embeddings; give one row "
+                          "per embedding, in the same order, after at most one header line.")
     header = [cell.strip() for cell in rows[0]] if len(rows) == n_points + 1 else None
     body = rows[1:] if header else rows
     width = len(rows[0])

@@ -53,7 +53,8 @@ def report_study(*, study: str, storage: str | None = None, results_dir: str | P
         exported = export_best(study=study, storage=storage, results_dir=results_dir).metrics
     with np.load(best_dir / "embeddings.npz") as saved:
         test = saved["subsets"] == "test"  # export --all-splits saves more; the report analyses held-out data
-        embeddings, labels, classes = saved["embeddings"][test], saved["labels"][test], [str(c) for c in saved["classes"]]
+        embeddings, labels = saved["embeddings"][test], saved["labels"][test]
+        classes = [str(c) for c in saved["classes"]]
     clustering = cluster_embeddings(embeddings, labels, classes=classes, settings=settings)
 
     trials = best.study.trials
@@ -158,7 +159,8 @@ def _note(metrics: dict[str, Any], index: Path) -> str:
     return "\n".join([
         f"## lepidopt report: best trial #{s['best_trial']}",
         f"- validation {s['objective']}: **{s['best_value']:.4f}**",
-        f"- test accuracy {t['accuracy']:.4f}, balanced accuracy {t['balanced_accuracy']:.4f}, macro F1 {t['macro_f1']:.4f}",
+        f"- test accuracy {t['accuracy']:.4f}, balanced accuracy {t['balanced_accuracy']:.4f}, "
+        f"macro F1 {t['macro_f1']:.4f}",
         f"- PCA keeps {c['pca_components_kept']} components (95% of the variance); elbow k: PCA {c['pca']['elbow_k']}, "
         f"UMAP {c['umap']['elbow_k']}",
         f"- ARI at k = {len(c['classes'])}: PCA {c['pca']['scores_at_true_k']['ari']:.3f}, "

@@ -144,7 +144,7 @@ def param_from_dict(name: str, spec: Any, *, path: str) -> Param:
             raise SpaceError(f"{path}: 'step' and 'log: true' cannot be combined (Optuna's rule); drop one.")
         _check_step_divides(low, high, step, path)
     if kind == "int":
-        return IntRange(name=name, low=low, high=high, log=log, step=step or 1, when=when)
+        return IntRange(name=name, low=low, high=high, log=log, step=int(step or 1), when=when)
     return FloatRange(
         name=name, low=float(low), high=float(high), log=log, step=None if step is None else float(step), when=when
     )
@@ -165,7 +165,8 @@ def _when_from_dict(when: Any, *, path: str) -> tuple[tuple[str, tuple[Scalar, .
     if when is None:
         return ()
     if not isinstance(when, Mapping) or not when:
-        raise SpaceError(f"{path}: must map a parameter to its allowed values, e.g. {{head.dense_layers: [1, 2]}}, got {when!r}.")
+        raise SpaceError(f"{path}: must map a parameter to its allowed values, e.g. {{head.dense_layers: [1, 2]}}, "
+                         f"got {when!r}.")
     out = []
     for other, allowed in when.items():
         if not isinstance(allowed, list) or not allowed:

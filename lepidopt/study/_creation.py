@@ -111,7 +111,8 @@ def _claim(run: Run, storage: Any, *, initialize: Callable[[Any, Run], None]) ->
             f"{record['results_dir']}, and {str(run.folder)!r} holds no run.yaml of it. To resume it, give "
             f"--results-dir {record['results_dir']}; to start a new study, choose another --study."
         )
-    in_folder = storage_file(run.storage) is not None and storage_file(run.storage).parent == run.folder
+    path = storage_file(run.storage)
+    in_folder = path is not None and path.parent == run.folder
     delete = "" if in_folder else (f" and the study in its storage (optuna delete-study --study-name {run.study} "
                                    "--storage URL)")
     raise StudyError(

@@ -72,8 +72,10 @@ def open_study(*, study: str, storage: str | None = None, results_dir: str | Pat
     loaded = optuna.load_study(study_name=study, storage=opened)
     record = loaded.user_attrs.get(attrs.RUN)
     if record is None:
-        raise StudyError(f"study {study!r}: was not made by lepidopt (it has no {attrs.RUN!r} record), so lepidopt does "
+        raise StudyError(f"study {study!r}: was not made by lepidopt (it has no {attrs.RUN!r} record), so lepidopt "
+                         "does "
                          "not know its data and space. Create studies with lepidopt search; open this one with "
                          "optuna-dashboard directly.")
-    where = results_dir if results_dir is not None else folder.parent if saved_here is not None else record["results_dir"]
+    where = results_dir if results_dir is not None else folder.parent if saved_here is not None else \
+        record["results_dir"]
     return OpenedStudy(run=run_from_dict(record, storage=url, results_dir=where), study=loaded, storage=opened)

@@ -49,16 +49,17 @@ def status_of(optuna_study: Any, folder: Path, *, engine_note: str = "") -> Stud
                   if t.system_attrs.get(attrs.RETRY_HISTORY)}
     rows = []
     for t in trials:
-        seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start else None
+        seconds = (t.datetime_complete - t.datetime_start).total_seconds() \
+            if t.datetime_complete and t.datetime_start else None
         rows.append(TrialRow(number=t.number, state=t.state.name, value=t.value, seconds=seconds, params=dict(t.params),
                              baseline=bool(t.user_attrs.get(attrs.BASELINE)),
                              note=_note(t, retried_as.get(t.number)),
                              epochs=t.user_attrs.get(attrs.KERAS_TUNER_EPOCHS)))
-    complete = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
+    scored = [(r.value, r) for r in rows if r.state == "COMPLETE" and r.value is not None]
     direction = optuna_study.direction.name.lower()
     best = None
-    if complete:
-        best = (max if direction == "maximize" else min)(complete, key=lambda r: r.value)
+    if scored:
+        best = (max if direction == "maximize" else min)(scored, key=lambda entry: entry[0])[1]
     recorded = optuna_study.user_attrs
     return StudyStatus(study=optuna_study.study_name, objective=recorded.get(attrs.OBJECTIVE, "value"),
                        direction=direction, trials=tuple(rows), best=best, folder=folder,

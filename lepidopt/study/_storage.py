@@ -111,7 +111,8 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
         return quietly(optuna.storages.RDBStorage, url=url, engine_kwargs={"pool_pre_ping": True}, **options)
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        raise StorageError(f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and user.") from None
+        raise StorageError(
+            f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and user.") from None
 
 
 def has_optuna_tables(url: str) -> bool:
@@ -151,11 +152,10 @@ def _fast_sqlite(storage):
 
     Every transaction starts with BEGIN IMMEDIATE, taking the write lock before its first read:
     Python's sqlite3 otherwise reads outside any transaction, so two workers could both see the same
-    waiting trial (the baseline, a retry) as free and both run it (seen with two workers; SQLAlchemy
-    documents this recipe for pysqlite). And the write-ahead log with fsync at checkpoints instead of
-    at every commit: a trial writes a row per epoch and a synchronous commit costs ~3 ms. A crashed
-    process loses nothing committed; a power cut may lose the last commits. Both need a local disk,
-    as SQLite does anyway.
+    waiting trial (the baseline, a retry) as free and both run it (SQLAlchemy documents this recipe for
+    pysqlite). And the write-ahead log with fsync at checkpoints instead of at every commit, since a trial
+    writes a row per epoch. A crashed process loses nothing committed; a power cut may lose the last
+    commits. Both need a local disk, as SQLite does anyway.
     """
     from sqlalchemy import event
 

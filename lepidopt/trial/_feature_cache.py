@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from .._sizes import format_size
 from ..runs import DEFAULT_FEATURE_CACHE_LIMIT
 
 __all__ = ["FeatureCache", "cache_key"]
+
+_Filled = TypeVar("_Filled", np.ndarray, "np.ndarray | None")
 
 log = logging.getLogger("lepidopt")
 
@@ -49,7 +51,8 @@ class FeatureCache:
 
         return self._get(key, fill)
 
-    def get_streamed(self, key: str, shape: tuple[int, ...], chunks: Callable[[], Iterable[np.ndarray]]) -> np.ndarray | None:
+    def get_streamed(self, key: str, shape: tuple[int, ...],
+                     chunks: Callable[[], Iterable[np.ndarray]]) -> np.ndarray | None:
         """Like ``get`` for arrays too large to hold in memory: ``chunks()`` yields consecutive row blocks,
         written straight to disk. None (nothing computed) when the entry would pass the size limit."""
         nbytes = int(np.prod(shape)) * 2
@@ -74,7 +77,7 @@ class FeatureCache:
 
         return self._get(key, fill)
 
-    def _get(self, key: str, fill: Callable[[], np.ndarray | None]) -> np.ndarray | None:
+    def _get(self, key: str, fill: Callable[[], _Filled]) -> np.ndarray | _Filled:
         if key in self._checked:
             return self._checked[key]
         array = self._load(key, quiet=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from ..recipe import Recipe
 from ._study_data import StudyData
 
 __all__ = ["Network", "Phase1Features", "phase1_features"]
+
+_T = TypeVar("_T")
 
 
 
@@ -57,6 +59,10 @@ class Phase1Features:
     views: list[np.ndarray] | None = None  # each (n_train, d), rows in the trial's training order
     per_epoch: Callable[[int], np.ndarray] | None = None
 
+    def __post_init__(self) -> None:
+        if (self.views is None) == (self.per_epoch is None):
+            raise TypeError("Phase1Features: give the training features as views or per_epoch, one of them.")
+
 
 def phase1_features(recipe: Recipe, data: StudyData, network: Network, *, train_idx: np.ndarray,
                     val_idx: np.ndarray, train_rows: np.ndarray, seed: int,
@@ -67,7 +73,7 @@ def phase1_features(recipe: Recipe, data: StudyData, network: Network, *, train_
 
     split = data.split
 
-    def timed(compute: Callable[[], np.ndarray]) -> np.ndarray:
+    def timed(compute: Callable[[], _T]) -> _T:
         started = time.perf_counter()
         try:
             return compute()

@@ -39,7 +39,7 @@ def finetune(recipe: Recipe, data: StudyData, network: Network, head, *, train_i
     first_epoch = 0 if resume is None else resume.epoch + 1
 
     def prepared(model):
-        if resume is not None:
+        if checkpoints is not None and resume is not None:
             checkpoints.restore(model, resume)
         return model
 
@@ -65,7 +65,8 @@ def finetune(recipe: Recipe, data: StudyData, network: Network, head, *, train_i
 def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, head, *, train_idx, val_idx,
                              class_weight, seed, after_epoch, timings, prepared, first_epoch: int) -> bool:
     """False, having trained nothing, when the activations would not fit within the cache's limit."""
-    from ..model import PREFIX_OUTPUT, build_top_classifier, compile_model, fit_on_arrays, predict_arrays, split_backbone
+    from ..model import (PREFIX_OUTPUT, build_top_classifier, compile_model, fit_on_arrays, predict_arrays,
+                         split_backbone)
 
     prefix, top = split_backbone(network.backbone)
     split, images = data.split, data.images(recipe.image_size)
@@ -76,6 +77,8 @@ def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, 
 
     key = data.feature_key(recipe, augment=0.0, view=0, activations=PREFIX_OUTPUT)
     started = time.perf_counter()
+    if data.features is None:  # uses_cached_prefix: only with the feature cache
+        return False
     activations = data.features.get_streamed(key, (len(split.paths), *prefix.output_shape[1:]), chunks)
     timings["prefix"] = time.perf_counter() - started
     if activations is None:
@@ -101,5 +104,5 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, rows) -> np.ndarray:
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
         return np.asarray(self.array[self.index[rows]])

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Split, decoded_images, read_split
-from ..errors import SettingError
 from ..recipe import Recipe
-from ..runs import DEFAULT_AUGMENT_VIEWS, DEFAULT_FEATURE_CACHE_LIMIT, Run
+from ..runs import DEFAULT_AUGMENT_VIEWS, DEFAULT_FEATURE_CACHE_LIMIT, Run, check_augment_views
 from ._feature_cache import FeatureCache, cache_key
 
 __all__ = ["StudyData", "study_data"]
@@ -37,9 +36,7 @@ class StudyData:
     _images: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.augment_views < 1:
-            raise SettingError("augment_views", self.augment_views, "must be at least 1 (the augmented passes over "
-                               "the training images cached per augmentation strength).")
+        check_augment_views(self.augment_views)
         self.features = FeatureCache(self.cache_dir, limit=self.cache_limit) if self.feature_cache else None
 
     @property

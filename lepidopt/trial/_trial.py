@@ -55,7 +55,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     """
     objective_direction(objective)
     if recipe.total_epochs == 0:
-        raise StudyError("recipe trains for zero epochs: set epochs_head (or epochs_finetune with an unfrozen stage) above 0.")
+        raise StudyError("recipe trains for zero epochs: set epochs_head (or epochs_finetune with an unfrozen stage) "
+                         "above 0.")
     from ..model import build_classifier, build_head, compile_model, fit_on_arrays, predict_arrays, set_seeds
 
     _clear_previous_trials()
@@ -116,19 +117,21 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         clock, features_before = time.perf_counter(), timings.get("features", 0.0)
         first_head_epoch = 0
         try:
-            if saved and saved.phase == "head":
+            if checkpoints and saved and saved.phase == "head":
                 checkpoints.restore(trained, saved)
                 first_head_epoch = saved.epoch + 1
             if (saved is None or saved.phase == "head") and first_head_epoch < recipe.epochs_head:
-                fit = dict(epochs=recipe.epochs_head, batch_size=recipe.batch_size, class_weight=weights, seed=seed,
-                           initial_epoch=first_head_epoch)
                 if features.views is not None:
-                    trainer.fit(features.views, y_train, val=features.val, **fit,
+                    trainer.fit(features.views, y_train, val=features.val, epochs=recipe.epochs_head,
+                                batch_size=recipe.batch_size, class_weight=weights, seed=seed,
+                                initial_epoch=first_head_epoch,
                                 after_epoch=lambda epoch, outputs: after_epoch("head", epoch, outputs, trained))
-                else:
+                elif features.per_epoch is not None:
                     _housekeeping.fit_since_cleared = True
-                    fit_on_arrays(head, features.per_epoch, y_train, **fit, after_epoch=lambda epoch: after_epoch(
-                        "head", epoch, predict_arrays(head, features.val), head))
+                    fit_on_arrays(head, features.per_epoch, y_train, epochs=recipe.epochs_head,
+                                  batch_size=recipe.batch_size, class_weight=weights, seed=seed,
+                                  initial_epoch=first_head_epoch, after_epoch=lambda epoch: after_epoch(
+                                      "head", epoch, predict_arrays(head, features.val), head))
         finally:
             if trained is not head:
                 head.set_weights(trained.get_weights())
@@ -175,19 +178,18 @@ _housekeeping = _Housekeeping()
 def _clear_previous_trials() -> None:
     """Clear the Keras session if a trial trained with ``Model.fit`` since it was last cleared; collect what
     earlier trials left in reference cycles, then move every survivor out of the garbage collector's
-    sight, so each trial's collection scans only what the last trial made (~1 ms). Once the hidden
-    survivors have grown by a quarter since the last full scan, clear the session and scan everything
-    again (~0.25 s at 500,000 objects).
+    sight, so each trial's collection scans only what the last trial made. Once the hidden survivors have
+    grown by a quarter since the last full scan (CPython's own rule), clear the session and scan
+    everything again, which frees what was alive at a trial's start and became garbage later.
 
     The survivors are what the process keeps (TensorFlow's import, the study's cached trials, the head
     trainers) and the traced graphs TensorFlow keeps of every model trained with ``fit`` even after
-    clear_session (tensorflow#61791). Scanned by every full collection, they made the collection at a
-    trial's start grow by ~8 ms a trial (~100 ms by trial 10). A full scan frees what was alive at a
-    trial's start and later became garbage; never scanning again, one process grew twice as fast.
+    clear_session (tensorflow#61791); scanned by every collection, they would make each trial's start
+    slower than the last.
 
     Clearing the session also empties TensorFlow's kernel cache, where traced functions are kept ready to
-    run: each head trainer's epoch then costs ~0.15 s to make ready again. Trials that train only heads
-    on cached features add no traced function, so after them the session is left as it is.
+    run, and each head trainer's epoch would have to be made ready again; trials that train only heads on
+    cached features add no traced function, so after them the session is left as it is.
     """
     from .._tf import keras
 
@@ -199,7 +201,7 @@ def _clear_previous_trials() -> None:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
-        _housekeeping.frozen_at_full_scan = gc.get_freeze_count()  # counting walks every object: ~50 ms
+        _housekeeping.frozen_at_full_scan = gc.get_freeze_count()  # walks every object: once per full scan
         _housekeeping.frozen_since = 0
     else:
         gc.collect()

@@ -77,7 +77,7 @@ def test_head_follows_the_recipe():
     assert names.count("head_dense_0") == 1 and "head_dense_1" in names and "head_input_bn" in names
     assert head.output_shape == (None, 5)
     plain = build_head(Recipe(), n_classes=3, feature_dim=2048)
-    assert [type(l).__name__ for l in plain.layers] == ["InputLayer", "Dense", "Activation"]
+    assert [type(layer).__name__ for layer in plain.layers] == ["InputLayer", "Dense", "Activation"]
 
 
 def test_classifier_equals_extractor_then_head(images):
