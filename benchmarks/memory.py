@@ -32,13 +32,13 @@ def recycled_study(folder: str, trials: int, per_process: int, out) -> None:
     import optuna
 
     from lepidopt.data import make_demo_collection
-    from lepidopt.api import search
+    from lepidopt.api import Recycling, WorkerSettings, search
     from lepidopt.study import open_storage
 
     folder = Path(folder)
     make_demo_collection(folder / "data", scale=0.1, image_size=96)
     search(study="m", data=str(folder / "data"), space="demo", results_dir=folder, n_trials=trials, seed=0,
-           max_trials_per_process=per_process)
+           workers=WorkerSettings(recycling=Recycling(max_trials_per_process=per_process)))
     study = optuna.load_study(study_name="m", storage=open_storage(f"sqlite:///{folder}/m/study.db"))
     out.send([t.user_attrs["rss_mb"] * 2**20 if "rss_mb" in t.user_attrs else None for t in study.trials])
 
@@ -116,6 +116,9 @@ def main() -> int:
         one = in_fresh_process(lepidopt_study, tmp, args.trials)
     plain = in_fresh_process(plain_keras_loop, args.trials)
     print(f"memory: {args.trials} trials, demo space on the demo collection (scale 0.1, 64 px), {os.cpu_count()} cores")
+    from environment import print_environment
+
+    print_environment()
     rows = ((f"lepidopt, recycled every {args.per_process}", recycled), ("lepidopt, one process", one),
             ("plain keras loop", plain))
     for name, rss in rows:

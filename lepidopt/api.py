@@ -20,12 +20,12 @@ from .results import ClusteringSettings, export_best, report_embeddings, report_
 from .runs import Run, read_run, resolve_run, study_dir
 from .study import (Heartbeat, StudyStatus, attrs, check_storage_url, count_finished, create_study, creation_lock,
                     format_status, open_study, resume_study, retry_trial, status_of)
-from .trial import objective_direction, study_data
-from .workers import recycling, run_trials
+from .trial import StudyData, objective_direction, study_data
+from .workers import Recycling, WorkerSettings, check_recycling, run_trials
 
 __all__ = ["search", "worker", "recover", "status", "format_status", "export_best", "report_study",
            "report_embeddings", "serve_dashboard", "SearchSummary", "WorkerSummary", "RecoverSummary", "StudyStatus",
-           "Heartbeat", "TrialPolicy", "KerasTunerRole", "ClusteringSettings"]
+           "WorkerSettings", "Recycling", "Heartbeat", "TrialPolicy", "KerasTunerRole", "ClusteringSettings"]
 
 log = logging.getLogger("lepidopt")
 
@@ -43,32 +43,50 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
            seed: int | None = None, objective: str | None = None, weights: str | None = None,
            augment_views: int | None = None, feature_cache: bool | None = None,
            feature_cache_limit: str | int | None = None, engine: str | None = None, tuner: str | None = None,
-           max_trials_per_process: int | None = None, max_rss: str | int | None = None,
-           heartbeat: Heartbeat = Heartbeat(), policy: TrialPolicy = TrialPolicy(),
-           create_only: bool = False) -> SearchSummary:
+           workers: WorkerSettings = WorkerSettings(), create_only: bool = False) -> SearchSummary:
     """Create or resume ``study`` and run trials until it holds ``n_trials`` finished trials in total.
 
-    A new study needs ``data`` (a folder, ETHEC .json or .csv path, or a DataSpec) and ``space`` (a
-    built-in name or a YAML path); a resumed one reads them from its run.yaml, and its storage must hold
-    it. ``n_trials`` counts the study's finished trials (complete, pruned or failed), so running again
-    stops where one uninterrupted run would have. A creation that fails or is interrupted leaves nothing
-    behind.
+    A new study needs ``data`` and ``space``; a resumed one reads them from its run.yaml, and its storage
+    must hold it. A creation that fails or is interrupted leaves nothing behind. Options left as None keep
+    the study's value (or the default, for a new study); those that define the study cannot change.
 
-    ``engine`` is 'optuna' (the default: ``sampler`` and ``pruner``) or 'keras-tuner' (``tuner``: hyperband,
-    the default, bayesian, random or grid), over the same space, trials and objective; a Keras Tuner
-    study keeps its project in the study's folder and imports every finished trial into its storage.
+    Args:
+        study: The study's name, also its folder under ``results_dir``.
+        data: A folder, an ETHEC .json or a .csv manifest, or a :class:`~lepidopt.data.DataSpec`.
+        space: A built-in space name or a YAML file.
+        results_dir: Where the study's folder is.
+        n_trials: The study's total of finished trials (complete, pruned or failed), so running again stops
+            where one uninterrupted run would have; default: the total it was created with.
+        timeout: Seconds after which no further trial starts.
+        storage: ``sqlite:///PATH``, ``postgresql://...``, ``mysql://...`` or ``journal:PATH``; default
+            SQLite in the study's folder.
+        sampler: Optuna's sampler: tpe (default), gp, cmaes, random or qmc.
+        pruner: Optuna's pruner: median (default), hyperband, sh or none.
+        seed: Seeds the split, the sampler and every trial.
+        objective: The validation metric to optimise: balanced_accuracy (default), accuracy, macro_f1 or loss.
+        weights: Backbone weights for every trial (imagenet, none or a local file), over the space's.
+        augment_views: Augmented feature passes the cache keeps per augmentation strength (default 4).
+        feature_cache: False recomputes backbone features in every trial instead of sharing them.
+        feature_cache_limit: The cache folder's size limit, such as '50GB'; it may change on a resume.
+        engine: ``optuna`` (default) or ``keras-tuner``, as registered in :mod:`lepidopt.engines`.
+        tuner: Keras Tuner's oracle: hyperband (default), bayesian, random or grid.
+        workers: How trials run in this process: recycled processes, heartbeat, checkpoints and failures.
+        create_only: Make the study (split, run.yaml, storage, its total) and run no trial; start workers
+            with :func:`worker`.
 
-    Study settings, kept in run.yaml: ``feature_cache=False`` recomputes backbone features in every trial
-    instead of sharing them; ``augment_views`` (default 4) is how many augmented feature passes the cache
-    keeps per augmentation strength; ``feature_cache_limit`` caps the cache folder ('50GB'; it may change
-    on a resume). Options left as None keep the study's value (or the default, for a new study).
+    Returns:
+        The run as resolved, the study's status after the run, and the seconds it took.
 
-    Process settings: with ``max_trials_per_process`` or ``max_rss`` ('6GB') trials run in worker
-    processes that are replaced after that many trials or above that resident memory; ``heartbeat``
-    (RDB storages) fails and retries the trials of dead workers; ``policy`` sets checkpoints and how many
-    failed trials in a row stop the search. With ``create_only`` the study is made (split, run.yaml,
-    storage, its total) and no trial runs: start workers with ``worker()`` / ``lepidopt worker``. Returns
-    the study's status after the run.
+    Raises:
+        SettingError: A value an option cannot take.
+        StudyError: A new study without data or space, an option that would change what defines an
+            existing study, or a storage that holds another study of that name.
+        StorageError: A storage URL that is malformed or cannot be reached.
+        DataError: Data that cannot be read or split.
+        SpaceError: A space that breaks a rule of the space format.
+        MissingExtraError: A sampler or storage whose optional dependency is not installed.
+        TooManyFailures: ``workers.policy.max_failures`` failed trials in a row.
+        WorkerInterrupted: SIGTERM or SIGINT; the interrupted trial is left to be retried.
     """
     check_limits(n_trials=n_trials, timeout=timeout)
     started = time.perf_counter()
@@ -79,11 +97,11 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
                           feature_cache_limit=feature_cache_limit, engine=engine, tuner=tuner)
         objective_direction(run.objective)
         get_engine(run.engine).check(run)
-        processes = recycling(run, max_trials_per_process=max_trials_per_process, max_rss=max_rss)
+        check_recycling(run, workers.recycling)
         # A bad URL or an unreachable server fails before the scan; a local file is created only after it.
         check_storage_url(run.storage, own_folder=run.folder)
         _check_weights(run)
-        optuna_study, data = _create_or_resume(run, heartbeat=heartbeat, n_trials=n_trials)
+        optuna_study, resumed_data = _create_or_resume(run, heartbeat=workers.heartbeat, n_trials=n_trials)
     n_trials = n_trials if n_trials is not None else optuna_study.user_attrs.get(attrs.TOTAL)
     if create_only:
         log.info("start workers with: lepidopt worker --study %s --storage URL", study)
@@ -95,13 +113,13 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     else:
         log.info("study %r: %d finished trials so far, running until %s", study, finished,
                  f"{n_trials} in total" if n_trials else "stopped" if not timeout else f"{timeout:.0f} s pass")
-    data = study_data(run) if data is None else data  # checked here, before any trial process starts
-    run_trials(run, optuna_study, n_trials=n_trials, timeout=timeout, recycling=processes, policy=policy,
-               heartbeat=heartbeat, data=None if processes.enabled else data)
+    checked = study_data(run) if resumed_data is None else resumed_data  # before any trial process starts
+    run_trials(run, optuna_study, n_trials=n_trials, timeout=timeout, settings=workers,
+               data=None if workers.recycling.enabled else checked)
     return SearchSummary(run=run, status=_status_of(optuna_study, run), seconds=time.perf_counter() - started)
 
 
-def _create_or_resume(run: Run, *, heartbeat: Heartbeat, n_trials: int | None):
+def _create_or_resume(run: Run, *, heartbeat: Heartbeat, n_trials: int | None) -> tuple[Any, StudyData | None]:
     """(the study, its data when read already) for a new study, created, or an existing one, resumed."""
     if read_run(run.folder) is not None:
         return resume_study(run, heartbeat=heartbeat, n_trials=n_trials)
@@ -145,23 +163,40 @@ class WorkerSummary:
 
 
 def worker(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
-           n_trials: int | None = None, timeout: float | None = None, heartbeat: Heartbeat = Heartbeat(),
-           policy: TrialPolicy = TrialPolicy(), max_trials_per_process: int | None = None,
-           max_rss: str | int | None = None, engine: str | None = None,
-           keras_tuner: KerasTunerRole | None = None) -> WorkerSummary:
-    """Join an existing study and run its trials until its total (recorded when it was created, or
-    ``n_trials``) or ``timeout``. ``storage``: the study's storage URL (default: the one in
-    ``results_dir/study/run.yaml``). ``results_dir``: where the study's folder is mounted on this machine, if
-    not where it was created. ``engine``, when given, must be the study's. The data, space and every setting
-    that defines how trials train are the study's own.
+           n_trials: int | None = None, timeout: float | None = None, workers: WorkerSettings = WorkerSettings(),
+           engine: str | None = None, keras_tuner: KerasTunerRole | None = None) -> WorkerSummary:
+    """Join an existing study and run its trials until its total or ``timeout``.
 
-    A study whose engine is Keras Tuner runs distributed the Keras Tuner way: one worker with tuner id
-    'chief' serves the oracle, the others (tuner ids tuner0, tuner1, ...) ask it for trials; ``keras_tuner``
-    gives this worker's role, else it is read from KERASTUNER_TUNER_ID, _ORACLE_IP and _ORACLE_PORT."""
+    The data, space and every setting that defines how trials train are the study's own. A study whose
+    engine is Keras Tuner runs distributed the Keras Tuner way: one worker with tuner id 'chief' serves the
+    oracle, the others (tuner ids tuner0, tuner1, ...) ask it for trials.
 
+    Args:
+        study: The study's name.
+        storage: The study's storage URL; default: the one in ``results_dir/study/run.yaml``.
+        results_dir: Where the study's folder is mounted on this machine, if not where it was created.
+        n_trials: The study's total of finished trials; default: the total it was created with.
+        timeout: Seconds after which no further trial starts.
+        workers: How trials run in this process: recycled processes, heartbeat, checkpoints and failures.
+        engine: When given, must be the study's engine.
+        keras_tuner: This worker's role in a Keras Tuner study; default: read from KERASTUNER_TUNER_ID,
+            KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT.
+
+    Returns:
+        The run as the study records it, the trials this worker finished, the study's finished trials
+        afterwards and the seconds it took.
+
+    Raises:
+        StudyError: The storage does not hold the study, its folder has no split.json here, or ``engine``
+            or ``keras_tuner`` do not fit the study.
+        StorageError: A storage URL that is malformed or cannot be reached.
+        SettingError: A value an option cannot take.
+        TooManyFailures: ``workers.policy.max_failures`` failed trials in a row.
+        WorkerInterrupted: SIGTERM or SIGINT; the interrupted trial is left to be retried.
+    """
     started = time.perf_counter()
     check_limits(n_trials=n_trials, timeout=timeout)
-    opened = open_study(study=study, storage=storage, results_dir=results_dir, heartbeat=heartbeat)
+    opened = open_study(study=study, storage=storage, results_dir=results_dir, heartbeat=workers.heartbeat)
     run = opened.run
     if engine is not None and engine != run.engine:
         raise StudyError(f"study {study!r}: its engine is {run.engine}, not {engine}; drop --engine or give "
@@ -172,15 +207,15 @@ def worker(*, study: str, storage: str | None = None, results_dir: str | Path | 
             f"study {study!r}: its folder {str(run.folder)!r} has no split.json. Workers need the study's folder "
             "(split, feature cache, checkpoints) on a filesystem every machine shares; pass --results-dir with the "
             "folder's parent as mounted here.")
-    processes = recycling(run, max_trials_per_process=max_trials_per_process, max_rss=max_rss)
+    check_recycling(run, workers.recycling)
     data = study_data(run)  # checked here, before any trial process starts
     optuna_study = opened.study
     total = n_trials if n_trials is not None else optuna_study.user_attrs.get(attrs.TOTAL)
     before = count_finished(optuna_study)
     log.info("worker %s:%d joins study %r: %d finished trials, running until %s", socket.gethostname(), os.getpid(),
              study, before, f"{total} in total" if total else "stopped")
-    run_trials(run, optuna_study, n_trials=total, timeout=timeout, data=None if processes.enabled else data,
-               recycling=processes, policy=policy, heartbeat=heartbeat)
+    run_trials(run, optuna_study, n_trials=total, timeout=timeout, settings=workers,
+               data=None if workers.recycling.enabled else data)
     mine = [t for t in optuna_study.get_trials(deepcopy=False)
             if t.user_attrs.get(attrs.WORKER, {}).get("pid") == os.getpid() and t.state.is_finished()]
     return WorkerSummary(run=run, ran=len(mine), finished=count_finished(optuna_study),

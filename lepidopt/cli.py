@@ -10,9 +10,12 @@ import faulthandler
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import LepidoptError, SettingError
+
+if TYPE_CHECKING:
+    from .workers import WorkerSettings
 
 __all__ = ["main"]
 
@@ -42,7 +45,8 @@ def _data_options(parser: argparse.ArgumentParser, *, required_source: bool) -> 
     group = parser.add_argument_group("data source", None if required_source else
                                       "read when a study is created; a resumed study reads them from its run.yaml")
     if required_source:
-        group.add_argument("source", help="an image folder (one subfolder per class), an ETHEC .json or a .csv manifest")
+        group.add_argument("source",
+                           help="an image folder (one subfolder per class), an ETHEC .json or a .csv manifest")
     else:
         group.add_argument("--data", dest="source", help="an image folder, an ETHEC .json or a .csv manifest "
                            "(needed to start a study; a resume reads it from run.yaml)")
@@ -50,13 +54,16 @@ def _data_options(parser: argparse.ArgumentParser, *, required_source: bool) -> 
                        help="the source's kind (default: from the path)")
     group.add_argument("--label-level", choices=("family", "subfamily", "genus", "species"),
                        help="ETHEC: which rank is the class (species = genus_specific_epithet; default family)")
-    group.add_argument("--image-root", help="manifests: folder the image paths are relative to (default: the manifest's folder)")
+    group.add_argument("--image-root",
+                       help="manifests: folder the image paths are relative to (default: the manifest's folder)")
     group.add_argument("--path-column", help="CSV: column of image paths (default: path)")
     group.add_argument("--label-column", help="CSV: column of labels (default: label)")
-    group.add_argument("--val-manifest", help="the source's own validation manifest (the source is then its train part)")
+    group.add_argument("--val-manifest",
+                       help="the source's own validation manifest (the source is then its train part)")
     group.add_argument("--test-manifest", help="the source's own test manifest (with --val-manifest)")
     group.add_argument("--min-size", type=int, help="skip images whose shorter side is below this (px; default 32)")
-    group.add_argument("--min-per-class", type=int, help="drop classes with fewer usable images (default 10, at least 3)")
+    group.add_argument("--min-per-class", type=int,
+                       help="drop classes with fewer usable images (default 10, at least 3)")
 
 
 def _data_spec(args: argparse.Namespace):
@@ -159,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     keras_tuner.add_argument("--oracle-port", type=int, help="the chief's port, e.g. 8000")
     _worker_options(worker)
 
-    recover = sub.add_parser("recover", help="after a worker died on a journal storage (no heartbeat): retry its trials")
+    recover = sub.add_parser("recover",
+                             help="after a worker died on a journal storage (no heartbeat): retry its trials")
     _study_options(recover, create=False)
     recover.add_argument("--retries", type=int, default=3, help="most retries of one trial (default 3)")
     recover.add_argument("--force", action="store_true",
@@ -224,12 +232,13 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
                           help="stop after M failed trials in a row (default 5)")
 
 
-def _worker_settings(args: argparse.Namespace) -> dict:
-    from .api import Heartbeat, TrialPolicy
+def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
+    from .api import Heartbeat, Recycling, TrialPolicy, WorkerSettings
 
-    return dict(max_trials_per_process=args.max_trials_per_process, max_rss=args.max_rss,
-                heartbeat=Heartbeat(interval=args.heartbeat, grace=args.grace, retries=args.retries),
-                policy=TrialPolicy(head_checkpoint_every=args.checkpoint_every, max_failures=args.max_failures))
+    return WorkerSettings(
+        recycling=Recycling(max_trials_per_process=args.max_trials_per_process, max_rss=args.max_rss),
+        heartbeat=Heartbeat(interval=args.heartbeat, grace=args.grace, retries=args.retries),
+        policy=TrialPolicy(head_checkpoint_every=args.checkpoint_every, max_failures=args.max_failures))
 
 
 def _study_options(parser: argparse.ArgumentParser, *, create: bool = True) -> None:
@@ -296,7 +305,7 @@ def _search(args: argparse.Namespace) -> int:
                      pruner=args.pruner, seed=args.seed, objective=args.objective, weights=args.weights,
                      augment_views=args.augment_views, feature_cache=args.feature_cache,
                      feature_cache_limit=args.feature_cache_limit, engine=args.engine, tuner=args.tuner,
-                     create_only=args.create_only, **_worker_settings(args))
+                     create_only=args.create_only, workers=_worker_settings(args))
     print(format_status(summary.status, last=20))
     print(f"\nresults: {summary.run.folder}")
     if args.create_only:
@@ -311,7 +320,7 @@ def _worker(args: argparse.Namespace) -> int:
     role = KerasTunerRole.from_flags(tuner_id=args.tuner_id, oracle_ip=args.oracle_ip, oracle_port=args.oracle_port) \
         if args.tuner_id or args.oracle_ip or args.oracle_port else None
     summary = worker(study=args.study, storage=args.storage, results_dir=args.results_dir, n_trials=args.n_trials,
-                     timeout=args.timeout, engine=args.engine, keras_tuner=role, **_worker_settings(args))
+                     timeout=args.timeout, engine=args.engine, keras_tuner=role, workers=_worker_settings(args))
     print(f"worker ran {summary.ran} trials in {summary.seconds:.0f} s; study {args.study!r} now holds "
           f"{summary.finished} finished trials")
     return 0
@@ -347,7 +356,8 @@ def _export(args: argparse.Namespace) -> int:
     m, t = result.metrics, result.metrics["test"]
     print(f"best trial #{m['trial']}: validation {m['objective']} {m['trial_validation_value']:.4f} in the study, "
           f"{m['retrained_validation_value']:.4f} retrained")
-    print(f"test ({t['n_images']} images): accuracy {t['accuracy']:.4f}, balanced accuracy {t['balanced_accuracy']:.4f}, "
+    print(f"test ({t['n_images']} images): accuracy {t['accuracy']:.4f}, "
+          f"balanced accuracy {t['balanced_accuracy']:.4f}, "
           f"macro F1 {t['macro_f1']:.4f}, weighted F1 {t['weighted_f1']:.4f}")
     print(f"model, metrics and embeddings: {result.folder}")
     return 0

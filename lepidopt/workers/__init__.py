@@ -2,6 +2,6 @@
 above a memory threshold, stopped cleanly by SIGTERM and SIGINT."""
 
 from ._loop import run_trials
-from ._processes import Recycling, recycling
+from ._settings import Recycling, WorkerSettings, check_recycling
 
-__all__ = ["Recycling", "recycling", "run_trials"]
+__all__ = ["Recycling", "WorkerSettings", "check_recycling", "run_trials"]

@@ -7,24 +7,23 @@ import contextlib
 from typing import Any, Callable, Iterator
 
 from .._signals import Interrupted, stopping_on_signals
-from ..engines import Engine, TrialPolicy, get_engine
+from ..engines import Engine, get_engine
 from ..errors import WorkerInterrupted
 from ..runs import Run
-from ..study import Heartbeat
 from ..trial import StudyData, study_data
+from ._settings import WorkerSettings
 
 __all__ = ["run_in_process", "interruptible"]
 
 
-def run_in_process(run: Run, study: Any, *, n_trials: int | None, timeout: float | None, policy: TrialPolicy,
-                   heartbeat: Heartbeat, data: StudyData | None = None,
-                   on_trial: Callable[[Any, Any], None] | None = None) -> None:
+def run_in_process(run: Run, study: Any, *, n_trials: int | None, timeout: float | None, settings: WorkerSettings,
+                   data: StudyData | None = None, on_trial: Callable[[Any, Any], None] | None = None) -> None:
     """Trials of ``study`` in this process until its total or the timeout; ``data``: the study's data if this
     process has it already (else it is built from the run)."""
     engine = get_engine(run.engine)
-    with interruptible(engine, study, retries=heartbeat.retries):
-        engine.run_trials(run, study, data or study_data(run), n_trials=n_trials, timeout=timeout, policy=policy,
-                          on_trial=on_trial)
+    with interruptible(engine, study, retries=settings.heartbeat.retries):
+        engine.run_trials(run, study, data or study_data(run), n_trials=n_trials, timeout=timeout,
+                          policy=settings.policy, on_trial=on_trial)
 
 
 @contextlib.contextmanager

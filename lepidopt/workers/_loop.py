@@ -12,27 +12,26 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..engines import TrialPolicy, get_engine
+from ..engines import get_engine
 from ..runs import Run
-from ..study import Heartbeat, count_finished
+from ..study import count_finished
 from ..trial import StudyData
 from ._in_process import interruptible, run_in_process
-from ._processes import Recycling, run_in_processes
+from ._processes import run_in_processes
+from ._settings import WorkerSettings
 
 __all__ = ["run_trials"]
 
 
-def run_trials(run: Run, study: Any, *, n_trials: int | None, timeout: float | None, recycling: Recycling,
-               policy: TrialPolicy, heartbeat: Heartbeat, data: StudyData | None = None,
-               on_trial: Callable[[Any, Any], None] | None = None) -> None:
+def run_trials(run: Run, study: Any, *, n_trials: int | None, timeout: float | None, settings: WorkerSettings,
+               data: StudyData | None = None, on_trial: Callable[[Any, Any], None] | None = None) -> None:
     """Trials of ``study`` in this process (or in recycled child processes) until its total or the timeout;
     raises WorkerInterrupted after a SIGTERM or SIGINT, with the interrupted trial enqueued again. ``data``:
     the study's data if this process has it already (else it is built from the run)."""
-    if not recycling.enabled:
-        run_in_process(run, study, n_trials=n_trials, timeout=timeout, policy=policy, heartbeat=heartbeat, data=data,
+    if not settings.recycling.enabled:
+        run_in_process(run, study, n_trials=n_trials, timeout=timeout, settings=settings, data=data,
                        on_trial=on_trial)
         return
-    with interruptible(get_engine(run.engine), study, retries=heartbeat.retries):
-        run_in_processes(run, n_trials=n_trials, timeout=timeout, recycling=recycling, policy=policy,
-                         heartbeat=heartbeat,
+    with interruptible(get_engine(run.engine), study, retries=settings.heartbeat.retries):
+        run_in_processes(run, n_trials=n_trials, timeout=timeout, settings=settings,
                          finished=lambda: n_trials is not None and count_finished(study) >= n_trials)

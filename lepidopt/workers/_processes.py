@@ -13,43 +13,19 @@ import multiprocessing
 import signal
 import sys
 import time
-from typing import Callable
+from typing import Callable, cast
 
 from .._signals import Interrupted
-from ..engines import TrialPolicy, get_engine
-from ..errors import LepidoptError, SettingError, StudyError
+from ..errors import LepidoptError, StudyError
 from ..runs import Run
-from ..study import Heartbeat, load_study, open_storage
+from ..study import load_study, open_storage
 from ._in_process import run_in_process
+from ._settings import WorkerSettings
 
-__all__ = ["Recycling", "recycling", "run_in_processes", "REPLACE_ME"]
+__all__ = ["run_in_processes", "REPLACE_ME"]
 
 log = logging.getLogger("lepidopt")
 REPLACE_ME = 75  # a worker's exit code when it stopped to be replaced
-
-
-@dataclasses.dataclass(frozen=True)
-class Recycling:
-    max_trials: int | None = None  # trials per process
-    max_rss: int | None = None  # bytes of resident memory after a trial
-
-    def __post_init__(self) -> None:
-        if self.max_trials is not None and self.max_trials < 1:
-            raise SettingError("max_trials_per_process", self.max_trials, "must be at least 1.")
-        if self.max_rss is not None and self.max_rss < 1:
-            raise SettingError("max_rss", self.max_rss, "must be a positive size such as 6GB.")
-
-    @property
-    def enabled(self) -> bool:
-        return self.max_trials is not None or self.max_rss is not None
-
-    def replace_after(self, trials_done: int, rss: int) -> str | None:
-        """Why this process should make way for a fresh one, or None."""
-        if self.max_trials is not None and trials_done >= self.max_trials:
-            return f"{trials_done} trials run (--max-trials-per-process {self.max_trials})"
-        if self.max_rss is not None and rss > self.max_rss:
-            return f"resident memory {rss / 2**20:.0f} MB is above --max-rss {self.max_rss / 2**20:.0f} MB"
-        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,34 +33,18 @@ class _Job:
     run: Run
     n_trials: int | None
     deadline: float | None  # time.time() after which no trial starts
-    recycling: Recycling
-    policy: TrialPolicy
-    heartbeat: Heartbeat
+    settings: WorkerSettings
     log_level: int
 
 
-def recycling(run: Run, *, max_trials_per_process: int | None, max_rss: str | int | None) -> Recycling:
-    """When this process's trials move to fresh worker processes; sizes read as '6GB'."""
-    from .._sizes import parse_size
-
-    recycled = Recycling(max_trials=max_trials_per_process,
-                         max_rss=None if max_rss is None else parse_size(max_rss, setting="max_rss"))
-    if recycled.enabled and not get_engine(run.engine).recycles:
-        raise SettingError("max_trials_per_process" if max_trials_per_process is not None else "max_rss",
-                           max_trials_per_process if max_trials_per_process is not None else max_rss,
-                           f"recycles Optuna workers; with engine {run.engine} one process runs the whole search. "
-                           "Drop it, or run a study with --engine optuna.")
-    return recycled
-
-
-def run_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, recycling: Recycling,
-                     policy: TrialPolicy, heartbeat: Heartbeat, finished: Callable[[], bool]) -> None:
+def run_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, settings: WorkerSettings,
+                     finished: Callable[[], bool]) -> None:
     """Run the study's trials in a sequence of worker processes until ``finished()`` or the timeout.
 
     A SIGTERM or SIGINT here is passed on to the child, which leaves its trial to be retried; then
     Interrupted is raised here too."""
     deadline = None if timeout is None else time.time() + timeout
-    job = _Job(run, n_trials, deadline, recycling, policy, heartbeat, log.getEffectiveLevel())
+    job = _Job(run, n_trials, deadline, settings, log.getEffectiveLevel())
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of TensorFlow carried over
     generation = 0
     while True:
@@ -97,13 +57,14 @@ def run_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, r
             worker.terminate()  # SIGTERM: the child leaves its trial for a retry and exits
             worker.join(60)
             raise stop
-        if worker.exitcode in (128 + signal.SIGTERM, 128 + signal.SIGINT):  # the child was interrupted on its own
-            raise Interrupted(worker.exitcode - 128)
-        if worker.exitcode != REPLACE_ME:
-            if worker.exitcode != 0:
+        code = cast(int, worker.exitcode)  # join() without a timeout returns once the process has ended
+        if code in (128 + signal.SIGTERM, 128 + signal.SIGINT):  # the child was interrupted on its own
+            raise Interrupted(code - 128)
+        if code != REPLACE_ME:
+            if code != 0:
                 raise StudyError(
-                    f"trial worker process {worker.pid} ended with exit code {worker.exitcode}"
-                    f"{' (killed by signal %d)' % -worker.exitcode if worker.exitcode < 0 else ''}; its trials up to "
+                    f"trial worker process {worker.pid} ended with exit code {code}"
+                    f"{' (killed by signal %d)' % -code if code < 0 else ''}; its trials up to "
                     "the last finished one are stored. Run the same command again to go on."
                 )
             return
@@ -128,19 +89,18 @@ def _run_trials(job: _Job) -> bool:
     import psutil
 
     run = job.run
-    study = load_study(run, open_storage(run.storage, heartbeat=job.heartbeat, create=False))
+    study = load_study(run, open_storage(run.storage, heartbeat=job.settings.heartbeat, create=False))
     done, reason = 0, None
     process = psutil.Process()
 
     def after_trial(study_, trial) -> None:
         nonlocal done, reason
         done += 1
-        reason = job.recycling.replace_after(done, process.memory_info().rss)
+        reason = job.settings.recycling.replace_after(done, process.memory_info().rss)
         if reason:
             log.info("trial process %d makes way for a fresh one: %s", process.pid, reason)
             study_.stop()
 
     timeout = None if job.deadline is None else max(job.deadline - time.time(), 0.001)
-    run_in_process(run, study, n_trials=job.n_trials, timeout=timeout, policy=job.policy, heartbeat=job.heartbeat,
-                   on_trial=after_trial)
+    run_in_process(run, study, n_trials=job.n_trials, timeout=timeout, settings=job.settings, on_trial=after_trial)
     return reason is not None

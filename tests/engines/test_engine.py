@@ -10,7 +10,7 @@ import yaml
 from conftest import TINY_SPACE, write_space
 from lepidopt.errors import ModelError
 from lepidopt.runs import resolve_run
-from lepidopt.api import search
+from lepidopt.api import Recycling, WorkerSettings, search
 from lepidopt.engines import TrialPolicy, get_engine
 from lepidopt.study import attrs, create_study, open_storage
 from lepidopt.trial import study_data
@@ -91,21 +91,68 @@ def test_samplers_sample_the_space(name, tiny_run, tmp_path):
         study.tell(trial, float(params["head.lr"]))
 
 
-def test_gp_sampler_needs_torch_or_works():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        from lepidopt.errors import MissingExtraError
+def _torch_installed() -> bool:
+    import importlib.util
 
-        with pytest.raises(MissingExtraError, match=r"pip install 'lepidopt\[gp\]'"):
-            make_sampler("gp", seed=0)
-    else:
-        assert make_sampler("gp", seed=0) is not None
+    return importlib.util.find_spec("torch") is not None
+
+
+@pytest.mark.skipif(_torch_installed(), reason="PyTorch is installed: the GP sampler is tested to sample instead")
+def test_the_gp_sampler_without_torch_names_the_extra():
+    from lepidopt.errors import MissingExtraError
+
+    with pytest.raises(MissingExtraError, match=r"sampler 'gp': .* pip install 'lepidopt\[gp\]'"):
+        make_sampler("gp", seed=0)
+
+
+@pytest.mark.skipif(not _torch_installed(), reason="needs PyTorch (pip install 'lepidopt[gp]')")
+def test_the_gp_sampler_samples_the_space(tiny_run):
+    from lepidopt.engines import suggest_optuna
+
+    study = optuna.create_study(sampler=make_sampler("gp", seed=0), direction="maximize")
+    for _ in range(3):
+        trial = study.ask()
+        params = suggest_optuna(trial, tiny_run.space)
+        assert ("head.units" in params) == (params["head.dense_layers"] == 1)
+        study.tell(trial, float(params["head.lr"]))
+
+
+def _pruned_at(pruner, bad: list[float]) -> list[int]:
+    """The steps at which ``pruner`` would stop a trial reporting ``bad`` after six trials that reported 1.0 at
+    every step of ten, asking the pruner as lepidopt's trials do."""
+    study = optuna.create_study(pruner=pruner, direction="maximize")
+    for _ in range(6):
+        good = study.ask()
+        for step in range(10):
+            good.report(1.0, step)
+            good.should_prune()
+        study.tell(good, 1.0)
+    trial = study.ask()
+    stopped = []
+    for step, value in enumerate(bad):
+        trial.report(value, step)
+        if trial.should_prune():
+            stopped.append(step)
+    return stopped
 
 
 @pytest.mark.parametrize("name", ["median", "hyperband", "sh", "none"])
-def test_pruners(name):
-    assert make_pruner(name, max_steps=10, warmup_steps=3) is not None
+def test_no_pruner_stops_a_trial_before_the_warm_up_and_each_stops_a_bad_one_after(name):
+    stopped = _pruned_at(make_pruner(name, max_steps=10, warmup_steps=3), [0.0] * 10)
+    assert all(step >= 3 for step in stopped)
+    if name == "none":
+        assert stopped == []
+    else:
+        assert stopped, f"{name} never stopped a trial far below six others"
+
+
+def test_an_unknown_sampler_or_pruner_names_the_choices():
+    from lepidopt.errors import SettingError
+
+    with pytest.raises(SettingError, match=r"sampler 'bayes': must be one of tpe, gp, cmaes, random, qmc"):
+        make_sampler("bayes", seed=0)
+    with pytest.raises(SettingError, match=r"pruner 'asha': must be one of median, hyperband, sh, none"):
+        make_pruner("asha", max_steps=10, warmup_steps=3)
 
 
 def test_the_same_search_started_twice_at_once_creates_the_study_once(demo_folder, tmp_path):
@@ -130,7 +177,8 @@ def test_trial_processes_are_replaced_without_losing_or_repeating_a_trial(demo_f
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     summary = search(study="r", data=str(demo_folder), space=str(path), results_dir=tmp_path, n_trials=5,
-                     sampler="random", pruner="none", max_trials_per_process=2)
+                     sampler="random", pruner="none",
+                     workers=WorkerSettings(recycling=Recycling(max_trials_per_process=2)))
     assert [t.number for t in summary.status.trials] == [0, 1, 2, 3, 4]
     assert {t.state for t in summary.status.trials} == {"COMPLETE"}
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r/study.db")
@@ -138,15 +186,18 @@ def test_trial_processes_are_replaced_without_losing_or_repeating_a_trial(demo_f
     assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]  # two trials per process, then a fresh one
     assert len(set(pids)) == 3
 
-    summary = search(study="r", results_dir=tmp_path, n_trials=7, max_rss="1MB")  # every process is above 1 MB
+    summary = search(study="r", results_dir=tmp_path, n_trials=7,
+                     workers=WorkerSettings(recycling=Recycling(max_rss="1MB")))  # every process is above 1 MB
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r/study.db")
     assert len(study.trials) == 7
     assert len({t.user_attrs["worker"]["pid"] for t in study.trials[5:]}) == 2
 
 
-def test_process_limits_must_be_positive(tiny_run):
+def test_process_limits_must_be_positive():
     from lepidopt.errors import SettingError
 
     with pytest.raises(SettingError, match="max_trials_per_process 0: must be at least 1"):
-        search(study="e", results_dir=tiny_run.results_dir, data=str(tiny_run.data.source), space=str(TINY_SPACE),
-               n_trials=1, max_trials_per_process=0)
+        Recycling(max_trials_per_process=0)
+    with pytest.raises(SettingError, match="max_rss '0GB': must be a positive size"):
+        Recycling(max_rss="0GB")
+    assert Recycling(max_rss="1.5GB").max_rss == int(1.5 * 2**30)

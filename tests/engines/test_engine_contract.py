@@ -10,7 +10,7 @@ import yaml
 from conftest import TINY_SPACE, write_space
 from lepidopt.errors import SettingError, StudyError, TooManyFailures
 from lepidopt.results import export_best, load_best
-from lepidopt.api import search, status
+from lepidopt.api import Recycling, WorkerSettings, search, status
 
 ENGINES = {
     "optuna": dict(engine="optuna", sampler="random", pruner="none"),
@@ -75,12 +75,12 @@ def test_failures_are_kept_with_their_reason_and_a_streak_stops_the_search(engin
     space["baseline"]["weights"] = broken[0]
     path = tmp_path / "failing.yaml"
     path.write_text(yaml.safe_dump(space, sort_keys=False))
-    from lepidopt.api import TrialPolicy
+    from lepidopt.api import TrialPolicy, WorkerSettings
 
     with pytest.raises(TooManyFailures, match="stopped after 2 failed trials in a row; the last failed with: "
                                               "ModelError: weights file"):
         search(study="f", data=str(demo_folder), space=str(path), results_dir=tmp_path, n_trials=5,
-               policy=TrialPolicy(max_failures=2), **ENGINES[engine])
+               workers=WorkerSettings(policy=TrialPolicy(max_failures=2)), **ENGINES[engine])
     st = status(study="f", results_dir=tmp_path)
     assert [t.state for t in st.trials] == ["FAIL", "FAIL"]
     assert all(t.note.startswith("failed: ModelError: weights file") for t in st.trials)
@@ -107,7 +107,8 @@ def test_a_choice_of_ints_and_floats_is_expressed_by_both_engines(engine, demo_f
                                                 "keras-tuner; choose Keras Tuner's oracle with --tuner"),
     (dict(engine="keras-tuner", pruner="median"), "pruner 'median': is an Optuna setting"),
     (dict(engine="ray"), r"engine 'ray': must be one of optuna, keras-tuner"),
-    (dict(engine="keras-tuner", max_trials_per_process=2), "max_trials_per_process 2: recycles Optuna workers; with "
+    (dict(engine="keras-tuner", workers=WorkerSettings(recycling=Recycling(max_trials_per_process=2))),
+     "max_trials_per_process 2: recycles Optuna workers; with "
                                                            "engine keras-tuner one process"),
 ])
 def test_engine_settings_that_do_not_belong_together_are_refused(options, message, demo_folder, tmp_path):

@@ -38,7 +38,9 @@ def test_builtin_spaces_load_and_round_trip(name):
     space = load_space(name)
     assert space_from_dict(space.to_dict()) == space
     assert space_from_dict(yaml.safe_load(space.to_yaml())) == space
-    assert space.recipe(space.baseline) is not None
+    baseline = space.recipe(space.baseline).to_flat()
+    assert {k: baseline[k] for k in space.baseline} == dict(space.baseline)
+    assert {k: baseline[k] for k in space.fixed if k in baseline} == {k: v for k, v in space.fixed.items() if k in baseline}
 
 
 def test_builtin_names():
