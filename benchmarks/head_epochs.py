@@ -100,6 +100,9 @@ def main() -> None:
     val, _ = data(1000, rng)
     print(f"head_epochs: {args.trials} head trials of {args.epochs} epochs each on cached 2048-d features, "
           f"batch 32, {os.cpu_count()} cores")
+    from environment import print_environment
+
+    print_environment()
     for n in (args.images, 890):  # ETHEC's training split; the demo's (scale 0.25)
         features, labels = data(n, rng)
         keras_fit_trial(99, features[:64], labels[:64], val, epochs=1)  # TensorFlow's first-use costs, unclocked

@@ -102,6 +102,9 @@ def main(argv=None) -> int:
     k_values = list(range(settings.k_min, settings.k_max + 1))
     print(f"report_speed: {args.points} x {args.features} embeddings, {args.classes} classes, "
           f"{os.cpu_count()} cores, k in [{k_values[0]}, {k_values[-1]}]", flush=True)
+    from environment import print_environment
+
+    print_environment()
 
     clock = time.perf_counter()
     ours = cluster_embeddings(x, y, settings=settings)

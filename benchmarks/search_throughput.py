@@ -207,6 +207,9 @@ def main() -> int:
         print(f"search_throughput: demo collection {n_images} images in 6 classes "
               f"({', '.join(str(n) for n in demo.counts.values())}), 64 px, {os.cpu_count()} cores, "
               f"budget {args.budget:.0f} s per arm, space demo without fine-tuning", flush=True)
+        from environment import print_environment
+
+        print_environment()
         arms = []
         for arm in (lambda: lepidopt_arm("lepidopt cache+pruning", tmp / "a", tmp / "data", space,
                                          feature_cache=True, budget=args.budget),

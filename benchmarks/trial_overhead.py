@@ -218,7 +218,8 @@ def main() -> int:
         engine = get_engine(run.engine)
         study = create_study(run, initialize=engine.initialize, heartbeat=Heartbeat())  # as lepidopt search does
         data = study_data(run)
-        engine.run_trials(run, study, data, n_trials=2, timeout=None, policy=TrialPolicy())  # real trials: the template, and a warm cache
+        # Real trials: the template, and a warm cache.
+        engine.run_trials(run, study, data, n_trials=2, timeout=None, policy=TrialPolicy())
         template = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE][-1]
         fill(study, template, args.history)
         copy_study(run.folder / "study.db", tmp / "baseline.db")
@@ -241,7 +242,11 @@ def main() -> int:
                             judge_from=warmup)
 
     print(f"trial_overhead: SQLite study at {args.history} finished trials, {ran} more trials of up to {epochs} epochs "
-          f"({floor['reports']:.1f} reports a trial), TPE + median pruner (warm-up {warmup} epochs), {os.cpu_count()} cores")
+          f"({floor['reports']:.1f} reports a trial), TPE + median pruner (warm-up {warmup} epochs), "
+          f"{os.cpu_count()} cores")
+    from environment import print_environment
+
+    print_environment()
     print(f"  lepidopt      {ours['overhead'] * 1000:6.1f} ms per trial outside training: its wall time, "
           f"{ours['wall'] * 1000:.1f} ms a trial, less the same trials trained alone, {ours['alone'] * 1000:.1f} ms a "
           f"trial; of it {ours['reporting'] * 1000:.1f} ms reporting and asking the pruner (training itself took "
@@ -252,7 +257,8 @@ def main() -> int:
           f"warm-up on ({floor['questions']:.1f} a trial); of it sampling {floor['suggest'] * 1000:.1f} ms, "
           f"reports {floor['report'] * 1000:.1f} ms, questions {floor['prune'] * 1000:.1f} ms, "
           f"the trial's record {floor['record'] * 1000:.1f} ms")
-    print(f"  lepidopt - floor: {(ours['overhead'] - floor['total']) * 1000:.1f} ms per trial: lepidopt's own bookkeeping, "
+    print(f"  lepidopt - floor: {(ours['overhead'] - floor['total']) * 1000:.1f} ms per trial: "
+          "lepidopt's own bookkeeping, "
           "and Optuna's calls made between epochs instead of back to back")
     asked = floor["report"] + floor["prune"]
     print(f"  the same reports and questions: {ours['reporting'] * 1000:.1f} ms a trial between lepidopt's epochs, "
