@@ -47,7 +47,7 @@ def lepidopt_study(folder: str, trials: int, out) -> None:
     import psutil
 
     from lepidopt.data import make_demo_collection
-    from lepidopt.runs import resolve_run
+    from lepidopt.resolve import resolve_run
     from lepidopt.engines import TrialPolicy, get_engine
     from lepidopt.study import create_study
     from lepidopt.trial import study_data

@@ -52,7 +52,7 @@ def space_without_finetuning():
 def lepidopt_arm(name: str, folder: Path, data_dir: Path, space, *, feature_cache: bool, budget: float) -> dict:
 
     from lepidopt.engines import TrialPolicy, get_engine
-    from lepidopt.runs import resolve_run
+    from lepidopt.resolve import resolve_run
     from lepidopt.study import create_study
     from lepidopt.trial import StudyData, study_data
 
@@ -76,7 +76,7 @@ def two_workers_arm(folder: Path, data_dir: Path, space, *, budget: float) -> di
     import optuna
 
     from lepidopt.engines import get_engine
-    from lepidopt.runs import resolve_run
+    from lepidopt.resolve import resolve_run
     from lepidopt.study import create_study, open_storage
     from lepidopt.trial import study_data
 
@@ -102,7 +102,7 @@ def keras_tuner_arm(folder: Path, data_dir: Path, space, *, budget: float) -> di
     from lepidopt._tf import keras as import_keras
     from lepidopt.data import class_weights, image_batches, undersample
     from lepidopt.model import build_backbone, build_classifier, build_head, compile_model
-    from lepidopt.runs import resolve_run
+    from lepidopt.resolve import resolve_run
     from lepidopt.data import make_split, scan_source
     from lepidopt.engines import suggest_keras_tuner
     from lepidopt.trial import StudyData, classification_metrics

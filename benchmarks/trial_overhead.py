@@ -11,13 +11,9 @@ run through lepidopt's own loop. Overhead per trial = lepidopt's wall time less 
 trials take to train alone: each is trained again right after it ran (off the clock), in the same
 process with the same recipe and seed, stopped where lepidopt's run of it was, reporting nowhere.
 A replay starts without the head trainers its trial made, so it traces a head architecture new to the
-process as its trial did (before this was done, the replays never traced and ~25 ms of tracing a trial
-counted as overhead). Anything lepidopt did beside training that slowed it would count (the training
-time of both is printed, and should agree). lepidopt's study has its heartbeat on, as
-``lepidopt search`` opens it. Measured this way, writing reports and pruning questions on a thread
-while the next epoch trained saved nothing (121.6 ms against 111.2 on the trial's path): on these
-tiny epochs most of an epoch is Python, and the thread slowed training by about what it took off the
-trial's path. lepidopt writes them on the path.
+process as its trial did: tracing is training, not overhead. Anything lepidopt did beside training that
+slowed it would count (the training time of both is printed, and should agree). lepidopt's study has
+its heartbeat on, as ``lepidopt search`` opens it.
 
 The first read of the study (Optuna loads every trial into its cache, once per process) is outside
 the clock for both and printed on its own.
@@ -205,7 +201,7 @@ def main() -> int:
     import optuna
 
     from lepidopt.data import make_demo_collection
-    from lepidopt.runs import resolve_run
+    from lepidopt.resolve import resolve_run
     from lepidopt.engines import TrialPolicy, get_engine, pruning_schedule
     from lepidopt.study import Heartbeat, create_study, open_storage
     from lepidopt.trial import study_data

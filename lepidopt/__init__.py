@@ -27,6 +27,8 @@ _LAZY = {
     "report_study": "lepidopt.api",
     "report_embeddings": "lepidopt.api",
     "serve_dashboard": "lepidopt.api",
+    "WorkerSettings": "lepidopt.api",
+    "Recycling": "lepidopt.api",
     "Heartbeat": "lepidopt.api",
     "TrialPolicy": "lepidopt.api",
     "KerasTunerRole": "lepidopt.api",

@@ -17,7 +17,8 @@ from .data import DataSpec
 from .engines import KerasTunerRole, TrialPolicy, get_engine
 from .errors import SettingError, StudyError, WorkerInterrupted
 from .results import ClusteringSettings, export_best, report_embeddings, report_study, serve_dashboard
-from .runs import Run, read_run, resolve_run, study_dir
+from .resolve import resolve_run
+from .runs import Run, read_run, study_dir
 from .study import (Heartbeat, StudyStatus, attrs, check_storage_url, count_finished, create_study, creation_lock,
                     format_status, open_study, resume_study, retry_trial, status_of)
 from .trial import StudyData, objective_direction, study_data
@@ -144,8 +145,20 @@ def _check_weights(run: Run) -> None:
 
 
 def status(*, study: str, storage: str | None = None, results_dir: str | Path | None = None) -> StudyStatus:
-    """The trials of ``study`` and its best trial, read from its storage (``storage``, or the one in its
-    run.yaml under ``results_dir``)."""
+    """The trials of ``study`` and its best trial, counted as ``n_trials`` counts them.
+
+    Args:
+        study: The study's name.
+        storage: The study's storage URL; default: the one in ``results_dir/study/run.yaml``.
+        results_dir: Where the study's folder is (default ``results``).
+
+    Returns:
+        The study's trials as rows, its best trial, its objective, engine and total.
+
+    Raises:
+        StudyError: The storage does not hold the study, or there is no run.yaml to find its storage.
+        StorageError: A storage URL that is malformed or cannot be reached.
+    """
     opened = open_study(study=study, storage=storage, results_dir=results_dir)
     return _status_of(opened.study, opened.run)
 
@@ -223,6 +236,7 @@ def worker(*, study: str, storage: str | None = None, results_dir: str | Path | 
 
 
 def check_limits(*, n_trials: int | None, timeout: float | None) -> None:
+    """A study's total and a timeout, as search and worker take them."""
     if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
         raise SettingError("n_trials", n_trials, "must be a whole number of at least 1 (the study's total of finished "
                            "trials).")
@@ -239,9 +253,23 @@ class RecoverSummary:
 def recover(*, study: str, storage: str | None = None, results_dir: str | Path | None = None, retries: int = 3,
             force: bool = False) -> RecoverSummary:
     """The manual step for storages without a heartbeat (journal files), after a worker died: fail the
-    study's running trials and enqueue each again, to resume from its checkpoint. A trial whose worker
-    is still alive on this machine is left alone; trials of other machines are recovered only with
-    ``force`` (make sure no worker runs there). ``storage`` defaults to the one in the study's run.yaml."""
+    study's running trials and enqueue each again, to resume from its checkpoint.
+
+    Args:
+        study: The study's name.
+        storage: The study's storage URL; default: the one in its run.yaml.
+        results_dir: Where the study's folder is, if not where it was created.
+        retries: The most retries of one trial.
+        force: Also recover trials that workers on other machines are running (make sure none runs there);
+            a trial whose worker is alive on this machine is always left alone.
+
+    Returns:
+        The trials failed and enqueued again, and the running trials left alone.
+
+    Raises:
+        SettingError: ``retries`` below 0.
+        StudyError: The storage does not hold the study.
+    """
     import optuna
 
     if retries < 0:

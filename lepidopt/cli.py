@@ -85,8 +85,7 @@ def _data_spec(args: argparse.Namespace):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engines import engine_names
-    from .runs import PRUNERS, SAMPLERS, TUNERS
+    from .engines import PRUNERS, SAMPLERS, TUNERS, engine_names
     from .trial import OBJECTIVES
 
     parser = _Parser(

@@ -28,7 +28,21 @@ class DemoResult:
 def run_demo(*, data_dir: str | Path = "demo-data", results_dir: str | Path = "results", study: str = "demo",
              n_trials: int = DEMO_TRIALS, seed: int = 0) -> DemoResult:
     """The demo study on the synthetic collection (built-in ``demo`` space, weights none, 64 px), then the
-    best model exported and the report written."""
+    best model exported and the report written.
+
+    Args:
+        data_dir: Where the demo collection is drawn, unless it holds it already.
+        results_dir: Where the study's folder goes.
+        study: The study's name.
+        n_trials: The study's total of finished trials.
+        seed: Seeds the drawing, the split, the sampler and every trial.
+
+    Returns:
+        The search's summary, the report (which exported the best model first) and the seconds it took.
+
+    Raises:
+        LepidoptError: As :func:`lepidopt.search` and :func:`lepidopt.report_study` raise them.
+    """
     started = time.perf_counter()
     data_dir = Path(data_dir)
     if not any(data_dir.glob("*/*.jpg")):

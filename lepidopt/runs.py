@@ -1,10 +1,5 @@
-"""The resolved run of a study (data, space, engine settings, seeds) and its run.yaml.
-
-Settings come from three places, resolved here and nowhere else: the command line first, then the
-study's run.yaml, then the defaults. Settings that define the study (data, space, objective, split,
-weights, how features are cached and augmented, engine and Keras Tuner's oracle) cannot change once it
-exists; the other settings (sampler, pruner, seed, the feature cache's size limit) can.
-"""
+"""The run of a study (data, space, engine settings, seeds) as run.yaml and the study record hold it, and
+the names of its settings (``lepidopt.resolve`` resolves them from flags, run.yaml and defaults)."""
 
 from __future__ import annotations
 
@@ -16,19 +11,14 @@ from typing import Any, Mapping
 import yaml
 
 from ._files import write_text_atomically
-from ._sizes import parse_size
 from .data import DataSpec
 from .errors import SettingError, StorageError, StudyError
-from .spaces import Space, load_space, space_from_dict
+from .spaces import Space, space_from_dict
 
-__all__ = ["Run", "check_augment_views", "DEFAULT_AUGMENT_VIEWS", "DEFAULT_FEATURE_CACHE_LIMIT", "resolve_run", "run_from_dict", "read_run",
-           "write_run", "mask_password", "absolute_storage", "storage_file", "default_storage", "study_dir", "SAMPLERS",
-           "PRUNERS", "ENGINES", "TUNERS"]
+__all__ = ["Run", "DEFAULTS", "DEFINING", "check_augment_views", "DEFAULT_AUGMENT_VIEWS", "DEFAULT_FEATURE_CACHE_LIMIT",
+           "run_from_dict", "read_run", "write_run", "mask_password", "absolute_storage", "storage_file",
+           "default_storage", "study_dir"]
 
-SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc")
-PRUNERS = ("median", "hyperband", "sh", "none")
-ENGINES = ("optuna", "keras-tuner")
-TUNERS = ("hyperband", "bayesian", "random", "grid")  # Keras Tuner's oracles
 RUN_VERSION = 1
 # Augmented feature passes the cache keeps per augmentation strength. Four: a head trains for ~8 epochs in
 # the built-in spaces, so each view is seen about twice, and filling them costs four backbone passes over
@@ -36,15 +26,15 @@ RUN_VERSION = 1
 # More views come closer to on-the-fly augmentation and cost more passes and disk.
 DEFAULT_AUGMENT_VIEWS = 4
 DEFAULT_FEATURE_CACHE_LIMIT = 50 * 1024**3  # bytes
-_DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction", "feature_cache",
+DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction", "feature_cache",
              "augment_views", "engine", "tuner")
-_DEFAULTS: dict[str, Any] = {
+DEFAULTS: dict[str, Any] = {
     "objective": "balanced_accuracy",
     "weights": None,
     "val_fraction": 0.15,
     "test_fraction": 0.15,
-    "sampler": "tpe",
-    "pruner": "median",
+    "sampler": None,  # the engine's: Optuna's default is tpe
+    "pruner": None,  # the engine's: Optuna's default is median
     "seed": 0,
     "augment_views": DEFAULT_AUGMENT_VIEWS,
     "feature_cache": True,
@@ -107,7 +97,7 @@ def run_from_dict(saved: Mapping[str, Any], *, storage: str, results_dir: str | 
     on this machine."""
     if not isinstance(saved, Mapping) or saved.get("version") != RUN_VERSION:
         raise StudyError(f"study record: not a lepidopt run of version {RUN_VERSION}; was the study made by lepidopt?")
-    options = {k: saved[k] for k in _DEFAULTS if k in saved and k != "storage"}
+    options = {k: saved[k] for k in DEFAULTS if k in saved and k != "storage"}
     return Run(study=saved["study"], results_dir=Path(results_dir).resolve(), storage=storage,
                data=DataSpec.from_dict(saved["data"]), space=space_from_dict(saved["space"], source="study space"),
                **options)
@@ -183,124 +173,8 @@ def write_run(run: Run) -> None:
     write_text_atomically(run.folder / "run.yaml", yaml.safe_dump(run.to_dict(), sort_keys=False))
 
 
-def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSpec | Mapping | str | None = None,
-                space: Space | str | None = None, **options: Any) -> Run:
-    """The run for ``study``: given options, then its run.yaml, then defaults. Options left as None are not given.
-
-    Raises StudyError when a new study lacks data or space, or when an option would change what
-    defines an existing study; SettingError for a value an option cannot take.
-    """
-    unknown = sorted(set(options) - set(_DEFAULTS))
-    if unknown:
-        raise StudyError(f"run option {unknown[0]!r}: unknown; known options are {sorted(_DEFAULTS)}.")
-    folder = study_dir(results_dir, study)
-    saved = read_run(folder)
-    given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
-    if "storage" in given:
-        given["storage"] = absolute_storage(given["storage"])
-    if given.get("weights") not in (None, "imagenet", "none"):
-        given["weights"] = str(Path(given["weights"]).resolve())  # a worker may run from another folder
-    if "feature_cache_limit" in given:
-        given["feature_cache_limit"] = parse_size(given["feature_cache_limit"], setting="feature_cache_limit")
-    if data is not None:
-        given["data"] = _data_spec(data).to_dict()
-    if space is not None:
-        given["space"] = (space if isinstance(space, Space) else load_space(space)).to_dict()
-
-    if saved is None:
-        missing = [k for k in ("data", "space") if k not in given]
-        if missing:
-            raise StudyError(
-                f"study {study!r}: does not exist yet in {str(folder.parent)!r}, so it needs --{missing[0]} "
-                "to start. To resume a study, give the name (and --results-dir) it was created with."
-            )
-        merged = {**_DEFAULTS, **given}
-    else:
-        if "space" in given and given["space"] != saved.get("space"):
-            raise StudyError(
-                f"study {study!r}: the space {given['space']['name']!r} given differs from the space recorded in its "
-                "run.yaml, and a study's space cannot change. Drop --space to resume, or start a new --study."
-            )
-        if "data" in given and given["data"] != saved.get("data"):
-            raise StudyError(f"study {study!r}: {_data_difference(saved.get('data') or {}, given['data'])}; a "
-                             "study's data cannot change. Drop --data to resume, or start a new --study.")
-        for key in _DEFINING:
-            if key not in ("space", "data") and key in given and given[key] != saved.get(key, _DEFAULTS.get(key)):
-                raise StudyError(
-                    f"study {study!r}: was created with {key} = {_short(saved.get(key, _DEFAULTS.get(key)))}, not "
-                    f"{_short(given[key])}; {key} cannot change within a study. Drop the option to resume, or start "
-                    "a new --study."
-                )
-        merged = {**_DEFAULTS, **{k: v for k, v in saved.items() if k in _DEFAULTS or k in ("data", "space")}, **given}
-        if "storage" not in given and "***" in str(saved.get("storage")):
-            raise StudyError(
-                f"study {study!r}: its storage URL holds a password, which run.yaml does not keep; "
-                "pass --storage with the full URL."
-            )
-    storage = merged.pop("storage") or default_storage(folder)
-    _check_settings(merged, given)
-    return Run(
-        study=study,
-        results_dir=Path(results_dir).resolve(),
-        storage=storage,
-        data=DataSpec.from_dict(merged.pop("data")),
-        space=space_from_dict(merged.pop("space"), source="run.yaml space"),
-        **merged,
-    )
-
-
-def _check_settings(merged: dict[str, Any], given: dict[str, Any]) -> None:
-    """Each setting takes a value it can, and the engine and its settings agree; Keras Tuner's oracle defaults
-    to Hyperband."""
-    if merged["engine"] not in ENGINES:
-        raise SettingError("engine", merged["engine"], f"must be one of {', '.join(ENGINES)}.")
-    if merged["engine"] == "optuna":
-        if merged["tuner"] is not None:
-            raise SettingError("tuner", merged["tuner"], "is a Keras Tuner setting; add --engine keras-tuner, or "
-                               "choose Optuna's --sampler and --pruner instead.")
-        if merged["sampler"] not in SAMPLERS:
-            raise SettingError("sampler", merged["sampler"], f"must be one of {', '.join(SAMPLERS)}.")
-        if merged["pruner"] not in PRUNERS:
-            raise SettingError("pruner", merged["pruner"], f"must be one of {', '.join(PRUNERS)}.")
-    else:
-        for optuna_only in ("sampler", "pruner"):
-            if optuna_only in given:
-                raise SettingError(optuna_only, given[optuna_only], "is an Optuna setting, and this study's engine is "
-                                   f"keras-tuner; choose Keras Tuner's oracle with --tuner {'|'.join(TUNERS)}.")
-        merged["tuner"] = merged["tuner"] or "hyperband"
-        merged["sampler"] = merged["pruner"] = None  # Keras Tuner's oracle samples and schedules
-        if merged["tuner"] not in TUNERS:
-            raise SettingError("tuner", merged["tuner"], f"must be one of {', '.join(TUNERS)}.")
-    if isinstance(merged["seed"], bool) or not isinstance(merged["seed"], int) or merged["seed"] < 0:
-        raise SettingError("seed", merged["seed"], "must be a whole number, 0 or more.")
-    check_augment_views(merged["augment_views"])
-    if not isinstance(merged["feature_cache"], bool):
-        raise SettingError("feature_cache", merged["feature_cache"], "must be true or false.")
-
-
 def check_augment_views(value: Any) -> None:
     """The one rule for ``augment_views``: a whole number of at least 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SettingError("augment_views", value, "must be a whole number of at least 1 (the augmented passes over "
                            "the training images cached per augmentation strength).")
-
-
-def _data_difference(saved: Mapping[str, Any], given: Mapping[str, Any]) -> str:
-    """How the data given differs from the data a study was created with, in words."""
-    if saved.get("source") != given.get("source"):
-        return f"its data is {saved.get('source')}, and --data names {given.get('source')}"
-    changed = [f"{key} {saved.get(key)!r}, not {given.get(key)!r}" for key in given if saved.get(key) != given.get(key)]
-    return f"its data {saved.get('source')} was read with {'; '.join(changed)}"
-
-
-def _data_spec(data: DataSpec | Mapping | str) -> DataSpec:
-    spec = data if isinstance(data, DataSpec) else DataSpec(source=data) if isinstance(data, str) else \
-        DataSpec.from_dict(data)
-    absolute: dict[str, Any] = {k: str(Path(v).resolve()) for k in ("source", "image_root", "val_manifest",
-                                                                    "test_manifest") if (v := getattr(spec, k))}
-    return dataclasses.replace(spec, **absolute)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) < 200 else text[:200] + "..."

@@ -1,7 +1,8 @@
 import pytest
 
 from lepidopt.errors import SettingError, StudyError
-from lepidopt.runs import mask_password, resolve_run, write_run
+from lepidopt.resolve import resolve_run
+from lepidopt.runs import mask_password, write_run
 
 
 def test_mask_password():

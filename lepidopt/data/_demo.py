@@ -67,9 +67,22 @@ def demo_class_sizes(scale: float = 0.1, *, minimum: int = 12) -> dict[str, int]
 def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: int = 96, seed: int = 0,
                          manifest: bool = False, minimum: int = 12) -> DemoCollection:
     """Write the collection as an image folder (``root/<family>/<n>.jpg``), optionally with an ETHEC manifest.
-    ``root`` must be new or empty, so the collection is never mixed with other images.
-
     Deterministic: the same seed, scale and size always draw the same pixels.
+
+    Args:
+        root: A new or empty folder, so the collection is never mixed with other images.
+        scale: The collection's size as a fraction of ETHEC's family sizes.
+        image_size: The images' side in pixels, 32 or more.
+        seed: Seeds the drawing.
+        manifest: Also write an ETHEC-style JSON manifest of the images.
+        minimum: The fewest images any family gets.
+
+    Returns:
+        The folder, the images per family and the manifest's path.
+
+    Raises:
+        SettingError: A size below 32 px or a scale of 0 or less.
+        DataError: ``root`` holds files already.
     """
     root = Path(root)
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 32:

@@ -8,6 +8,15 @@ __all__ = ["format_scan"]
 
 
 def format_scan(scan: ScanResult, *, source: str) -> str:
+    """The scan as ``lepidopt data inspect`` prints it.
+
+    Args:
+        scan: A scan, from :func:`scan_source`.
+        source: The source's name, as the header shows it.
+
+    Returns:
+        Counts per class, the imbalance, and the files skipped and classes dropped, as text.
+    """
     counts = scan.class_counts
     total = sum(counts.values())
     width = max(len(c) for c in counts)

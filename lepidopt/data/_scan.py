@@ -45,6 +45,18 @@ class ScanResult:
 
 
 def scan_source(spec: DataSpec) -> ScanResult:
+    """Read the source's records and check every image, as a study's creation does.
+
+    Args:
+        spec: Where the images are and how they are labelled.
+
+    Returns:
+        The usable images and their labels, the files skipped with the reason, and the classes dropped
+        for having too few images.
+
+    Raises:
+        DataError: A source that cannot be read, paths that do not exist, or fewer than two usable classes.
+    """
     records = read_records(spec)
     _check_paths_exist(spec, records)
     return scan_records(records, min_size=spec.min_size, min_per_class=spec.min_per_class, source=spec.source)

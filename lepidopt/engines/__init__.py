@@ -3,10 +3,10 @@
 
 from ._base import Engine, engine_names, get_engine, register
 from ._optuna import OptunaEngine  # registered first: the default engine
-from ._keras_tuner import KerasTunerEngine  # noqa: I001
+from ._keras_tuner import TUNERS, KerasTunerEngine  # noqa: I001
 from ._keras_tuner_role import KerasTunerRole
 from ._keras_tuner_space import suggest_keras_tuner
-from ._optuna import make_pruner, make_sampler
+from ._optuna import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from ._optuna_space import suggest as suggest_optuna
 from ._policy import TrialPolicy
 from ._trial_setup import pruning_schedule
@@ -16,6 +16,9 @@ __all__ = [
     "KerasTunerEngine",
     "KerasTunerRole",
     "OptunaEngine",
+    "PRUNERS",
+    "SAMPLERS",
+    "TUNERS",
     "TrialPolicy",
     "engine_names",
     "get_engine",

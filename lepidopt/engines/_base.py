@@ -7,7 +7,7 @@ module with a subclass of ``Engine`` and ``@register`` on it, imported in ``engi
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
 from .._signals import Interrupted
 from ..errors import SettingError
@@ -27,6 +27,12 @@ class Engine(abc.ABC):
     def check(self, run: Run) -> None:
         """Fail before anything is made when this engine cannot search ``run`` (a missing extra, a space it
         cannot express)."""
+
+    @abc.abstractmethod
+    def settle(self, settings: dict[str, Any], given: Mapping[str, Any]) -> None:
+        """Check the engine's own settings in a run being resolved and complete them in place (its defaults;
+        None for what it does not use). ``given`` holds what the caller set, so that a setting of another
+        engine, given by name, is refused rather than dropped. Raises SettingError."""
 
     def label(self, run: Run) -> str:
         """The engine as the study records it and ``status`` shows it."""

@@ -18,12 +18,12 @@ import datetime
 import logging
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .._signals import Interrupted, checkpoint_in_progress
 from ..errors import SettingError
 from ..recipe import Recipe
-from ..runs import TUNERS, Run
+from ..runs import Run
 from ..study import attrs
 from ..trial import NullReporter, StudyData, discard, objective_direction, run_trial
 from ._base import Engine, register
@@ -33,9 +33,10 @@ from ._optuna_space import distributions
 from ._policy import TrialPolicy
 from ._trial_setup import failure_text, pruning_schedule, set_up_trial, trial_recipe
 
-__all__ = ["KerasTunerEngine", "keras_tuner_search", "within_budget", "PROJECT"]
+__all__ = ["KerasTunerEngine", "keras_tuner_search", "within_budget", "PROJECT", "TUNERS"]
 
 log = logging.getLogger("lepidopt")
+TUNERS = ("hyperband", "bayesian", "random", "grid")  # Keras Tuner's oracles, the default first
 PROJECT = "keras_tuner"  # the Keras Tuner project folder inside the study's folder
 HYPERBAND_FACTOR = 3
 
@@ -238,6 +239,16 @@ class KerasTunerEngine(Engine):
     the Keras Tuner way: a chief serves the oracle, workers ask it for trials."""
 
     name = "keras-tuner"
+
+    def settle(self, settings: dict[str, Any], given: Mapping[str, Any]) -> None:
+        for optuna_only in ("sampler", "pruner"):
+            if optuna_only in given:
+                raise SettingError(optuna_only, given[optuna_only], "is an Optuna setting, and this study's engine is "
+                                   f"keras-tuner; choose Keras Tuner's oracle with --tuner {'|'.join(TUNERS)}.")
+        settings["tuner"] = settings["tuner"] or TUNERS[0]
+        settings["sampler"] = settings["pruner"] = None  # Keras Tuner's oracle samples and schedules
+        if settings["tuner"] not in TUNERS:
+            raise SettingError("tuner", settings["tuner"], f"must be one of {', '.join(TUNERS)}.")
 
     def check(self, run: Run) -> None:
         check_keras_tuner_space(run.space)

@@ -7,11 +7,11 @@ import contextlib
 import logging
 import sys
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from .._signals import Interrupted
 from ..errors import MissingExtraError, SettingError, StudyError
-from ..runs import PRUNERS, SAMPLERS, Run
+from ..runs import Run
 from ..study import attrs, count_claimed, quietly, retry_trial
 from ..trial import Reporter, StudyData, TrialStopped, discard, run_trial
 from ._base import Engine, register
@@ -19,9 +19,11 @@ from ._optuna_space import suggest
 from ._policy import TrialPolicy
 from ._trial_setup import failure_text, pruning_schedule, set_up_trial, trial_recipe
 
-__all__ = ["OptunaEngine", "optimize", "make_sampler", "make_pruner", "log_trial"]
+__all__ = ["OptunaEngine", "optimize", "make_sampler", "make_pruner", "log_trial", "SAMPLERS", "PRUNERS"]
 
 log = logging.getLogger("lepidopt")
+SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc")  # the default first
+PRUNERS = ("median", "hyperband", "sh", "none")
 
 
 class OptunaReporter(Reporter):
@@ -205,6 +207,17 @@ class OptunaEngine(Engine):
 
     name = "optuna"
     recycles = True
+
+    def settle(self, settings: dict[str, Any], given: Mapping[str, Any]) -> None:
+        if settings["tuner"] is not None:
+            raise SettingError("tuner", settings["tuner"], "is a Keras Tuner setting; add --engine keras-tuner, or "
+                               "choose Optuna's --sampler and --pruner instead.")
+        settings["sampler"] = settings["sampler"] or SAMPLERS[0]
+        settings["pruner"] = settings["pruner"] or PRUNERS[0]
+        if settings["sampler"] not in SAMPLERS:
+            raise SettingError("sampler", settings["sampler"], f"must be one of {', '.join(SAMPLERS)}.")
+        if settings["pruner"] not in PRUNERS:
+            raise SettingError("pruner", settings["pruner"], f"must be one of {', '.join(PRUNERS)}.")
 
     def check(self, run: Run) -> None:
         _sampler(run)

@@ -39,6 +39,20 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
     has to save models it may never need, and the retrained model's validation score is compared with
     the trial's and both are recorded. best/ is replaced whole, or not at all when the export fails or is
     interrupted.
+
+    Args:
+        study: The study's name.
+        storage: The study's storage URL; default: the one in its run.yaml.
+        results_dir: Where the study's folder is, if not where it was created.
+        all_splits: Save the embeddings of every split, not only the test split's.
+
+    Returns:
+        The folder written and its metrics (as metrics.json holds them).
+
+    Raises:
+        StudyError: The storage does not hold the study.
+        ReportError: The study has no completed trial.
+        DataError: The study's split no longer matches its data.
     """
     best = load_best(study=study, storage=storage, results_dir=results_dir)
     trial, run = best.trial, best.run

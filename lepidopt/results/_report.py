@@ -43,7 +43,22 @@ class ReportResult:
 
 def report_study(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
                  settings: ClusteringSettings | None = None, dashboard: bool = True) -> ReportResult:
-    """Write ``results/<study>/report/`` for the best trial, exporting it first when best/ is missing or stale."""
+    """Write ``results/<study>/report/`` for the best trial, exporting it first when best/ is missing or stale.
+
+    Args:
+        study: The study's name.
+        storage: The study's storage URL; default: the one in its run.yaml.
+        results_dir: Where the study's folder is, if not where it was created.
+        settings: How the embeddings are clustered (variance kept by PCA, the k range, UMAP, t-SNE).
+        dashboard: Also attach the main figures and a note to the study, for optuna-dashboard.
+
+    Returns:
+        The report's index.html, its metrics and the clustering result.
+
+    Raises:
+        StudyError: The storage does not hold the study.
+        ReportError: The study has no completed trial, or its test split is too small to cluster.
+    """
     settings = settings or ClusteringSettings()
     best = load_best(study=study, storage=storage, results_dir=results_dir)
     best_dir = best.folder / "best"
@@ -90,9 +105,23 @@ def report_study(*, study: str, storage: str | None = None, results_dir: str | P
 
 def report_embeddings(*, embeddings: str | Path, labels: str | Path | None = None, label_column: str | None = None,
                       out: str | Path = "report", settings: ClusteringSettings | None = None) -> ReportResult:
-    """The clustering part of the report on any embeddings and labels. ``embeddings``: a .npy array (points x
-    features), or a .npz holding EMBEDDINGS_KEYS (what ``lepidopt export`` writes), whose labels are used
-    unless ``labels`` is given; ``labels``: see ``load_labels``."""
+    """The clustering part of the report on any embeddings and labels.
+
+    Args:
+        embeddings: A .npy array (points x features), or a .npz holding EMBEDDINGS_KEYS (what
+            ``lepidopt export`` writes), whose labels are used unless ``labels`` is given.
+        labels: A .npy array, a .txt file with one label per line, or a .csv file (see ``load_labels``).
+        label_column: The column of a .csv labels file that holds the labels.
+        out: The folder the report is written to.
+        settings: How the embeddings are clustered.
+
+    Returns:
+        The report's index.html, its metrics and the clustering result.
+
+    Raises:
+        ReportError: Embeddings or labels that cannot be read, do not match, or are too few to cluster.
+        SettingError: ``label_column`` with labels that are not a .csv file.
+    """
     settings = settings or ClusteringSettings()
     path = Path(embeddings)
     x, y, classes = _load_embeddings(path)

@@ -12,7 +12,20 @@ __all__ = ["serve_dashboard"]
 
 def serve_dashboard(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
                     host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve until interrupted; prints the address first."""
+    """Serve the study in optuna-dashboard until interrupted; prints the address first.
+
+    Args:
+        study: The study's name.
+        storage: The study's storage URL; default: the one in its run.yaml.
+        results_dir: Where the study's folder is, if not where it was created.
+        host: The address to listen on.
+        port: The TCP port to listen on.
+
+    Raises:
+        SettingError: A port outside 1 to 65535.
+        MissingExtraError: optuna-dashboard is not installed.
+        StudyError: The storage does not hold the study.
+    """
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise SettingError("port", port, "must be a TCP port, 1 to 65535.")
     try:

@@ -13,12 +13,27 @@ __all__ = ["builtin_space_names", "load_space"]
 
 
 def builtin_space_names() -> list[str]:
+    """The names of the spaces that come with lepidopt.
+
+    Returns:
+        Their names, sorted.
+    """
     folder = resources.files(__package__) / "builtin"
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_space(name_or_path: str | Path) -> Space:
-    """A built-in space by name (``resnet50``, ``demo``) or a space file by path."""
+    """A built-in space by name (``resnet50``, ``demo``) or a space file by path.
+
+    Args:
+        name_or_path: A built-in space's name, or the path of a YAML space file.
+
+    Returns:
+        The space, validated.
+
+    Raises:
+        SpaceError: No built-in space of that name and no such file, or a file that breaks a rule.
+    """
     text = str(name_or_path)
     if text in builtin_space_names():
         resource = resources.files(__package__) / "builtin" / f"{text}.yaml"

@@ -104,6 +104,18 @@ def space_from_dict(data: Any, *, source: str = "space") -> Space:
 
 
 def load_space_file(path: str | Path) -> Space:
+    """A space from a YAML file, checked as ``lepidopt spaces validate`` checks it.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The space, validated.
+
+    Raises:
+        SpaceError: A file that cannot be read, is not YAML, or breaks a rule of the space format (each
+            message names the key path, the rule and the value).
+    """
     path = Path(path)
     try:
         text = path.read_text()

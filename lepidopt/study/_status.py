@@ -86,7 +86,18 @@ def _note(trial, retry: int | None) -> str:
 
 
 def format_status(st: StudyStatus, *, last: int | None = None) -> str:
-    """The status as a table, with footnotes and the best trial; ``last``: show only the last N trials."""
+    """The status as ``lepidopt status`` prints it: a table of trials, footnotes and the best trial.
+
+    Args:
+        st: The status, from :func:`lepidopt.status`.
+        last: Show only the last ``last`` trials.
+
+    Returns:
+        The table as text.
+
+    Raises:
+        SettingError: ``last`` below 1.
+    """
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
         raise SettingError("last", last, "must be a whole number of at least 1; leave it out to show every trial.")
     names = sorted({k for t in st.trials for k in t.params})

@@ -9,7 +9,7 @@ import yaml
 
 from conftest import TINY_SPACE, write_space
 from lepidopt.errors import ModelError
-from lepidopt.runs import resolve_run
+from lepidopt.resolve import resolve_run
 from lepidopt.api import Recycling, WorkerSettings, search
 from lepidopt.engines import TrialPolicy, get_engine
 from lepidopt.study import attrs, create_study, open_storage

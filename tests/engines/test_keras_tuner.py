@@ -147,7 +147,7 @@ def test_a_worker_without_its_place_in_the_search_is_refused(engine, flags, code
 def test_a_trial_imported_before_a_kill_is_not_trained_again(demo_folder, tmp_path):
     from types import SimpleNamespace
 
-    from lepidopt.runs import resolve_run
+    from lepidopt.resolve import resolve_run
     from lepidopt.api import TrialPolicy
     from lepidopt.study import open_study
     from lepidopt.trial import StudyData

@@ -14,7 +14,7 @@ from lepidopt.cli import main
 from lepidopt.data import DataSpec, make_split, scan_source, write_split
 from lepidopt.errors import DataError, StorageError, StudyError
 from lepidopt.results import export_best
-from lepidopt.runs import resolve_run
+from lepidopt.resolve import resolve_run
 from lepidopt.api import search, status
 from lepidopt.trial import study_data
 

@@ -1,0 +1,120 @@
+"""Resolving a study's run: settings come from three places, resolved here and nowhere else: the caller's
+arguments first, then the study's run.yaml, then the defaults; each engine settles its own settings.
+Settings that define the study (data, space, objective, split, weights, how features are cached and
+augmented, engine and Keras Tuner's oracle) cannot change once it exists; the other settings (sampler,
+pruner, seed, the feature cache's size limit) can.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from ._sizes import parse_size
+from .data import DataSpec
+from .engines import get_engine
+from .errors import SettingError, StudyError
+from .runs import (DEFAULTS, DEFINING, Run, absolute_storage, check_augment_views, default_storage, read_run,
+                   study_dir)
+from .spaces import Space, load_space, space_from_dict
+
+__all__ = ["resolve_run"]
+
+
+def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSpec | Mapping | str | None = None,
+                space: Space | str | None = None, **options: Any) -> Run:
+    """The run for ``study``: given options, then its run.yaml, then defaults. Options left as None are not given.
+
+    Raises StudyError when a new study lacks data or space, or when an option would change what
+    defines an existing study; SettingError for a value an option cannot take.
+    """
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise StudyError(f"run option {unknown[0]!r}: unknown; known options are {sorted(DEFAULTS)}.")
+    folder = study_dir(results_dir, study)
+    saved = read_run(folder)
+    given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    if "storage" in given:
+        given["storage"] = absolute_storage(given["storage"])
+    if given.get("weights") not in (None, "imagenet", "none"):
+        given["weights"] = str(Path(given["weights"]).resolve())  # a worker may run from another folder
+    if "feature_cache_limit" in given:
+        given["feature_cache_limit"] = parse_size(given["feature_cache_limit"], setting="feature_cache_limit")
+    if data is not None:
+        given["data"] = _data_spec(data).to_dict()
+    if space is not None:
+        given["space"] = (space if isinstance(space, Space) else load_space(space)).to_dict()
+
+    if saved is None:
+        missing = [k for k in ("data", "space") if k not in given]
+        if missing:
+            raise StudyError(
+                f"study {study!r}: does not exist yet in {str(folder.parent)!r}, so it needs --{missing[0]} "
+                "to start. To resume a study, give the name (and --results-dir) it was created with."
+            )
+        merged = {**DEFAULTS, **given}
+    else:
+        if "space" in given and given["space"] != saved.get("space"):
+            raise StudyError(
+                f"study {study!r}: the space {given['space']['name']!r} given differs from the space recorded in its "
+                "run.yaml, and a study's space cannot change. Drop --space to resume, or start a new --study."
+            )
+        if "data" in given and given["data"] != saved.get("data"):
+            raise StudyError(f"study {study!r}: {_data_difference(saved.get('data') or {}, given['data'])}; a "
+                             "study's data cannot change. Drop --data to resume, or start a new --study.")
+        for key in DEFINING:
+            if key not in ("space", "data") and key in given and given[key] != saved.get(key, DEFAULTS.get(key)):
+                raise StudyError(
+                    f"study {study!r}: was created with {key} = {_short(saved.get(key, DEFAULTS.get(key)))}, not "
+                    f"{_short(given[key])}; {key} cannot change within a study. Drop the option to resume, or start "
+                    "a new --study."
+                )
+        merged = {**DEFAULTS, **{k: v for k, v in saved.items() if k in DEFAULTS or k in ("data", "space")}, **given}
+        if "storage" not in given and "***" in str(saved.get("storage")):
+            raise StudyError(
+                f"study {study!r}: its storage URL holds a password, which run.yaml does not keep; "
+                "pass --storage with the full URL."
+            )
+    storage = merged.pop("storage") or default_storage(folder)
+    _check_settings(merged, given)
+    return Run(
+        study=study,
+        results_dir=Path(results_dir).resolve(),
+        storage=storage,
+        data=DataSpec.from_dict(merged.pop("data")),
+        space=space_from_dict(merged.pop("space"), source="run.yaml space"),
+        **merged,
+    )
+
+
+def _check_settings(merged: dict[str, Any], given: dict[str, Any]) -> None:
+    """Each setting takes a value it can; the engine settles its own settings (checks them, fills its
+    defaults, and clears what it does not use)."""
+    get_engine(merged["engine"]).settle(merged, given)
+    if isinstance(merged["seed"], bool) or not isinstance(merged["seed"], int) or merged["seed"] < 0:
+        raise SettingError("seed", merged["seed"], "must be a whole number, 0 or more.")
+    check_augment_views(merged["augment_views"])
+    if not isinstance(merged["feature_cache"], bool):
+        raise SettingError("feature_cache", merged["feature_cache"], "must be true or false.")
+
+
+def _data_difference(saved: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    """How the data given differs from the data a study was created with, in words."""
+    if saved.get("source") != given.get("source"):
+        return f"its data is {saved.get('source')}, and --data names {given.get('source')}"
+    changed = [f"{key} {saved.get(key)!r}, not {given.get(key)!r}" for key in given if saved.get(key) != given.get(key)]
+    return f"its data {saved.get('source')} was read with {'; '.join(changed)}"
+
+
+def _data_spec(data: DataSpec | Mapping | str) -> DataSpec:
+    spec = data if isinstance(data, DataSpec) else DataSpec(source=data) if isinstance(data, str) else \
+        DataSpec.from_dict(data)
+    absolute: dict[str, Any] = {k: str(Path(v).resolve()) for k in ("source", "image_root", "val_manifest",
+                                                                    "test_manifest") if (v := getattr(spec, k))}
+    return dataclasses.replace(spec, **absolute)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 200 else text[:200] + "..."
