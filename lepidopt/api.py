@@ -128,8 +128,9 @@ def _create_or_resume(run: Run, *, heartbeat: Heartbeat, n_trials: int | None) -
         created = create_study(run, initialize=get_engine(run.engine).initialize, heartbeat=heartbeat,
                                n_trials=n_trials)
     except Interrupted as stop:
-        raise WorkerInterrupted(f"interrupted by {stop} while creating study {run.study!r}: nothing of it was kept; "
-                                "run the same command again to create it.", signal_number=stop.signal_number) from None
+        raise WorkerInterrupted(f"interrupted by {stop} while creating study {run.study!r}",
+                                "nothing of it was kept; run the same command again to create it.",
+                                signal_number=stop.signal_number) from None
     log.info("study %r created in %s", run.study, run.folder)
     return created, None
 
@@ -212,14 +213,14 @@ def worker(*, study: str, storage: str | None = None, results_dir: str | Path | 
     opened = open_study(study=study, storage=storage, results_dir=results_dir, heartbeat=workers.heartbeat)
     run = opened.run
     if engine is not None and engine != run.engine:
-        raise StudyError(f"study {study!r}: its engine is {run.engine}, not {engine}; drop --engine or give "
+        raise StudyError(f"study {study!r}", f"its engine is {run.engine}, not {engine}; drop --engine or give "
                          f"--engine {run.engine}.")
     get_engine(run.engine).join(run, keras_tuner)
     if not (run.folder / "split.json").exists():
         raise StudyError(
-            f"study {study!r}: its folder {str(run.folder)!r} has no split.json. Workers need the study's folder "
-            "(split, feature cache, checkpoints) on a filesystem every machine shares; pass --results-dir with the "
-            "folder's parent as mounted here.")
+            f"study {study!r}", f"its folder {str(run.folder)!r} has no split.json.",
+            fix="Workers need the study's folder (split, feature cache, checkpoints) on a filesystem every machine "
+                "shares; pass --results-dir with the folder's parent as mounted here.")
     check_recycling(run, workers.recycling)
     data = study_data(run)  # checked here, before any trial process starts
     optuna_study = opened.study

@@ -78,8 +78,8 @@ def _data_spec(args: argparse.Namespace):
         if given:
             key = next(iter(given))
             raise SettingError(key, given[key], "applies to --data, which is not given: a resumed study reads its data "
-                               "settings from its run.yaml, and they cannot change. Drop it, or start a new --study "
-                               "with --data.")
+                               "settings from its run.yaml, and they cannot change.",
+                               fix="Drop it, or start a new --study with --data.")
         return None
     return DataSpec(source=args.source, **given)
 

@@ -1,8 +1,11 @@
 """The package's exceptions: each also inherits the builtin it refines, so callers may catch either."""
 
+from __future__ import annotations
+
 from typing import Any
 
 __all__ = [
+    "message",
     "LepidoptError",
     "SettingError",
     "DataError",
@@ -17,10 +20,31 @@ __all__ = [
 ]
 
 
+def message(thing: str, rule: str, fix: str = "") -> str:
+    """lepidopt's one form of error message: what it is about (named as the user wrote it, with its value),
+    the rule it breaks, and what to do: 'THING: RULE FIX'."""
+    return f"{thing}: {rule}" + (f" {fix}" if fix else "")
+
+
+def _rebuilt(cls: type[LepidoptError], args: tuple[Any, ...], state: dict[str, Any]) -> LepidoptError:
+    error = cls.__new__(cls, *args)
+    error.__dict__.update(state)
+    return error
+
+
 class LepidoptError(Exception):
-    """Base of every error lepidopt raises on purpose; the CLI prints these without a traceback."""
+    """Base of every error lepidopt raises on purpose; the CLI prints these without a traceback. Its message is
+    ``message(thing, rule, fix)``, and the three parts stay on it as ``thing``, ``rule`` and ``fix``."""
 
     exit_code = 1
+
+    def __init__(self, thing: str, rule: str, *, fix: str = "") -> None:
+        self.thing, self.rule, self.fix = thing, rule, fix
+        super().__init__(message(thing, rule, fix))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled whole: Exception's own pickling would call __init__ with the message alone
+        return _rebuilt, (type(self), self.args, self.__dict__)
 
 
 class SettingError(LepidoptError, ValueError):
@@ -29,13 +53,13 @@ class SettingError(LepidoptError, ValueError):
 
     exit_code = 2
 
-    def __init__(self, setting: str, value: Any, rule: str) -> None:
-        self.setting, self.value, self.rule = setting, value, rule
-        super().__init__(self.named(setting))
+    def __init__(self, setting: str, value: Any, rule: str, *, fix: str = "") -> None:
+        self.setting, self.value = setting, value
+        super().__init__(f"{setting} {value!r}", rule, fix=fix)
 
     def named(self, name: str) -> str:
         """The message with the setting called ``name`` (a flag such as --n-trials)."""
-        return f"{name} {self.value!r}: {self.rule}"
+        return message(f"{name} {self.value!r}", self.rule, self.fix)
 
 
 class DataError(LepidoptError, ValueError):
@@ -83,8 +107,8 @@ class ReportError(LepidoptError, ValueError):
 class WorkerInterrupted(LepidoptError):
     """SIGTERM or SIGINT stopped a worker; its trial is left to be retried from its checkpoint."""
 
-    def __init__(self, message: str, *, signal_number: int) -> None:
-        super().__init__(message)
+    def __init__(self, thing: str, rule: str, *, fix: str = "", signal_number: int) -> None:
+        super().__init__(thing, rule, fix=fix)
         self.exit_code = 128 + signal_number  # 143 for SIGTERM, 130 for SIGINT, as shells report them
 
 

@@ -48,8 +48,8 @@ class Recipe:
         unknown = sorted(set(values) - set(RECIPE_KEYS))
         if unknown:
             raise SpaceError(
-                f"{where}: unknown key {unknown[0]!r}; the known keys are {', '.join(RECIPE_KEYS)}. "
-                "Fix the spelling or remove it."
+                where, f"unknown key {unknown[0]!r}; the known keys are {', '.join(RECIPE_KEYS)}.",
+                fix="Fix the spelling or remove it."
             )
         kwargs = {}
         for key, value in values.items():
@@ -90,37 +90,37 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     path = f"{where}.{key}"
     if key in _CHOICES:
         if value not in _CHOICES[key]:
-            raise SpaceError(f"{path}: must be one of {list(_CHOICES[key])}, got {value!r}.")
+            raise SpaceError(path, f"must be one of {list(_CHOICES[key])}, got {value!r}.")
         return value
     if key == "weights":
         if not isinstance(value, str) or not value:
-            raise SpaceError(f"{path}: must be 'imagenet', 'none' or a path to a weights file, got {value!r}.")
+            raise SpaceError(path, f"must be 'imagenet', 'none' or a path to a weights file, got {value!r}.")
         return value
     if key == "head.batchnorm":
         if not isinstance(value, bool):
-            raise SpaceError(f"{path}: must be true or false, got {value!r}.")
+            raise SpaceError(path, f"must be true or false, got {value!r}.")
         return value
     if key in _POSITIVE_INTS or key in _NON_NEGATIVE_INTS:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpaceError(f"{path}: must be an integer, got {value!r}.")
+            raise SpaceError(path, f"must be an integer, got {value!r}.")
         if key == "image_size" and value < 32:
-            raise SpaceError(f"{path}: ResNet-50 needs at least 32 px, got {value}. Use 32 or more.")
+            raise SpaceError(path, f"ResNet-50 needs at least 32 px, got {value}.", fix="Use 32 or more.")
         if key in _POSITIVE_INTS and value < 1:
-            raise SpaceError(f"{path}: must be at least 1, got {value}.")
+            raise SpaceError(path, f"must be at least 1, got {value}.")
         if value < 0:
-            raise SpaceError(f"{path}: must be 0 or more, got {value}.")
+            raise SpaceError(path, f"must be 0 or more, got {value}.")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpaceError(f"{path}: must be a number, got {value!r}.")
+        raise SpaceError(path, f"must be a number, got {value!r}.")
     value = float(value)
     if key in _UNIT_INTERVAL and not 0.0 <= value <= 1.0:
-        raise SpaceError(f"{path}: must lie in [0, 1], got {value}.")
+        raise SpaceError(path, f"must lie in [0, 1], got {value}.")
     if key == "head.dropout" and value >= 1.0:
-        raise SpaceError(f"{path}: must be below 1 (1 drops everything), got {value}.")
+        raise SpaceError(path, f"must be below 1 (1 drops everything), got {value}.")
     if key == "sampling.ratio" and not 0.0 < value <= 1.0:
         raise SpaceError(
-            f"{path}: must lie in (0, 1]: the smallest class keeps at least ratio x the largest; got {value}."
+            path, f"must lie in (0, 1]: the smallest class keeps at least ratio x the largest; got {value}."
         )
     if key in _LEARNING_RATES and not value > 0.0:
-        raise SpaceError(f"{path}: a learning rate must be above 0, got {value}.")
+        raise SpaceError(path, f"a learning rate must be above 0, got {value}.")
     return value

@@ -31,7 +31,7 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
     """
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
-        raise StudyError(f"run option {unknown[0]!r}: unknown; known options are {sorted(DEFAULTS)}.")
+        raise StudyError(f"run option {unknown[0]!r}", f"unknown; known options are {sorted(DEFAULTS)}.")
     folder = study_dir(results_dir, study)
     saved = read_run(folder)
     given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
@@ -50,30 +50,31 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
         missing = [k for k in ("data", "space") if k not in given]
         if missing:
             raise StudyError(
-                f"study {study!r}: does not exist yet in {str(folder.parent)!r}, so it needs --{missing[0]} "
-                "to start. To resume a study, give the name (and --results-dir) it was created with."
+                f"study {study!r}", f"does not exist yet in {str(folder.parent)!r}, so it needs --{missing[0]} "
+                "to start.", fix="To resume a study, give the name (and --results-dir) it was created with."
             )
         merged = {**DEFAULTS, **given}
     else:
         if "space" in given and given["space"] != saved.get("space"):
             raise StudyError(
-                f"study {study!r}: the space {given['space']['name']!r} given differs from the space recorded in its "
-                "run.yaml, and a study's space cannot change. Drop --space to resume, or start a new --study."
+                f"study {study!r}", f"the space {given['space']['name']!r} given differs from the space recorded in "
+                "its run.yaml, and a study's space cannot change.",
+                fix="Drop --space to resume, or start a new --study."
             )
         if "data" in given and given["data"] != saved.get("data"):
-            raise StudyError(f"study {study!r}: {_data_difference(saved.get('data') or {}, given['data'])}; a "
-                             "study's data cannot change. Drop --data to resume, or start a new --study.")
+            raise StudyError(f"study {study!r}", f"{_data_difference(saved.get('data') or {}, given['data'])}; a "
+                             "study's data cannot change.", fix="Drop --data to resume, or start a new --study.")
         for key in DEFINING:
             if key not in ("space", "data") and key in given and given[key] != saved.get(key, DEFAULTS.get(key)):
                 raise StudyError(
-                    f"study {study!r}: was created with {key} = {_short(saved.get(key, DEFAULTS.get(key)))}, not "
-                    f"{_short(given[key])}; {key} cannot change within a study. Drop the option to resume, or start "
-                    "a new --study."
+                    f"study {study!r}", f"was created with {key} = {_short(saved.get(key, DEFAULTS.get(key)))}, "
+                    f"not {_short(given[key])}; {key} cannot change within a study.",
+                    fix="Drop the option to resume, or start a new --study."
                 )
         merged = {**DEFAULTS, **{k: v for k, v in saved.items() if k in DEFAULTS or k in ("data", "space")}, **given}
         if "storage" not in given and "***" in str(saved.get("storage")):
             raise StudyError(
-                f"study {study!r}: its storage URL holds a password, which run.yaml does not keep; "
+                f"study {study!r}", "its storage URL holds a password, which run.yaml does not keep; "
                 "pass --storage with the full URL."
             )
     storage = merged.pop("storage") or default_storage(folder)

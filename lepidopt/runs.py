@@ -96,7 +96,8 @@ def run_from_dict(saved: Mapping[str, Any], *, storage: str, results_dir: str | 
     """The Run recorded in a study (``Run.to_dict()``), with the real storage URL and the folder it lives in
     on this machine."""
     if not isinstance(saved, Mapping) or saved.get("version") != RUN_VERSION:
-        raise StudyError(f"study record: not a lepidopt run of version {RUN_VERSION}; was the study made by lepidopt?")
+        raise StudyError("study record", f"not a lepidopt run of version {RUN_VERSION}; was the study made by "
+                         "lepidopt?")
     options = {k: saved[k] for k in DEFAULTS if k in saved and k != "storage"}
     return Run(study=saved["study"], results_dir=Path(results_dir).resolve(), storage=storage,
                data=DataSpec.from_dict(saved["data"]), space=space_from_dict(saved["space"], source="study space"),
@@ -106,7 +107,7 @@ def run_from_dict(saved: Mapping[str, Any], *, storage: str, results_dir: str | 
 def study_dir(results_dir: str | Path, study: str) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", study or ""):
         raise StudyError(
-            f"study name {study!r}: use letters, digits, '_', '.' and '-' (it names a folder), starting with a "
+            f"study name {study!r}", "use letters, digits, '_', '.' and '-' (it names a folder), starting with a "
             "letter or digit."
         )
     return Path(results_dir).resolve() / study
@@ -133,8 +134,8 @@ def storage_file(url: str) -> Path | None:
         text = rest.split("?", 1)[0]
     if not text:
         raise StorageError(
-            f"storage {mask_password(url)!r}: names no file. Write sqlite:///PATH (three slashes, then a path: "
-            "sqlite:///study.db is relative, sqlite:////tmp/study.db absolute) or journal:PATH."
+            f"storage {mask_password(url)!r}", "names no file.", fix="Write sqlite:///PATH (three slashes, then a "
+            "path: sqlite:///study.db is relative, sqlite:////tmp/study.db absolute) or journal:PATH."
         )
     return Path(text)
 
@@ -146,7 +147,7 @@ def absolute_storage(url: str) -> str:
     if path is None:
         return url
     if str(path) == ":memory:":
-        raise StorageError(f"storage {url!r}: a study in memory is lost when the process ends; give a file path.")
+        raise StorageError(f"storage {url!r}", "a study in memory is lost when the process ends; give a file path.")
     absolute = str(path.expanduser().absolute())
     if url.startswith("journal:"):
         return f"journal:{absolute}"
@@ -162,9 +163,9 @@ def read_run(folder: Path) -> dict[str, Any] | None:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise StudyError(f"run file {str(path)!r}: is not valid YAML ({exc}).") from None
+        raise StudyError(f"run file {str(path)!r}", f"is not valid YAML ({exc}).") from None
     if not isinstance(data, dict) or data.get("version") != RUN_VERSION:
-        raise StudyError(f"run file {str(path)!r}: not a lepidopt run.yaml of version {RUN_VERSION}.")
+        raise StudyError(f"run file {str(path)!r}", f"not a lepidopt run.yaml of version {RUN_VERSION}.")
     return data
 
 

@@ -94,8 +94,8 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
         if root.is_dir() else None
     if held or (held is None and root.exists()):
         what = f"already holds {len(held)} file(s), e.g. {held[0]!r}" if held else "is a file"
-        raise DataError(f"demo folder {str(root)!r}: {what}; the demo collection is drawn into a new or empty folder, "
-                        "so it never mixes with other images. Choose another folder.")
+        raise DataError(f"demo folder {str(root)!r}", f"{what}; the demo collection is drawn into a new or empty "
+                        "folder, so it never mixes with other images.", fix="Choose another folder.")
     counts = demo_class_sizes(scale, minimum=minimum)
     records = {}
     for class_index, (family, count) in enumerate(counts.items()):

@@ -18,7 +18,7 @@ def undersample(labels: np.ndarray, *, ratio: float, seed: int) -> np.ndarray:
     capped at ceil(smallest / ratio) images, drawn at random with ``seed``; 1.0 balances fully.
     """
     if not 0.0 < ratio <= 1.0:
-        raise DataError(f"sampling.ratio {ratio}: must lie in (0, 1].")
+        raise DataError(f"sampling.ratio {ratio}", "must lie in (0, 1].")
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
     cap = math.ceil(counts.min() / ratio - 1e-9)
@@ -35,7 +35,7 @@ def class_weights(labels: np.ndarray, *, mode: str, n_classes: int) -> dict[int,
     if mode == "none":
         return None
     if mode not in ("balanced", "sqrt"):
-        raise DataError(f"sampling.class_weight {mode!r}: must be one of none, balanced, sqrt.")
+        raise DataError(f"sampling.class_weight {mode!r}", "must be one of none, balanced, sqrt.")
     from sklearn.utils.class_weight import compute_class_weight
 
     present = np.unique(labels)

@@ -72,7 +72,7 @@ def _check_paths_exist(spec: DataSpec, records: list[Record]) -> None:
     hint = (f"the paths are read relative to {str(root)!r}; if they are relative to another folder, give it with "
             "--image-root")
     if len(missing) == len(records):
-        raise DataError(f"data source {spec.source!r}: none of the {len(records)} image paths it names exists "
+        raise DataError(f"data source {spec.source!r}", f"none of the {len(records)} image paths it names exists "
                         f"(e.g. {missing[0]!r}); {hint}.")
     log.warning("%d of the %d image paths in %s do not exist (e.g. %s) and are skipped; %s", len(missing), len(records),
                 spec.source, missing[0], hint)
@@ -81,7 +81,7 @@ def _check_paths_exist(spec: DataSpec, records: list[Record]) -> None:
 def scan_records(records: list[Record], *, min_size: int, min_per_class: int, source: str = "data") -> ScanResult:
     """Decode every image once; keep the good ones; drop classes too small for a stratified split."""
     if not records:
-        raise DataError(f"data source {source!r}: names no images.")
+        raise DataError(f"data source {source!r}", "names no images.")
     workers = min(32, 2 * (os.cpu_count() or 1))
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
@@ -102,8 +102,8 @@ def scan_records(records: list[Record], *, min_size: int, min_per_class: int, so
     if not good:
         reasons = collections.Counter(s.reason.split(" (")[0].split(":")[0] for s in skipped)
         raise DataError(
-            f"data source {source!r}: none of its {len(records)} images can be used "
-            f"({', '.join(f'{n} {r}' for r, n in reasons.most_common())}). Check the files and --min-size."
+            f"data source {source!r}", f"none of its {len(records)} images can be used "
+            f"({', '.join(f'{n} {r}' for r, n in reasons.most_common())}).", fix="Check the files and --min-size."
         )
     kept, dropped = _drop_small_classes(good, min_per_class)
     for label, count in dropped.items():
@@ -113,9 +113,9 @@ def scan_records(records: list[Record], *, min_size: int, min_per_class: int, so
         )
     if len({r.label for r in kept}) < 2:
         raise DataError(
-            f"data source {source!r}: {len({r.label for r in kept})} class(es) left with at least {min_per_class} "
-            f"usable images; a classifier needs 2 or more. Dropped: {dropped or 'none'}. Add images or lower "
-            "--min-per-class."
+            f"data source {source!r}", f"{len({r.label for r in kept})} class(es) left with at least {min_per_class} "
+            f"usable images; a classifier needs 2 or more. Dropped: {dropped or 'none'}.",
+            fix="Add images or lower --min-per-class."
         )
     return ScanResult(records=tuple(kept), skipped=skipped, dropped_classes=dropped)
 

@@ -60,10 +60,10 @@ class DataSpec:
         if path.suffix.lower() == ".csv":
             return "csv"
         if not path.exists():
-            raise DataError(f"data source {self.source!r}: does not exist. Check the path.")
+            raise DataError(f"data source {self.source!r}", "does not exist.", fix="Check the path.")
         raise DataError(
-            f"data source {self.source!r}: cannot tell its format (a folder, a .json ETHEC manifest or a .csv). "
-            "Pass --format folder|ethec|csv."
+            f"data source {self.source!r}", "cannot tell its format (a folder, a .json ETHEC manifest or a .csv).",
+            fix="Pass --format folder|ethec|csv."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,7 +74,7 @@ class DataSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise DataError(f"data settings: unknown key {unknown[0]!r}; known: {sorted(known)}.")
+            raise DataError("data settings", f"unknown key {unknown[0]!r}; known: {sorted(known)}.")
         return cls(**data)
 
 
@@ -83,17 +83,17 @@ def read_records(spec: DataSpec) -> list[Record]:
     A path named twice (within a manifest, or in two of the train, val and test manifests) is refused."""
     fmt = spec.resolved_format
     if not Path(spec.source).exists():
-        raise DataError(f"data source {spec.source!r}: does not exist. Check the path.")
+        raise DataError(f"data source {spec.source!r}", "does not exist.", fix="Check the path.")
     if spec.image_root is not None and not Path(spec.image_root).is_dir():
-        raise DataError(f"image root {spec.image_root!r}: is not a folder. Check --image-root.")
+        raise DataError(f"image root {spec.image_root!r}", "is not a folder.", fix="Check --image-root.")
     if fmt == "folder":
         if spec.val_manifest:
-            raise DataError("val_manifest/test_manifest: only an ETHEC or CSV source can carry its own split.")
+            raise DataError("val_manifest/test_manifest", "only an ETHEC or CSV source can carry its own split.")
         return _folder_records(Path(spec.source))
     if Path(spec.source).is_dir():
         raise DataError(
-            f"data source {spec.source!r}: is a folder, not a{'n ETHEC JSON' if fmt == 'ethec' else ' CSV'} manifest. "
-            "Use --format folder (or auto), or give the manifest's path."
+            f"data source {spec.source!r}", f"is a folder, not a{'n ETHEC JSON' if fmt == 'ethec' else ' CSV'} "
+            "manifest.", fix="Use --format folder (or auto), or give the manifest's path."
         )
     records = _manifest_records(spec, _ethec_records if fmt == "ethec" else _csv_records)
     _refuse_repeated_paths(spec, records)
@@ -103,7 +103,7 @@ def read_records(spec: DataSpec) -> list[Record]:
 def _folder_records(root: Path) -> list[Record]:
     """Files under one subfolder per class; hidden files and folders (a leading '.') are skipped."""
     if not root.is_dir():
-        raise DataError(f"image folder {str(root)!r}: is not a folder.")
+        raise DataError(f"image folder {str(root)!r}", "is not a folder.")
     records = []
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for file in sorted(class_dir.rglob("*")):
@@ -115,9 +115,9 @@ def _folder_records(root: Path) -> list[Record]:
         found = (f"{len(images)} image files at its top level (e.g. {images[0].name!r}) and no class subfolders"
                  if images else f"{len(top)} files and no class subfolder with files in it")
         raise DataError(
-            f"image folder {str(root)!r}: holds {found}. Expected one subfolder per class with its images inside, "
-            "e.g. root/Nymphalidae/img001.jpg; for images labelled another way, give a CSV manifest with a path and "
-            "a label column."
+            f"image folder {str(root)!r}", f"holds {found}.",
+            fix="Expected one subfolder per class with its images inside, e.g. root/Nymphalidae/img001.jpg; for "
+                "images labelled another way, give a CSV manifest with a path and a label column."
         )
     return records
 
@@ -132,13 +132,13 @@ def _refuse_repeated_paths(spec: DataSpec, records: list[Record]) -> None:
     examples = ", ".join(repr(p) for p in repeated[:2])
     if spec.val_manifest is not None:
         raise DataError(
-            f"split manifests {spec.source!r}, {spec.val_manifest!r} and {spec.test_manifest!r}: {len(repeated)} image "
-            f"paths are named more than once (e.g. {examples}, in {' and '.join(map(str, where[repeated[0]]))}); an "
-            "image may be in one of train, val and test only. Give three manifests that do not overlap."
+            f"split manifests {spec.source!r}, {spec.val_manifest!r} and {spec.test_manifest!r}",
+            f"{len(repeated)} image paths are named more than once (e.g. {examples}, in "
+            f"{' and '.join(map(str, where[repeated[0]]))}); an image may be in one of train, val and test only.",
+            fix="Give three manifests that do not overlap."
         )
-    raise DataError(f"manifest {spec.source!r}: {len(repeated)} image paths are named more than once "
-                    f"(e.g. {examples}); "
-                    "each image may be listed once. Remove the repeated rows.")
+    raise DataError(f"manifest {spec.source!r}", f"{len(repeated)} image paths are named more than once "
+                    f"(e.g. {examples}); each image may be listed once.", fix="Remove the repeated rows.")
 
 
 def manifest_root(spec: DataSpec, manifest: Path | None = None) -> Path:
@@ -161,22 +161,22 @@ def _ethec_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: 
     try:
         data = json.loads(manifest.read_text())
     except FileNotFoundError:
-        raise DataError(f"ETHEC manifest {str(manifest)!r}: does not exist.") from None
+        raise DataError(f"ETHEC manifest {str(manifest)!r}", "does not exist.") from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"ETHEC manifest {str(manifest)!r}: is not valid JSON ({exc}).") from None
+        raise DataError(f"ETHEC manifest {str(manifest)!r}", f"is not valid JSON ({exc}).") from None
     if not isinstance(data, dict):
         raise DataError(
-            f"ETHEC manifest {str(manifest)!r}: must be a JSON object keyed by token, got {type(data).__name__}."
+            f"ETHEC manifest {str(manifest)!r}", f"must be a JSON object keyed by token, got {type(data).__name__}."
         )
     records = []
     for token, entry in data.items():
         where = f"ETHEC manifest {manifest.name!r}, record {token!r}"
         if not isinstance(entry, dict):
-            raise DataError(f"{where}: must be an object, got {entry!r}.")
+            raise DataError(where, f"must be an object, got {entry!r}.")
         records.append(Record(path=str(root / _ethec_relative_path(entry, where)),
                               label=_ethec_label(entry, spec.label_level, where), subset=subset))
     if not records:
-        raise DataError(f"ETHEC manifest {str(manifest)!r}: has no records.")
+        raise DataError(f"ETHEC manifest {str(manifest)!r}", "has no records.")
     return records
 
 
@@ -184,7 +184,7 @@ def _ethec_relative_path(entry: Mapping[str, Any], where: str) -> str:
     image_path = str(entry.get("image_path") or "")
     image_name = str(entry.get("image_name") or "")
     if not image_path and not image_name:
-        raise DataError(f"{where}: has neither 'image_path' nor 'image_name'.")
+        raise DataError(where, "has neither 'image_path' nor 'image_name'.")
     # Some real ETHEC records carry the file name in image_path and leave image_name empty.
     return str(Path(image_path) / image_name) if image_name else image_path
 
@@ -195,7 +195,7 @@ def _ethec_label(entry: Mapping[str, Any], level: str, where: str) -> str:
     for field in fields:
         value = entry.get(field)
         if not isinstance(value, str) or not value.strip():
-            raise DataError(f"{where}: field {field!r} is missing or empty, needed for --label-level {level}.")
+            raise DataError(where, f"field {field!r} is missing or empty, needed for --label-level {level}.")
         values.append(value.strip())
     return "_".join(values)
 
@@ -204,7 +204,7 @@ def _csv_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: Pa
     root = root or manifest_root(spec, manifest)
     try:
         if manifest.stat().st_size == 0:
-            raise DataError(f"CSV manifest {str(manifest)!r}: is empty (0 bytes); it needs a header line with the "
+            raise DataError(f"CSV manifest {str(manifest)!r}", "is empty (0 bytes); it needs a header line with the "
                             f"columns {spec.path_column!r} and {spec.label_column!r}, then one line per image.")
         with manifest.open(newline="") as handle:
             reader = csv.DictReader(handle)
@@ -212,18 +212,18 @@ def _csv_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: Pa
             for column, option in ((spec.path_column, "--path-column"), (spec.label_column, "--label-column")):
                 if column not in columns:
                     raise DataError(
-                        f"CSV manifest {str(manifest)!r}: has no column {column!r} (columns: {columns}); "
+                        f"CSV manifest {str(manifest)!r}", f"has no column {column!r} (columns: {columns}); "
                         f"name the right one with {option}."
                     )
             rows = list(reader)
     except FileNotFoundError:
-        raise DataError(f"CSV manifest {str(manifest)!r}: does not exist.") from None
+        raise DataError(f"CSV manifest {str(manifest)!r}", "does not exist.") from None
     records = []
     for line, row in enumerate(rows, start=2):
         path, label = (row.get(spec.path_column) or "").strip(), (row.get(spec.label_column) or "").strip()
         if not path or not label:
-            raise DataError(f"CSV manifest {manifest.name!r}, line {line}: empty path or label.")
+            raise DataError(f"CSV manifest {manifest.name!r}, line {line}", "empty path or label.")
         records.append(Record(path=str(root / path), label=label, subset=subset))
     if not records:
-        raise DataError(f"CSV manifest {str(manifest)!r}: has no rows.")
+        raise DataError(f"CSV manifest {str(manifest)!r}", "has no rows.")
     return records

@@ -73,7 +73,7 @@ def make_split(scan: ScanResult, *, seed: int, val_fraction: float = 0.15, test_
     """
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise DataError(
-            f"split fractions val={val_fraction}, test={test_fraction}: each must lie in (0, 1) and "
+            f"split fractions val={val_fraction}, test={test_fraction}", "each must lie in (0, 1) and "
             "together leave room for training."
         )
     records = scan.records
@@ -119,7 +119,7 @@ def _stratified_subsets(records: tuple[Record, ...], seed: int, val_fraction: fl
         n_test = max(1, round(n * test_fraction))
         n_val = max(1, round(n * val_fraction))
         if n - n_test - n_val < 1:
-            raise DataError(f"class {label!r}: {n} images cannot fill train, val and test; raise --min-per-class.")
+            raise DataError(f"class {label!r}", f"{n} images cannot fill train, val and test; raise --min-per-class.")
         for i in members[:n_test]:
             subsets[i] = "test"
         for i in members[n_test : n_test + n_val]:
@@ -158,11 +158,11 @@ def read_split(path: str | Path, *, data: DataSpec | None = None) -> Split:
     try:
         saved = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"split file {str(path)!r}: does not exist.") from None
+        raise DataError(f"split file {str(path)!r}", "does not exist.") from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"split file {str(path)!r}: is not valid JSON ({exc}); delete it to split again.") from None
+        raise DataError(f"split file {str(path)!r}", f"is not valid JSON ({exc}); delete it to split again.") from None
     if saved.get("version") not in (1, SPLIT_VERSION):
-        raise DataError(f"split file {str(path)!r}: version {saved.get('version')!r}, expected {SPLIT_VERSION}.")
+        raise DataError(f"split file {str(path)!r}", f"version {saved.get('version')!r}, expected {SPLIT_VERSION}.")
     if data is not None:
         _check_made_from(path, saved.get("data"), data.to_dict())
     classes = tuple(saved["classes"])
@@ -199,9 +199,10 @@ def _check_made_from(path: Path, recorded: Mapping[str, Any] | None, given: Mapp
                        if recorded.get(k) != given.get(k)]
         what = f"was made from {recorded.get('source')} read with {'; '.join(differences)}"
     raise DataError(
-        f"split file {str(path)!r}: {what}. A study trains only on the split it was created with: start a new "
-        f"--study for this data, or delete this study (the folder {str(path.parent)!r}, and the study in its storage "
-        "when that is not the folder's study.db) to create it again."
+        f"split file {str(path)!r}", f"{what}.",
+        fix="A study trains only on the split it was created with: start a new --study for this data, or delete this "
+            f"study (the folder {str(path.parent)!r}, and the study in its storage when that is not the folder's "
+            "study.db) to create it again."
     )
 
 
@@ -217,15 +218,15 @@ def _check_images(path: Path, items: list[dict[str, Any]]) -> None:
             changed.append((item, stat))
     if missing:
         raise DataError(
-            f"split file {str(path)!r}: {len(missing)} of its {len(items)} images are gone, e.g. {missing[0]!r}. "
-            "Restore them, or start a new study to split the data again."
+            f"split file {str(path)!r}", f"{len(missing)} of its {len(items)} images are gone, e.g. {missing[0]!r}.",
+            fix="Restore them, or start a new study to split the data again."
         )
     if changed:
         item, stat = changed[0]
         what = (f"{item['size']} bytes then, {stat.st_size} now" if stat.st_size != item["size"]
                 else "the same size, modified since")
         raise DataError(
-            f"split file {str(path)!r}: {len(changed)} of its {len(items)} images changed since the split was made, "
-            f"e.g. {item['path']!r} ({what}); the study's trials were trained on the images as they were. Restore "
-            "them, or start a new --study to split the changed data."
+            f"split file {str(path)!r}", f"{len(changed)} of its {len(items)} images changed since the split was "
+            f"made, e.g. {item['path']!r} ({what}); the study's trials were trained on the images as they were.",
+            fix="Restore them, or start a new --study to split the changed data."
         )

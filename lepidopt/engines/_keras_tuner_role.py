@@ -36,9 +36,9 @@ class KerasTunerRole:
             missing = [flag for flag, value in (("--tuner-id", tuner_id), ("--oracle-ip", oracle_ip),
                                                 ("--oracle-port", oracle_port)) if not value]
             raise StudyError(
-                f"Keras Tuner worker: needs {', '.join(missing)} (or {', '.join(self._ENV)}): one worker with "
+                "Keras Tuner worker", f"needs {', '.join(missing)} (or {', '.join(self._ENV)}): one worker with "
                 "--tuner-id chief serves the oracle at --oracle-ip:--oracle-port, the others (--tuner-id tuner0, "
-                "tuner1, ...) run its trials. To run a Keras Tuner study in one process, use lepidopt search.")
+                "tuner1, ...) run its trials.", fix="To run a Keras Tuner study in one process, use lepidopt search.")
         if not 0 < oracle_port < 65536:
             raise SettingError("oracle_port", oracle_port, "must be a TCP port, 1 to 65535.")
         os.environ.update(dict(zip(self._ENV, (tuner_id, oracle_ip, str(oracle_port)))))

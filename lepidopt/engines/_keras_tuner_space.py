@@ -19,8 +19,9 @@ def check_keras_tuner_space(space: Space) -> None:
     for p in space.params:
         if isinstance(p, Choice) and len({type(v) for v in _choice_values(p)}) > 1:
             raise SpaceError(
-                f"space {space.name!r}, params.{p.name}.choice: Keras Tuner's Choice needs values of one type, got "
-                f"{list(p.values)!r}. Make them all strings, all numbers or all booleans, or use --engine optuna.")
+                f"space {space.name!r}, params.{p.name}.choice",
+                f"Keras Tuner's Choice needs values of one type, got {list(p.values)!r}.",
+                fix="Make them all strings, all numbers or all booleans, or use --engine optuna.")
 
 
 def _choice_values(p: Choice) -> list[Any]:

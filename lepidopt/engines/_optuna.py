@@ -56,14 +56,14 @@ def make_sampler(name: str | None, *, seed: int) -> Any:
         try:
             import cmaes  # noqa: F401
         except ImportError:
-            raise MissingExtraError("sampler 'cmaes': needs the cmaes package; pip install cmaes.") from None
+            raise MissingExtraError("sampler 'cmaes'", "needs the cmaes package; pip install cmaes.") from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
         try:
             import torch  # noqa: F401
         except ImportError:
             raise MissingExtraError(
-                "sampler 'gp': Optuna's GPSampler needs PyTorch; pip install 'lepidopt[gp]'.") from None
+                "sampler 'gp'", "Optuna's GPSampler needs PyTorch; pip install 'lepidopt[gp]'.") from None
         return optuna.samplers.GPSampler(seed=seed)
     raise SettingError("sampler", name, f"must be one of {', '.join(SAMPLERS)}.")
 
@@ -230,8 +230,8 @@ class OptunaEngine(Engine):
 
     def join(self, run: Run, role: Any) -> None:
         if role is not None:
-            raise StudyError(f"study {run.study!r}: its engine is {run.engine}; --tuner-id, --oracle-ip and "
-                             "--oracle-port are for Keras Tuner studies. Drop them.")
+            raise StudyError(f"study {run.study!r}", f"its engine is {run.engine}; --tuner-id, --oracle-ip and "
+                             "--oracle-port are for Keras Tuner studies.", fix="Drop them.")
 
     def run_trials(self, run: Run, study: Any, data: StudyData, *, n_trials: int | None, timeout: float | None,
                    policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None) -> None:

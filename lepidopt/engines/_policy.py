@@ -34,5 +34,5 @@ class TrialPolicy:
     def too_many_failures(self, failures: list[str]) -> TooManyFailures:
         """The error that stops a process after ``failures`` (their reasons) in a row."""
         return TooManyFailures(
-            f"stopped after {len(failures)} failed trials in a row; the last failed with: {failures[-1]}. "
-            "Fix the cause (see lepidopt status) and run again; finished trials are kept.")
+            f"stopped after {len(failures)} failed trials in a row; the last failed with", f"{failures[-1]}.",
+            fix="Fix the cause (see lepidopt status) and run again; finished trials are kept.")

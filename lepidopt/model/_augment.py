@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ModelError
 from ._backbone import _keras
 
 __all__ = ["build_augmentation", "AUGMENT_AT_FULL_STRENGTH"]
@@ -19,7 +20,7 @@ AUGMENT_AT_FULL_STRENGTH = {
 def build_augmentation(strength: float, *, seed: int | None = None):
     """A Sequential of random layers, active only when called with training=True; None at strength 0."""
     if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"augment.strength {strength}: must lie in [0, 1].")
+        raise ModelError(f"augment.strength {strength}", "must lie in [0, 1].")
     if strength == 0.0:
         return None
     keras = _keras()

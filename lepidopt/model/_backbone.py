@@ -37,8 +37,8 @@ def _weights_file(weights: str) -> Path:
     path = Path(weights)
     if not path.is_file():
         raise ModelError(
-            f"weights {weights!r}: is neither 'imagenet', 'none' nor an existing file. "
-            "Give the path of a ResNet-50 (include_top=False) weights file."
+            f"weights {weights!r}", "is neither 'imagenet', 'none' nor an existing file.",
+            fix="Give the path of a ResNet-50 (include_top=False) weights file."
         )
     return path
 
@@ -79,7 +79,7 @@ def build_backbone(*, weights: str, image_size: int):
     """
     keras = _keras()
     if image_size < 32:
-        raise ModelError(f"image_size {image_size}: ResNet-50 needs at least 32 px.")
+        raise ModelError(f"image_size {image_size}", "ResNet-50 needs at least 32 px.")
     source: str | None
     if weights == "imagenet":
         source = "imagenet"
@@ -96,8 +96,8 @@ def build_backbone(*, weights: str, image_size: int):
         if source != "imagenet":
             raise
         raise ModelError(
-            f"weights 'imagenet': Keras could not fetch the ImageNet weights ({type(exc).__name__}: "
-            f"{str(exc)[:300]}). On a machine without internet, copy "
+            "weights 'imagenet'", f"Keras could not fetch the ImageNet weights ({type(exc).__name__}: "
+            f"{str(exc)[:300]}).", fix="On a machine without internet, copy "
             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 into ~/.keras/models/, or pass --weights PATH "
             "with a local weights file, or use --weights none."
         ) from None
@@ -106,8 +106,8 @@ def build_backbone(*, weights: str, image_size: int):
             resnet.load_weights(weights)
         except Exception as exc:
             raise ModelError(
-                f"weights file {weights!r}: cannot be loaded into ResNet-50 without its top "
-                f"({type(exc).__name__}: {exc}). Save it with "
+                f"weights file {weights!r}", "cannot be loaded into ResNet-50 without its top "
+                f"({type(exc).__name__}: {exc}).", fix="Save it with "
                 "keras.applications.ResNet50(include_top=False, ...).save_weights('x.weights.h5')."
             ) from None
     outputs = resnet(ResNetPreprocess(name="resnet_preprocess")(inputs))

@@ -28,7 +28,7 @@ def make_optimizer(name: str, learning_rate: float):
         return keras.optimizers.AdamW(learning_rate)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
-    raise ModelError(f"optimizer {name!r}: must be one of adam, adamw, sgd.")
+    raise ModelError(f"optimizer {name!r}", "must be one of adam, adamw, sgd.")
 
 
 def compile_model(model, *, optimizer: str, learning_rate: float) -> None:

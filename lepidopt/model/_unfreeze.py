@@ -14,7 +14,7 @@ _ORDER = ("conv1", "conv2", "conv3", "conv4", "conv5")
 def trainable_stages(stage: str) -> tuple[str, ...]:
     """The ResNet stages trained when fine-tuning from ``stage`` up ('conv4' -> conv4, conv5)."""
     if stage not in STAGES:
-        raise ModelError(f"finetune.unfreeze {stage!r}: must be one of {list(STAGES)}.")
+        raise ModelError(f"finetune.unfreeze {stage!r}", f"must be one of {list(STAGES)}.")
     if stage == "none":
         return ()
     if stage == "all":

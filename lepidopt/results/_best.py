@@ -38,7 +38,7 @@ def load_best(*, study: str, storage: str | None = None, results_dir: str | Path
     if not complete:
         states = [t.state.name.lower() for t in loaded.trials]
         raise ReportError(
-            f"study {study!r}: has no completed trial yet ({len(states)} trials: "
+            f"study {study!r}", f"has no completed trial yet ({len(states)} trials: "
             f"{', '.join(f'{states.count(s)} {s}' for s in sorted(set(states))) or 'none'}); "
             "run lepidopt search until one completes."
         )

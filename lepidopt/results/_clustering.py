@@ -110,42 +110,43 @@ class ClusteringResult:
 def check_embeddings(embeddings: np.ndarray, labels: np.ndarray, settings: ClusteringSettings) -> None:
     """Refuse input the pipelines cannot give an honest answer on, saying what is wrong and how to fix it."""
     if embeddings.ndim != 2:
-        raise ReportError(f"embeddings: must be a 2-D array (points x features), got shape {embeddings.shape}.")
+        raise ReportError("embeddings", f"must be a 2-D array (points x features), got shape {embeddings.shape}.")
     if len(embeddings) != len(labels):
         raise ReportError(
-            f"embeddings and labels: {len(embeddings)} embeddings but {len(labels)} labels; they must be of the same "
-            "length, one label per row."
+            "embeddings and labels", f"{len(embeddings)} embeddings but {len(labels)} labels; they must be of the "
+            "same length, one label per row."
         )
     bad = ~np.isfinite(embeddings)
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
         raise ReportError(
-            f"embeddings: {len(rows)} rows hold NaN or infinite values (first: row {rows[0]}); "
+            "embeddings", f"{len(rows)} rows hold NaN or infinite values (first: row {rows[0]}); "
             "remove or repair them before clustering."
         )
     n_points, n_classes = len(embeddings), len(np.unique(labels))
     if n_classes < 2:
-        raise ReportError(f"labels: only one class ({np.unique(labels)[0].item()!r}); agreement with labels needs 2 "
+        raise ReportError("labels", f"only one class ({np.unique(labels)[0].item()!r}); agreement with labels needs 2 "
                           "or more.")
     if n_classes == n_points:
         raise ReportError(
-            f"labels: each of the {n_points} points has a label of its own (e.g. {labels[0].item()!r}), so no class "
-            "groups points for clusters to agree with. Give labels that group points (was a path or id column read "
-            "as the label?), or more points of each class."
+            "labels", f"each of the {n_points} points has a label of its own (e.g. {labels[0].item()!r}), so no class "
+            "groups points for clusters to agree with.",
+            fix="Give labels that group points (was a path or id column read as the label?), or more points of each "
+                "class."
         )
     # An elbow curve needs two values of k below the number of points, and KMeans at k = classes one point more.
     smallest = max(settings.k_min + 2, n_classes + 1)
     if n_points < smallest:
         raise ReportError(
-            f"embeddings: {n_points} points are too few to cluster with {n_classes} classes and k from "
+            "embeddings", f"{n_points} points are too few to cluster with {n_classes} classes and k from "
             f"{settings.k_min}; "
             f"give at least {smallest} points."
         )
     k_min, k_max = settings.k_range(n_points)
     if k_max >= n_points:
         raise ReportError(
-            f"embeddings: {n_points} points cannot be clustered over the k range [{k_min}, {k_max}]; give more points "
-            f"than k_max, or lower k_max (left out, it adapts to the number of points)."
+            "embeddings", f"{n_points} points cannot be clustered over the k range [{k_min}, {k_max}]; give more "
+            "points than k_max, or lower k_max (left out, it adapts to the number of points)."
         )
 
 

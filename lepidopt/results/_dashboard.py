@@ -30,7 +30,7 @@ def attach_to_study(study, *, figures: dict[str, Any], note: str, files: list[Pa
     try:
         from optuna_dashboard import save_note, save_plotly_graph_object
     except ImportError:
-        raise MissingExtraError("optuna-dashboard is not installed; pip install 'lepidopt[dashboard]'.") from None
+        raise MissingExtraError("optuna-dashboard", "is not installed; pip install 'lepidopt[dashboard]'.") from None
     from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
     for key in DASHBOARD_FIGURES:

@@ -128,8 +128,8 @@ def report_embeddings(*, embeddings: str | Path, labels: str | Path | None = Non
     if labels is not None:
         y, classes = load_labels(labels, n_points=len(x), column=label_column), None
     elif y is None:
-        raise ReportError(f"embeddings file {str(path)!r}: holds no labels; give them with --labels (a .npy array, a "
-                          ".txt file with one label per line, or a .csv file).")
+        raise ReportError(f"embeddings file {str(path)!r}", "holds no labels; give them with --labels (a .npy array, "
+                          "a .txt file with one label per line, or a .csv file).")
     clustering = cluster_embeddings(x, y, classes=classes, settings=settings)
     metrics = {"clustering": clustering.to_dict()}
     source = Path(labels).name if labels is not None else path.name
@@ -142,17 +142,17 @@ def report_embeddings(*, embeddings: str | Path, labels: str | Path | None = Non
 def _load_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """(embeddings, labels or None, class names or None) from a .npy array or a .npz of EMBEDDINGS_KEYS."""
     if not path.is_file():
-        raise ReportError(f"embeddings file {str(path)!r}: does not exist.")
+        raise ReportError(f"embeddings file {str(path)!r}", "does not exist.")
     try:
         saved = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        raise ReportError(f"embeddings file {str(path)!r}: is not a NumPy .npy or .npz file ({exc}).") from None
+        raise ReportError(f"embeddings file {str(path)!r}", f"is not a NumPy .npy or .npz file ({exc}).") from None
     if isinstance(saved, np.ndarray):
         return saved, None, None
     with saved:
         if "embeddings" not in saved.files:
-            raise ReportError(f"embeddings file {str(path)!r}: holds {saved.files}, not the array 'embeddings' that "
-                              f"lepidopt export writes (keys: {', '.join(EMBEDDINGS_KEYS)}).")
+            raise ReportError(f"embeddings file {str(path)!r}", f"holds {saved.files}, not the array 'embeddings' "
+                              f"that lepidopt export writes (keys: {', '.join(EMBEDDINGS_KEYS)}).")
         if "labels" not in saved.files:
             return saved["embeddings"], None, None
         classes = [str(c) for c in saved["classes"]] if "classes" in saved.files else None

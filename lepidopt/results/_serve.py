@@ -32,7 +32,7 @@ def serve_dashboard(*, study: str, storage: str | None = None, results_dir: str 
         from optuna.artifacts import FileSystemArtifactStore
         from optuna_dashboard import run_server
     except ImportError:
-        raise MissingExtraError("optuna-dashboard is not installed; pip install 'lepidopt[dashboard]'.") from None
+        raise MissingExtraError("optuna-dashboard", "is not installed; pip install 'lepidopt[dashboard]'.") from None
     from ..study import open_study
 
     opened = open_study(study=study, storage=storage, results_dir=results_dir)

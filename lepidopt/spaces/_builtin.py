@@ -41,9 +41,9 @@ def load_space(name_or_path: str | Path) -> Space:
     path = Path(text)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.exists():
-            raise SpaceError(f"space file {text!r}: does not exist. Check the path.")
+            raise SpaceError(f"space file {text!r}", "does not exist.", fix="Check the path.")
         return load_space_file(path)
     raise SpaceError(
-        f"space {text!r}: is neither a built-in space ({', '.join(builtin_space_names())}) nor a YAML file. "
-        "Give a built-in name or a path ending in .yaml."
+        f"space {text!r}", f"is neither a built-in space ({', '.join(builtin_space_names())}) nor a YAML file.",
+        fix="Give a built-in name or a path ending in .yaml."
     )

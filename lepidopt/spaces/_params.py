@@ -96,28 +96,28 @@ _OPTIONS = {"choice": {"when"}, "int": {"log", "step", "when"}, "float": {"log",
 def param_from_dict(name: str, spec: Any, *, path: str) -> Param:
     """Validate one ``params`` entry; every error names its key path, the rule and the value."""
     if not isinstance(spec, Mapping):
-        raise SpaceError(f"{path}: must be a mapping such as {{float: [0.0, 1.0]}}, got {spec!r}.")
+        raise SpaceError(path, f"must be a mapping such as {{float: [0.0, 1.0]}}, got {spec!r}.")
     kinds = [k for k in _KINDS if k in spec]
     if len(kinds) != 1:
         raise SpaceError(
-            f"{path}: must have exactly one of 'choice', 'int' or 'float', got keys {sorted(spec)}."
+            path, f"must have exactly one of 'choice', 'int' or 'float', got keys {sorted(spec)}."
         )
     kind = kinds[0]
     extra = sorted(set(spec) - {kind} - _OPTIONS[kind])
     if extra:
         raise SpaceError(
-            f"{path}: unknown option {extra[0]!r} for a {kind} parameter; allowed: {sorted(_OPTIONS[kind])}."
+            path, f"unknown option {extra[0]!r} for a {kind} parameter; allowed: {sorted(_OPTIONS[kind])}."
         )
     when = _when_from_dict(spec.get("when"), path=f"{path}.when")
     if kind == "choice":
         values = spec["choice"]
         if not isinstance(values, list) or not values:
-            raise SpaceError(f"{path}.choice: must be a non-empty list, got {values!r}.")
+            raise SpaceError(f"{path}.choice", f"must be a non-empty list, got {values!r}.")
         for i, v in enumerate(values):
             if not (v is None or isinstance(v, (str, int, float, bool))):
-                raise SpaceError(f"{path}.choice[{i}]: must be a string, number, boolean or null, got {v!r}.")
+                raise SpaceError(f"{path}.choice[{i}]", f"must be a string, number, boolean or null, got {v!r}.")
         if len(set(map(repr, values))) != len(values):
-            raise SpaceError(f"{path}.choice: values must be distinct, got {values!r}.")
+            raise SpaceError(f"{path}.choice", f"values must be distinct, got {values!r}.")
         return Choice(name=name, values=tuple(values), when=when)
 
     bounds = spec[kind]
@@ -127,21 +127,21 @@ def param_from_dict(name: str, spec: Any, *, path: str) -> Param:
         or len(bounds) != 2
         or any(isinstance(b, bool) or not isinstance(b, number) for b in bounds)
     ):
-        raise SpaceError(f"{path}.{kind}: must be a list [low, high] of {kind} numbers, got {bounds!r}.")
+        raise SpaceError(f"{path}.{kind}", f"must be a list [low, high] of {kind} numbers, got {bounds!r}.")
     low, high = bounds
     if low > high:
-        raise SpaceError(f"{path}.{kind}: low must not exceed high, got [{low}, {high}]. Swap them.")
+        raise SpaceError(f"{path}.{kind}", f"low must not exceed high, got [{low}, {high}].", fix="Swap them.")
     log = spec.get("log", False)
     if not isinstance(log, bool):
-        raise SpaceError(f"{path}.log: must be true or false, got {log!r}.")
+        raise SpaceError(f"{path}.log", f"must be true or false, got {log!r}.")
     if log and low <= 0:
-        raise SpaceError(f"{path}.log: a log scale needs low > 0, got low={low}.")
+        raise SpaceError(f"{path}.log", f"a log scale needs low > 0, got low={low}.")
     step = spec.get("step")
     if step is not None:
         if isinstance(step, bool) or not isinstance(step, number) or step <= 0:
-            raise SpaceError(f"{path}.step: must be a positive {kind}, got {step!r}.")
+            raise SpaceError(f"{path}.step", f"must be a positive {kind}, got {step!r}.")
         if log and (kind == "float" or step != 1):
-            raise SpaceError(f"{path}: 'step' and 'log: true' cannot be combined (Optuna's rule); drop one.")
+            raise SpaceError(path, "'step' and 'log: true' cannot be combined (Optuna's rule); drop one.")
         _check_step_divides(low, high, step, path)
     if kind == "int":
         return IntRange(name=name, low=low, high=high, log=log, step=int(step or 1), when=when)
@@ -156,20 +156,20 @@ def _check_step_divides(low: float, high: float, step: float, path: str) -> None
     if math.isclose(steps, round(steps), rel_tol=0, abs_tol=1e-9):
         return
     last = low + math.floor(steps) * step
-    raise SpaceError(f"{path}.step: {step} does not divide the range [{low}, {high}] ({high} - {low} is not a multiple "
-                     f"of {step}), so {high} could never be sampled; the last value would be {last:g}. Choose a step "
-                     f"that divides it, or set high to {last:g}.")
+    raise SpaceError(f"{path}.step", f"{step} does not divide the range [{low}, {high}] ({high} - {low} is not a "
+                     f"multiple of {step}), so {high} could never be sampled; the last value would be {last:g}.",
+                     fix=f"Choose a step that divides it, or set high to {last:g}.")
 
 
 def _when_from_dict(when: Any, *, path: str) -> tuple[tuple[str, tuple[Scalar, ...]], ...]:
     if when is None:
         return ()
     if not isinstance(when, Mapping) or not when:
-        raise SpaceError(f"{path}: must map a parameter to its allowed values, e.g. {{head.dense_layers: [1, 2]}}, "
+        raise SpaceError(path, f"must map a parameter to its allowed values, e.g. {{head.dense_layers: [1, 2]}}, "
                          f"got {when!r}.")
     out = []
     for other, allowed in when.items():
         if not isinstance(allowed, list) or not allowed:
-            raise SpaceError(f"{path}.{other}: must be a non-empty list of values, got {allowed!r}.")
+            raise SpaceError(f"{path}.{other}", f"must be a non-empty list of values, got {allowed!r}.")
         out.append((str(other), tuple(allowed)))
     return tuple(out)

@@ -63,29 +63,29 @@ class Space:
 def space_from_dict(data: Any, *, source: str = "space") -> Space:
     """Validate a space given as plain data (for example parsed YAML)."""
     if not isinstance(data, Mapping):
-        raise SpaceError(f"{source}: a space must be a mapping with keys {list(_TOP_KEYS)}, got {type(data).__name__}.")
+        raise SpaceError(source, f"a space must be a mapping with keys {list(_TOP_KEYS)}, got {type(data).__name__}.")
     unknown = sorted(set(data) - set(_TOP_KEYS))
     if unknown:
-        raise SpaceError(f"{source}: unknown top-level key {unknown[0]!r}; allowed: {list(_TOP_KEYS)}.")
+        raise SpaceError(source, f"unknown top-level key {unknown[0]!r}; allowed: {list(_TOP_KEYS)}.")
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise SpaceError(f"{source}.name: must be a non-empty string, got {name!r}.")
+        raise SpaceError(f"{source}.name", f"must be a non-empty string, got {name!r}.")
 
     fixed = data.get("fixed") or {}
     if not isinstance(fixed, Mapping):
-        raise SpaceError(f"{source}.fixed: must be a mapping of recipe keys to values, got {fixed!r}.")
+        raise SpaceError(f"{source}.fixed", f"must be a mapping of recipe keys to values, got {fixed!r}.")
     Recipe.from_flat(fixed, where=f"{source}.fixed")
 
     raw_params = data.get("params")
     if not isinstance(raw_params, Mapping) or not raw_params:
-        raise SpaceError(f"{source}.params: must be a non-empty mapping of parameter specs, got {raw_params!r}.")
+        raise SpaceError(f"{source}.params", f"must be a non-empty mapping of parameter specs, got {raw_params!r}.")
     params: list[Param] = []
     for key, spec in raw_params.items():
         path = f"{source}.params.{key}"
         if key not in RECIPE_KEYS:
-            raise SpaceError(f"{path}: unknown parameter; the searchable keys are {', '.join(RECIPE_KEYS)}.")
+            raise SpaceError(path, f"unknown parameter; the searchable keys are {', '.join(RECIPE_KEYS)}.")
         if key in fixed:
-            raise SpaceError(f"{path}: is also under 'fixed'; a key is either fixed or searched, not both.")
+            raise SpaceError(path, "is also under 'fixed'; a key is either fixed or searched, not both.")
         param = param_from_dict(key, spec, path=path)
         _check_domain(param, path)
         _check_conditions(param, params, path)
@@ -120,7 +120,7 @@ def load_space_file(path: str | Path) -> Space:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise SpaceError(f"space file {str(path)!r}: cannot be read ({exc.strerror}).") from None
+        raise SpaceError(f"space file {str(path)!r}", f"cannot be read ({exc.strerror}).") from None
     space = space_from_dict(read_space_yaml(text, source=f"space file {str(path)!r}"), source=path.name)
     _check_weights_files(space, path.name)
     return space
@@ -135,8 +135,8 @@ def _check_weights_files(space: Space, source: str) -> None:
               for value in getattr(p, "values", ())]
     for path, value in named:
         if value is not None and value not in ("imagenet", "none") and not Path(value).is_file():
-            raise SpaceError(f"{path}: weights file {value!r} does not exist (a relative path is read from the "
-                             f"current folder, {os.getcwd()}). Give the path of a weights file, or imagenet or none.")
+            raise SpaceError(path, f"weights file {value!r} does not exist (a relative path is read from the current "
+                             f"folder, {os.getcwd()}).", fix="Give the path of a weights file, or imagenet or none.")
 
 
 def _check_domain(param: Param, path: str) -> None:
@@ -149,46 +149,46 @@ def _check_domain(param: Param, path: str) -> None:
         try:
             Recipe.from_flat({param.name: value}, where="x")
         except SpaceError as exc:
-            rule = str(exc).split(": ", 1)[1]
-            raise SpaceError(f"{path}: value {value!r} is not allowed: {rule}") from None
+            raise SpaceError(path, f"value {value!r} is not allowed: {exc.rule}", fix=exc.fix) from None
 
 
 def _check_conditions(param: Param, earlier: list[Param], path: str) -> None:
     names = {p.name: p for p in earlier}
     for other, allowed in param.when:
         if other == param.name:
-            raise SpaceError(f"{path}.when.{other}: a parameter cannot depend on itself.")
+            raise SpaceError(f"{path}.when.{other}", "a parameter cannot depend on itself.")
         if other not in names:
             raise SpaceError(
-                f"{path}.when.{other}: must name a parameter declared above this one "
+                f"{path}.when.{other}", "must name a parameter declared above this one "
                 f"(declared so far: {sorted(names) or 'none'})."
             )
         for value in allowed:
             if not names[other].contains(value):
                 raise SpaceError(
-                    f"{path}.when.{other}: value {value!r} can never be sampled by {other} ({names[other].to_dict()})."
+                    f"{path}.when.{other}",
+                    f"value {value!r} can never be sampled by {other} ({names[other].to_dict()})."
                 )
 
 
 def _check_baseline(space: Space, baseline: Any, path: str) -> None:
     if not isinstance(baseline, Mapping):
-        raise SpaceError(f"{path}: must be a mapping of parameter values, got {baseline!r}.")
+        raise SpaceError(path, f"must be a mapping of parameter values, got {baseline!r}.")
     for key, value in baseline.items():
         if key in space.fixed:
-            raise SpaceError(f"{path}.{key}: is fixed in this space; the baseline lists searched params only.")
+            raise SpaceError(f"{path}.{key}", "is fixed in this space; the baseline lists searched params only.")
         try:
             param = space.param(key)
         except KeyError:
             raise SpaceError(
-                f"{path}.{key}: is not a searched parameter; searched: {[p.name for p in space.params]}."
+                f"{path}.{key}", f"is not a searched parameter; searched: {[p.name for p in space.params]}."
             ) from None
         if not param.contains(value):
-            raise SpaceError(f"{path}.{key}: value {value!r} lies outside its range {param.to_dict()}.")
+            raise SpaceError(f"{path}.{key}", f"value {value!r} lies outside its range {param.to_dict()}.")
     for param in space.params:
         active = param.is_active(baseline)
         if active and param.name not in baseline:
-            raise SpaceError(f"{path}: misses {param.name!r}, which is active for this baseline; give it a value.")
+            raise SpaceError(path, f"misses {param.name!r}, which is active for this baseline; give it a value.")
         if not active and param.name in baseline:
             raise SpaceError(
-                f"{path}.{param.name}: is inactive for this baseline (its 'when' does not hold); remove it."
+                f"{path}.{param.name}", "is inactive for this baseline (its 'when' does not hold); remove it."
             )

@@ -27,10 +27,10 @@ class _SpaceLoader(yaml.SafeLoader):
                 try:
                     hash(key)
                 except TypeError:
-                    raise SpaceError(f"{self.source}, line {line}: a key must be a name, got {key!r}.") from None
+                    raise SpaceError(f"{self.source}, line {line}", f"a key must be a name, got {key!r}.") from None
                 if key in first_line:
-                    raise SpaceError(f"{self.source}, line {line}: key {key!r} is written twice (first on line "
-                                     f"{first_line[key]}); a YAML reader keeps only the last. Keep one of them.")
+                    raise SpaceError(f"{self.source}, line {line}", f"key {key!r} is written twice (first on line "
+                                     f"{first_line[key]}); a YAML reader keeps only the last.", fix="Keep one of them.")
                 first_line[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -49,8 +49,8 @@ def read_space_yaml(text: str, *, source: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise SpaceError(f"{source}: is not valid YAML: {exc.problem or exc.context}{where}.") from None
+        raise SpaceError(source, f"is not valid YAML: {exc.problem or exc.context}{where}.") from None
     except yaml.YAMLError as exc:
-        raise SpaceError(f"{source}: is not valid YAML: {exc}") from None
+        raise SpaceError(source, f"is not valid YAML: {exc}") from None
     finally:
         loader.dispose()

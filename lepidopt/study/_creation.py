@@ -82,9 +82,9 @@ def resume_study(run: Run, *, heartbeat: Heartbeat | None = None,
     recorded = study.user_attrs.get(attrs.RUN, {}).get("data")
     if recorded is not None and recorded != run.data.to_dict():
         raise StudyError(
-            f"study {run.study!r}: storage {mask_password(run.storage)!r} holds a study of that name made from "
-            f"{recorded.get('source')}, not from {run.data.source}, the data in {str(run.folder / 'run.yaml')!r}. "
-            "Give the --storage the study was created with."
+            f"study {run.study!r}", f"storage {mask_password(run.storage)!r} holds a study of that name made from "
+            f"{recorded.get('source')}, not from {run.data.source}, the data in {str(run.folder / 'run.yaml')!r}.",
+            fix="Give the --storage the study was created with."
         )
     data = study_data(run)  # the split is still the one made from this data, and its images are unchanged
     update_record(study, run)
@@ -107,19 +107,20 @@ def _claim(run: Run, storage: Any, *, initialize: Callable[[Any, Run], None]) ->
     shown = mask_password(run.storage)
     if record.get("results_dir") not in (None, str(run.results_dir)):
         raise StudyError(
-            f"study {run.study!r}: exists already in storage {shown!r}, created with its folder in "
-            f"{record['results_dir']}, and {str(run.folder)!r} holds no run.yaml of it. To resume it, give "
-            f"--results-dir {record['results_dir']}; to start a new study, choose another --study."
+            f"study {run.study!r}", f"exists already in storage {shown!r}, created with its folder in "
+            f"{record['results_dir']}, and {str(run.folder)!r} holds no run.yaml of it.",
+            fix=f"To resume it, give --results-dir {record['results_dir']}; to start a new study, choose another "
+                "--study."
         )
     path = storage_file(run.storage)
     in_folder = path is not None and path.parent == run.folder
     delete = "" if in_folder else (f" and the study in its storage (optuna delete-study --study-name {run.study} "
                                    "--storage URL)")
     raise StudyError(
-        f"study {run.study!r}: storage {shown!r} holds it, but its folder {str(run.folder)!r} has no run.yaml yet: "
-        "another process is creating it, or a creation of it was killed. Once it is created, run the same command "
-        f"again to resume it, or start workers; if no creation is running, delete the folder{delete} to create it "
-        "again."
+        f"study {run.study!r}", f"storage {shown!r} holds it, but its folder {str(run.folder)!r} has no run.yaml "
+        "yet: another process is creating it, or a creation of it was killed.",
+        fix="Once it is created, run the same command again to resume it, or start workers; if no creation is "
+            f"running, delete the folder{delete} to create it again."
     )
 
 

@@ -27,14 +27,14 @@ def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None
     path = storage_file(url)
     if path is not None and not path.is_file():
         raise StorageError(
-            f"storage {shown!r}: the file {str(path)!r} does not exist, so it holds no study {study!r}; nothing was "
-            f"created. A relative path is read from the current folder, {os.getcwd()}. {fix}"
+            f"storage {shown!r}", f"the file {str(path)!r} does not exist, so it holds no study {study!r}; nothing "
+            "was created.", fix=f"A relative path is read from the current folder, {os.getcwd()}. {fix}"
         )
     storage = open_storage(url, heartbeat=heartbeat, create=False) if has_optuna_tables(url) else None
     names = [] if storage is None else study_names(storage)
     if study not in names:
-        raise StudyError(f"study {study!r}: not in storage {shown!r}, which holds "
-                         f"{', '.join(map(repr, names)) or 'no study'}; nothing was created. {fix}")
+        raise StudyError(f"study {study!r}", f"not in storage {shown!r}, which holds "
+                         f"{', '.join(map(repr, names)) or 'no study'}; nothing was created.", fix=fix)
     return storage
 
 
@@ -57,13 +57,13 @@ def open_study(*, study: str, storage: str | None = None, results_dir: str | Pat
     if storage is None:
         if saved_here is None:
             raise StudyError(
-                f"study {study!r}: no run.yaml in {str(folder)!r}. Check --study and --results-dir, or pass --storage "
-                "with the study's storage URL."
+                f"study {study!r}", f"no run.yaml in {str(folder)!r}.",
+                fix="Check --study and --results-dir, or pass --storage with the study's storage URL."
             )
         storage = saved_here["storage"]
         if "***" in storage:
-            raise StudyError(f"study {study!r}: its storage URL holds a password, which run.yaml does not keep; pass "
-                             "--storage with the full URL.")
+            raise StudyError(f"study {study!r}", "its storage URL holds a password, which run.yaml does not keep; "
+                             "pass --storage with the full URL.")
     import optuna
 
     url = absolute_storage(storage)
@@ -72,10 +72,9 @@ def open_study(*, study: str, storage: str | None = None, results_dir: str | Pat
     loaded = optuna.load_study(study_name=study, storage=opened)
     record = loaded.user_attrs.get(attrs.RUN)
     if record is None:
-        raise StudyError(f"study {study!r}: was not made by lepidopt (it has no {attrs.RUN!r} record), so lepidopt "
-                         "does "
-                         "not know its data and space. Create studies with lepidopt search; open this one with "
-                         "optuna-dashboard directly.")
+        raise StudyError(f"study {study!r}", f"was not made by lepidopt (it has no {attrs.RUN!r} record), so "
+                         "lepidopt does not know its data and space.",
+                         fix="Create studies with lepidopt search; open this one with optuna-dashboard directly.")
     where = results_dir if results_dir is not None else folder.parent if saved_here is not None else \
         record["results_dir"]
     return OpenedStudy(run=run_from_dict(record, storage=url, results_dir=where), study=loaded, storage=opened)

@@ -27,8 +27,9 @@ def check_storage_url(url: str, *, own_folder: Path | None = None) -> str:
     if path is not None:
         if not path.parent.is_dir() and path.parent != own_folder:
             raise StorageError(
-                f"storage {shown!r}: the folder {str(path.parent)!r} of its file does not exist. Create it first, or "
-                "check the path (lepidopt creates only a study's own folder, for the default storage)."
+                f"storage {shown!r}", f"the folder {str(path.parent)!r} of its file does not exist.",
+                fix="Create it first, or check the path (lepidopt creates only a study's own folder, for the default "
+                    "storage)."
             )
     if url.startswith("journal:"):
         return url
@@ -36,7 +37,7 @@ def check_storage_url(url: str, *, own_folder: Path | None = None) -> str:
     dialect = scheme.split("+", 1)[0]
     if dialect not in ("sqlite", "postgresql", "mysql"):
         raise StorageError(
-            f"storage {shown!r}: not a storage URL lepidopt knows. Use sqlite:///PATH, "
+            f"storage {shown!r}", "not a storage URL lepidopt knows.", fix="Use sqlite:///PATH, "
             "postgresql://USER:PASSWORD@HOST/DB, mysql://USER:PASSWORD@HOST/DB or journal:PATH."
         )
     if dialect in _DRIVERS and "+" not in scheme:
@@ -45,12 +46,12 @@ def check_storage_url(url: str, *, own_folder: Path | None = None) -> str:
             __import__(module)
         except ImportError:
             raise MissingExtraError(
-                f"storage {shown!r}: needs the {module} driver; install it with pip install 'lepidopt[{extra}]'."
+                f"storage {shown!r}", f"needs the {module} driver; install it with pip install 'lepidopt[{extra}]'."
             ) from None
         # Name the driver: SQLAlchemy's default for a bare scheme differs between versions.
         url = f"{dialect}+{module}://" + url.split("://", 1)[1]
     if dialect == "sqlite" and path is None:
-        raise StorageError(f"storage {shown!r}: an SQLite URL needs a file path after three slashes, e.g. "
+        raise StorageError(f"storage {shown!r}", "an SQLite URL needs a file path after three slashes, e.g. "
                            "sqlite:///results/x/study.db.")
     return url
 
@@ -92,16 +93,16 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
     url = check_storage_url(url)
     path = storage_file(url)
     if not create and path is not None and not path.is_file():
-        raise StorageError(f"storage {shown!r}: its file {str(path)!r} does not exist, so it holds no study. Check "
-                           "the path: a relative path is read from the current folder.")
+        raise StorageError(f"storage {shown!r}", f"its file {str(path)!r} does not exist, so it holds no study.",
+                           fix="Check the path: a relative path is read from the current folder.")
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
         try:
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
-            raise StorageError(f"storage {shown!r}: cannot be opened ({exc.strerror or exc}: {str(path)!r}). Give the "
-                               "path of a journal file, new or made by an earlier study.") from None
+            raise StorageError(f"storage {shown!r}", f"cannot be opened ({exc.strerror or exc}: {str(path)!r}).",
+                               fix="Give the path of a journal file, new or made by an earlier study.") from None
     try:
         options = heartbeat.storage_options() if heartbeat else {}
         if not create:
@@ -112,7 +113,8 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise StorageError(
-            f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and user.") from None
+            f"storage {shown!r}", f"cannot be opened ({reason}).", fix="Check the host, port, database and user."
+        ) from None
 
 
 def has_optuna_tables(url: str) -> bool:
@@ -128,8 +130,8 @@ def has_optuna_tables(url: str) -> bool:
         return sqlalchemy.inspect(engine).has_table("studies")
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        raise StorageError(f"storage {shown!r}: cannot be opened ({reason}). Check the host, port, database and "
-                           "user.") from None
+        raise StorageError(f"storage {shown!r}", f"cannot be opened ({reason}).",
+                           fix="Check the host, port, database and user.") from None
     finally:
         engine.dispose()
 

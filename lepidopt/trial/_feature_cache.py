@@ -18,6 +18,7 @@ import numpy as np
 
 from .._files import replacing, write_text_atomically
 from .._sizes import format_size
+from ..errors import StudyError
 from ..runs import DEFAULT_FEATURE_CACHE_LIMIT
 
 __all__ = ["FeatureCache", "cache_key"]
@@ -68,7 +69,8 @@ class FeatureCache:
                     out[row:row + len(chunk)] = chunk
                     row += len(chunk)
                 if row != shape[0]:
-                    raise RuntimeError(f"feature cache entry {key}: got {row} rows of {shape[0]}")
+                    raise StudyError(f"feature cache entry {key}", f"got {row} rows of {shape[0]}.",
+                                     fix=f"Delete the study's cache folder {str(self.folder)!r} and run again.")
                 out.flush()
                 checksum = _checksum(out)
                 del out

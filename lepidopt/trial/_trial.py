@@ -7,7 +7,7 @@ import functools
 import gc
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +21,10 @@ from ._phase2 import finetune
 from ._reporter import Reporter, TrialStopped
 from ._study_data import StudyData
 
-__all__ = ["TrialResult", "run_trial"]
+if TYPE_CHECKING:
+    from ..model import HeadTrainers
+
+__all__ = ["TrialResult", "run_trial", "head_trainers"]
 
 log = logging.getLogger("lepidopt")
 
@@ -55,8 +58,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     """
     objective_direction(objective)
     if recipe.total_epochs == 0:
-        raise StudyError("recipe trains for zero epochs: set epochs_head (or epochs_finetune with an unfrozen stage) "
-                         "above 0.")
+        raise StudyError("recipe trains for zero epochs", "set epochs_head (or epochs_finetune with an unfrozen "
+                         "stage) above 0.")
     from ..model import build_classifier, build_head, compile_model, fit_on_arrays, predict_arrays, set_seeds
 
     _clear_previous_trials()
@@ -78,7 +81,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     set_seeds(seed)  # the head starts the same whether or not the backbone was built
     head = build_head(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
     if features.views is not None:  # trained by the process's traced trainer of its architecture, then copied back
-        trainer = _head_trainers().trainer(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
+        trainer = head_trainers().trainer(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
         trainer.start(head, learning_rate=recipe.head_lr)
         trained = trainer.model
     else:
@@ -96,8 +99,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         metrics = classification_metrics(y_val, probabilities)
         step = len(history)
         if not np.isfinite(metrics["loss"]):
-            raise ModelError(f"{phase} epoch {epoch}: the validation loss is not finite (the training diverged, or the "
-                             "features hold NaN or inf: check the weights file); "
+            raise ModelError(f"{phase} epoch {epoch}", "the validation loss is not finite (the training diverged, or "
+                             "the features hold NaN or inf: check the weights file); "
                              f"a lower {'head.lr' if phase == 'head' else 'finetune.lr'} usually helps.")
         value = metrics[objective]
         history.append({"phase": phase, "epoch": epoch, "step": step, **metrics})
@@ -156,7 +159,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
 
 @functools.cache
-def _head_trainers():
+def head_trainers() -> HeadTrainers:
+    """The head trainers this process keeps across its trials, one traced epoch per head architecture."""
     from ..model import HeadTrainers
 
     return HeadTrainers()

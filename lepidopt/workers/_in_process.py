@@ -35,5 +35,5 @@ def interruptible(engine: Engine, study: Any, *, retries: int) -> Iterator[None]
             yield
         except Interrupted as stop:
             retried = engine.after_interrupt(study, stop, retries=retries)
-            raise WorkerInterrupted(f"interrupted by {stop}: {retried}run the same command again to go on.",
+            raise WorkerInterrupted(f"interrupted by {stop}", f"{retried}run the same command again to go on.",
                                     signal_number=stop.signal_number) from None

@@ -63,9 +63,9 @@ def run_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, s
         if code != REPLACE_ME:
             if code != 0:
                 raise StudyError(
-                    f"trial worker process {worker.pid} ended with exit code {code}"
+                    f"trial worker process {worker.pid}", f"ended with exit code {code}"
                     f"{' (killed by signal %d)' % -code if code < 0 else ''}; its trials up to "
-                    "the last finished one are stored. Run the same command again to go on."
+                    "the last finished one are stored.", fix="Run the same command again to go on."
                 )
             return
         if finished() or (deadline is not None and time.time() >= deadline):

@@ -61,5 +61,5 @@ def check_recycling(run: Run, recycling: Recycling) -> None:
         setting, value = ("max_trials_per_process", recycling.max_trials_per_process) \
             if recycling.max_trials_per_process is not None else ("max_rss", format_size(int(recycling.max_rss or 0)))
         raise SettingError(setting, value,
-                           f"recycles Optuna workers; with engine {run.engine} one process runs the whole search. "
-                           "Drop it, or run a study with --engine optuna.")
+                           f"recycles Optuna workers; with engine {run.engine} one process runs the whole search.",
+                           fix="Drop it, or run a study with --engine optuna.")
