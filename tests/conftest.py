@@ -25,6 +25,29 @@ def lepidopt_logger_as_it_was():
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
 
 
+@pytest.fixture(autouse=True)
+def training_only_in_slow_tests(request, monkeypatch):
+    """A test that trains a model in this process must be marked slow, since make test-fast deselects those:
+    every trial starts by clearing what earlier trials left, so an unmarked test that starts one fails (after
+    it has run, as engines catch a trial's errors)."""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    import lepidopt.trial._trial as trial_module
+
+    started = []
+    clear = trial_module._clear_previous_trials
+
+    def noted() -> None:
+        started.append(True)
+        clear()
+
+    monkeypatch.setattr(trial_module, "_clear_previous_trials", noted)
+    yield
+    if started:
+        pytest.fail(f"{request.node.nodeid} trains a model: mark it @pytest.mark.slow", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def demo_folder(tmp_path_factory) -> Path:
     """A small demo collection: six families, 12 to 22 images each, 48 px, with an ETHEC manifest."""

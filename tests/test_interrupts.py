@@ -17,6 +17,7 @@ def start(*args, cwd) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_search_prints_one_line(demo_folder, tmp_path):
     space = write_space(tmp_path, epochs_head=150)
     search = start("-q", "search", "--data", str(demo_folder), "--space", str(space), "--study", "s",
@@ -29,6 +30,7 @@ def test_ctrl_c_during_search_prints_one_line(demo_folder, tmp_path):
                                 "checkpoint; run the same command again to go on."]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_export_leaves_the_earlier_best_folder_as_it_was(demo_folder, tmp_path, monkeypatch):
     import numpy as np
 

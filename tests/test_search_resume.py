@@ -5,9 +5,12 @@ import subprocess
 import sys
 
 import optuna
+import pytest
 import yaml
 
 from conftest import TINY_SPACE
+
+pytestmark = pytest.mark.slow  # every test here trains
 
 
 def lepidopt(*args, cwd):

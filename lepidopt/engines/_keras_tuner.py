@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from .._signals import Interrupted, checkpoint_in_progress
-from ..errors import SettingError
+from ..errors import SettingError, StudyError
 from ..recipe import Recipe
 from ..runs import Run
 from ..study import attrs
@@ -60,6 +60,13 @@ def keras_tuner_search(run: Run, study, data: StudyData, *, n_trials: int | None
         tuner.save()
         log.info("keras tuner %s: project %s, %d trials so far, tuner id %s", run.tuner, tuner.project_dir,
                  len(oracle.trials), tuner.tuner_id)
+        if run.tuner == "grid" and oracle.trials and (n_trials is None or len(oracle.trials) < n_trials):
+            raise StudyError(
+                f"study {run.study!r}", f"Keras Tuner's grid oracle cannot go on in a new process: it does not save "
+                f"its place in the grid (keras-team/keras-tuner#1055), and would run no further trial; its "
+                f"{len(oracle.trials)} trials are kept.",
+                fix="To search further, start a new study, with --tuner grid and the whole --n-trials in one "
+                    "run, or with --tuner random, bayesian or hyperband, which go on where they stopped.")
         try:
             tuner.search(verbose=0)
         except _OutOfTime:

@@ -22,6 +22,7 @@ def tiny_run(demo_folder, tmp_path):
     return resolve_run(study="e", results_dir=tmp_path, data=str(demo_folder), space=str(TINY_SPACE))
 
 
+@pytest.mark.slow
 def test_pruning_acts_on_the_reported_epochs(tiny_run):
     create_study(tiny_run, initialize=get_engine(tiny_run.engine).initialize)
     study = optuna.load_study(
@@ -35,6 +36,7 @@ def test_pruning_acts_on_the_reported_epochs(tiny_run):
     assert [h["step"] for h in trial.user_attrs["history"]] == [0, 1]
 
 
+@pytest.mark.slow
 def test_a_trial_asked_after_another_worker_claimed_the_last_place_is_surplus_and_not_run(demo_folder, tmp_path):
     run = resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space=str(write_space(tmp_path)),
                       sampler="random", pruner="none")
@@ -54,6 +56,7 @@ def test_a_trial_asked_after_another_worker_claimed_the_last_place_is_surplus_an
     assert trials[2].user_attrs[attrs.SURPLUS] and "history" not in trials[2].user_attrs
 
 
+@pytest.mark.slow
 def test_a_failing_trial_is_kept_with_its_reason_and_the_study_goes_on(demo_folder, tmp_path):
     broken = tmp_path / "broken.weights.h5"
     broken.write_bytes(b"not weights")
@@ -120,7 +123,7 @@ def test_the_gp_sampler_samples_the_space(tiny_run):
 def _pruned_at(pruner, bad: list[float]) -> list[int]:
     """The steps at which ``pruner`` would stop a trial reporting ``bad`` after six trials that reported 1.0 at
     every step of ten, asking the pruner as lepidopt's trials do."""
-    study = optuna.create_study(pruner=pruner, direction="maximize")
+    study = optuna.create_study(study_name="pruning", pruner=pruner, direction="maximize")  # Hyperband's brackets
     for _ in range(6):
         good = study.ask()
         for step in range(10):
@@ -169,6 +172,7 @@ def test_the_same_search_started_twice_at_once_creates_the_study_once(demo_folde
     assert len(study.trials) == 1 and waiting[0].user_attrs == {"lepidopt:baseline": True}
 
 
+@pytest.mark.slow
 def test_trial_processes_are_replaced_without_losing_or_repeating_a_trial(demo_folder, tmp_path):
     space = yaml.safe_load(TINY_SPACE.read_text())
     space["fixed"].update({"epochs_head": 1, "finetune.unfreeze": "none"})

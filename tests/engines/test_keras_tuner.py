@@ -56,6 +56,7 @@ def test_hyperband_budgets_cut_the_recipe_head_epochs_first(epochs, head, finetu
     assert (cut.epochs_head, cut.epochs_finetune) == (head, finetune)
 
 
+@pytest.mark.slow
 def test_hyperband_trials_train_their_budget_and_record_it(demo_folder, tmp_path):
     summary = search(study="h", data=str(demo_folder), space=str(TINY_SPACE), results_dir=tmp_path, n_trials=5,
                      engine="keras-tuner", tuner="hyperband")
@@ -69,6 +70,7 @@ def test_hyperband_trials_train_their_budget_and_record_it(demo_folder, tmp_path
     assert [t.epochs for t in summary.status.trials] == budgets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGTERM])
 def test_a_killed_search_resumes_its_trial_from_the_checkpoint(signal_number, demo_folder, tmp_path):
     command = [sys.executable, "-m", "lepidopt", "search", "--study", "k", "--data", str(demo_folder),
@@ -102,6 +104,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_chief_and_a_worker_on_localhost_share_one_keras_tuner_search(demo_folder, tmp_path):
     search(study="d", data=str(demo_folder), space=str(write_space(tmp_path, epochs_head=3)), results_dir=tmp_path,
            n_trials=3, engine="keras-tuner", tuner="random", create_only=True)
@@ -133,17 +136,20 @@ def test_a_chief_and_a_worker_on_localhost_share_one_keras_tuner_search(demo_fol
     ("optuna", ["--tuner-id", "chief"], 6, "its engine is optuna; --tuner-id, --oracle-ip and --oracle-port are for "
                                            "Keras Tuner studies"),
 ])
-def test_a_worker_without_its_place_in_the_search_is_refused(engine, flags, code, message, demo_folder, tmp_path):
+def test_a_worker_without_its_place_in_the_search_is_refused(engine, flags, code, message, demo_folder, tmp_path,
+                                                            capsys, monkeypatch):
+    from lepidopt.cli import main
+
+    for name in [k for k in os.environ if k.startswith("KERASTUNER_")]:
+        monkeypatch.delenv(name)
     search(study="w", data=str(demo_folder), space=str(TINY_SPACE), results_dir=tmp_path, n_trials=1, engine=engine,
            create_only=True)
-    result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage",
-                             f"sqlite:///{tmp_path / 'w' / 'study.db'}", *flags], capture_output=True, text=True,
-                            timeout=120, env={k: v for k, v in os.environ.items()
-                                              if not k.startswith("KERASTUNER_")})
-    assert result.returncode == code, result.stderr
-    assert message in result.stderr
+    capsys.readouterr()
+    assert main(["worker", "--study", "w", "--storage", f"sqlite:///{tmp_path / 'w' / 'study.db'}", *flags]) == code
+    assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_trial_imported_before_a_kill_is_not_trained_again(demo_folder, tmp_path):
     from types import SimpleNamespace
 

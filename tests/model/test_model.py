@@ -89,6 +89,7 @@ def test_classifier_equals_extractor_then_head(images):
     assert np.allclose(classifier.predict(images, verbose=0), via_features, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer, initial_epoch", [("adam", 0), ("sgd", 2)])
 def test_a_reused_head_trainer_trains_to_the_bit_as_keras_fit_trains_the_trials_own_head(optimizer, initial_epoch):
     """One traced trainer serves every trial of an architecture; each must train exactly as its own freshly

@@ -41,6 +41,7 @@ def reported(study_dir, exported):
     return report_study(study="r", results_dir=study_dir, settings=SMALL)
 
 
+@pytest.mark.slow
 def test_export_reproduces_the_trial_and_evaluates_on_the_test_split(exported, study_dir):
     m = exported.metrics
     assert abs(m["retrained_validation_value"] - m["trial_validation_value"]) <= 0.05
@@ -59,6 +60,7 @@ def test_export_reproduces_the_trial_and_evaluates_on_the_test_split(exported, s
         assert saved["embeddings"].shape[0] == n_test and set(saved["subsets"]) == {"test"}
 
 
+@pytest.mark.slow
 def test_the_exported_model_loads_in_a_fresh_process_and_predicts_the_same(exported, study_dir):
     code = (
         "import sys, numpy as np\n"
@@ -77,6 +79,7 @@ def test_the_exported_model_loads_in_a_fresh_process_and_predicts_the_same(expor
     assert np.allclose(np.load(study_dir / "p.npy"), here, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_report_is_self_contained_and_has_every_section(reported):
     page = reported.index.read_text()
     assert not re.search(r"<script[^>]+src=", page)
@@ -94,6 +97,7 @@ def test_the_report_is_self_contained_and_has_every_section(reported):
     assert f"{c['pca']['scores_at_true_k']['ari']:.4f}" in page and f"{metrics['test']['accuracy']:.4f}" in page
 
 
+@pytest.mark.slow
 def test_the_report_is_attached_to_the_study_for_optuna_dashboard(reported, study_dir):
     from optuna.artifacts import get_all_artifact_meta
     from optuna_dashboard import get_note
@@ -110,6 +114,7 @@ def test_the_report_is_attached_to_the_study_for_optuna_dashboard(reported, stud
     assert len(list((study_dir / "r" / "artifacts").iterdir())) <= 6
 
 
+@pytest.mark.slow
 def test_dashboard_serves_the_study_on_localhost(study_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -182,6 +187,7 @@ def test_a_study_without_a_completed_trial_cannot_be_reported(demo_folder, tmp_p
     assert not (tmp_path / "empty" / "best").exists()
 
 
+@pytest.mark.slow
 def test_the_report_of_a_small_test_split_adapts_its_k_range(study_dir, exported):
     result = report_study(study="r", results_dir=study_dir, dashboard=False)  # the default k range: up to 15
     n = result.metrics["clustering"]["n_points"]

@@ -33,6 +33,7 @@ def other_folder(demo_folder, tmp_path):
     return target
 
 
+@pytest.mark.slow
 def test_a_creation_that_fails_after_the_scan_leaves_nothing_and_the_next_trains_on_its_own_data(
         demo_folder, other_folder, tmp_path):
     (tmp_path / "a-folder").mkdir()
@@ -89,6 +90,7 @@ def test_a_split_whose_images_changed_is_refused(demo_folder, other_folder, tmp_
         search(study="s", results_dir=tmp_path, n_trials=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["sqlite:///x.db", "journal:j.log"])
 def test_a_study_with_a_relative_storage_is_opened_from_another_folder(storage, demo_folder, tmp_path, monkeypatch,
                                                                        capsys):
@@ -148,6 +150,7 @@ def test_recover_of_an_unknown_study_asks_for_what_recover_takes(tmp_path, capsy
     assert "--data" not in err and not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", [dict(augment_views=2), dict(feature_cache=False)])
 def test_an_augmented_study_exports_to_the_value_its_trial_scored(settings, demo_folder, tmp_path):
     space = yaml.safe_load(write_space(tmp_path, epochs_head=3).read_text())

@@ -36,6 +36,7 @@ class InterruptAt(Reporter):
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase, at", [("head", 2), ("finetune", 5)])
 def test_an_interrupted_trial_resumes_after_its_last_checkpoint(data, tmp_path, phase, at):
     space = load_space(TINY_SPACE)
@@ -77,6 +78,7 @@ def test_a_checkpoint_restores_weights_and_optimizer_state(data, tmp_path):
     assert not tmp_path.exists()
 
 
+@pytest.mark.slow
 def test_a_trial_whose_loss_is_not_finite_fails_with_the_reason(data, tmp_path):
     """Weights with a NaN in them (a damaged file) make every feature NaN: the trial fails and says so."""
     from lepidopt._tf import keras as import_keras

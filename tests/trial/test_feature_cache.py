@@ -31,6 +31,7 @@ def recipe():
     return dataclasses.replace(space.recipe(space.baseline), finetune_unfreeze="none", epochs_head=3)
 
 
+@pytest.mark.slow
 def test_a_cached_and_an_uncached_trial_reach_the_same_phase_1_score(split, recipe, tmp_path):
     cached = StudyData(split=split, cache_dir=tmp_path / "a", feature_cache=True)
     first = run_trial(recipe, cached, NullReporter(), seed=5)
@@ -125,6 +126,7 @@ def test_a_limit_in_unknown_units_is_refused():
         parse_size("lots", setting="feature_cache_limit")
 
 
+@pytest.mark.slow
 def test_augmented_trials_share_a_fixed_number_of_views(split, recipe, tmp_path):
     augmented = dataclasses.replace(recipe, augment_strength=0.5, epochs_head=3)
     data = StudyData(split=split, cache_dir=tmp_path, augment_views=2)
@@ -141,6 +143,7 @@ def test_augmented_trials_share_a_fixed_number_of_views(split, recipe, tmp_path)
     assert 0.0 <= exact.value <= 1.0 and "build" in exact.timings
 
 
+@pytest.mark.slow
 def test_a_model_kept_from_a_cached_trial_is_the_network_its_features_came_from(split, recipe, tmp_path):
     """Features cached by the trial with seed 0 train the head of the trial with seed 3; the classifier it
     keeps must score on images what the trial scored on cached features."""
@@ -156,6 +159,7 @@ def test_a_model_kept_from_a_cached_trial_is_the_network_its_features_came_from(
     assert abs(on_images["balanced_accuracy"] - kept.value) <= 0.05
 
 
+@pytest.mark.slow
 def test_conv5_fine_tuning_on_cached_activations_trains_the_backbone_itself(split, recipe, tmp_path):
     """Fine-tuning conv5 reads the cached activations below it; the model kept afterwards runs on images
     and must score what the trial scored, and the same trial on images lands close by."""

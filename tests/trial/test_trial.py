@@ -12,6 +12,8 @@ from lepidopt.errors import SettingError, StudyError
 from lepidopt.trial import NullReporter, Reporter, StudyData, TrialStopped, run_trial
 from lepidopt.spaces import load_space
 
+pytestmark = pytest.mark.slow  # every test here trains
+
 
 @pytest.fixture(scope="module")
 def study_data(demo_folder, tmp_path_factory):

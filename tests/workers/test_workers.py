@@ -16,6 +16,7 @@ import yaml
 
 from conftest import wait_for_checkpoint, write_space
 from lepidopt.api import format_status, search, status
+from lepidopt.cli import main
 from lepidopt.study import open_storage
 
 POSTGRES = os.environ.get("LEPIDOPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -73,6 +74,7 @@ def assert_resumed_without_gaps(trials, *, total: int, killed_step: int) -> None
     assert states.count("COMPLETE") == total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_four_workers_finish_exactly_the_total(kind, demo_folder, tmp_path, request):
     storage = request.getfixturevalue("postgres_url") if kind == "postgresql" else f"sqlite:///{tmp_path}/w.db"
@@ -88,6 +90,7 @@ def test_four_workers_finish_exactly_the_total(kind, demo_folder, tmp_path, requ
     assert not list((tmp_path / "w" / "trials").glob("*/state.json"))  # checkpoints removed when trials end
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
 def test_a_killed_worker_s_trial_is_retried_from_its_checkpoint(kind, demo_folder, tmp_path, request):
     storage = request.getfixturevalue("postgres_url") if kind == "postgresql" else f"sqlite:///{tmp_path}/w.db"
@@ -104,6 +107,7 @@ def test_a_killed_worker_s_trial_is_retried_from_its_checkpoint(kind, demo_folde
     assert_resumed_without_gaps(trials_of(storage), total=2, killed_step=saved["step"])
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_the_trial_for_a_retry_and_exits_143(demo_folder, tmp_path, postgres_url):
     create(demo_folder, tmp_path, postgres_url, n_trials=1, epochs_head=150)
     first = start_worker(postgres_url, "--checkpoint-every", "0")
@@ -126,6 +130,7 @@ def test_sigterm_leaves_the_trial_for_a_retry_and_exits_143(demo_folder, tmp_pat
     assert resumed and int(resumed.group(1)) >= saved["epoch"]
 
 
+@pytest.mark.slow
 def test_a_journal_study_is_recovered_by_hand_after_a_kill(demo_folder, tmp_path):
     storage = f"journal:{tmp_path}/w.journal"
     create(demo_folder, tmp_path, storage, n_trials=2, epochs_head=150)
@@ -144,6 +149,7 @@ def test_a_journal_study_is_recovered_by_hand_after_a_kill(demo_folder, tmp_path
     assert_resumed_without_gaps(trials_of(storage_object), total=2, killed_step=saved["step"])
 
 
+@pytest.mark.slow
 def test_a_worker_stops_after_failures_in_a_row_quoting_the_last(demo_folder, tmp_path):
     space = yaml.safe_load(write_space(tmp_path).read_text())
     broken = [str(tmp_path / f"broken{i}.weights.h5") for i in range(2)]
@@ -170,28 +176,26 @@ def test_a_worker_stops_after_failures_in_a_row_quoting_the_last(demo_folder, tm
     ("journal:{tmp}/absent.journal", "absent.journal' does not exist"),
     ("postgres:/x", "not a storage URL lepidopt knows"),
 ])
-def test_a_bad_storage_url_is_refused_clearly_and_creates_nothing(tmp_path, storage, message):
+def test_a_bad_storage_url_is_refused_clearly_and_creates_nothing(tmp_path, storage, message, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     storage = storage.format(tmp=tmp_path)
-    result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage", storage],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 7, result.stderr
-    assert message in result.stderr and "secret" not in result.stderr
+    assert main(["worker", "--study", "w", "--storage", storage]) == 7
+    err = capsys.readouterr().err
+    assert message in err and "secret" not in err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_study_missing_from_the_storage_names_the_ones_there(tmp_path, postgres_url):
+def test_a_study_missing_from_the_storage_names_the_ones_there(tmp_path, postgres_url, capsys):
     optuna.create_study(study_name="other", storage=open_storage(postgres_url))
-    result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage", postgres_url],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 6
-    assert "study 'w': not in storage" in result.stderr and "which holds 'other'; nothing was created" in result.stderr
+    assert main(["worker", "--study", "w", "--storage", postgres_url]) == 6
+    err = capsys.readouterr().err
+    assert "study 'w': not in storage" in err and "which holds 'other'; nothing was created" in err
 
 
-def test_an_empty_database_holds_no_study_and_is_left_empty(tmp_path, postgres_url, postgres_server):
-    result = subprocess.run([sys.executable, "-m", "lepidopt", "worker", "--study", "w", "--storage", postgres_url],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 6, result.stderr
-    assert f"study 'w': not in storage '{postgres_url}', which holds no study; nothing was created" in result.stderr
+def test_an_empty_database_holds_no_study_and_is_left_empty(tmp_path, postgres_url, postgres_server, capsys):
+    assert main(["worker", "--study", "w", "--storage", postgres_url]) == 6
+    err = capsys.readouterr().err
+    assert f"study 'w': not in storage '{postgres_url}', which holds no study; nothing was created" in err
     import psycopg2
 
     with psycopg2.connect(postgres_url) as connection, connection.cursor() as cursor:
