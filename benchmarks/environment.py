@@ -82,6 +82,32 @@ def _blas() -> str:
     return "BLAS: " + ("; ".join(pools) or "none found")
 
 
+def _speed() -> str:
+    """Two quick probes of the machine's own speed, since a figure depends on them as much as on the code:
+    plain Python (a head trial on cached features is mostly Python and dispatch) and a float32 matrix
+    product through NumPy's BLAS (as arithmetic-bound work is)."""
+    import time
+
+    import numpy as np
+
+    def best_of(runs: int, work) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    def python_loop() -> None:
+        total = 0
+        for i in range(1_000_000):
+            total += i % 7
+    a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    python = 1.0 / best_of(3, python_loop)
+    blas = 2 * 1024**3 / best_of(5, lambda: a @ a) / 1e9
+    return f"speed: python {python:.1f} M loop steps/s, float32 matmul {blas:.0f} GFLOP/s"
+
+
 def describe() -> list[str]:
     """The lines a benchmark prints before its figures."""
     set_here = [f"{k}={os.environ[k]}" for k in _SETTINGS if k in os.environ]
@@ -89,6 +115,7 @@ def describe() -> list[str]:
         f"machine: {_cpu()}; {_cores()}",
         f"python {platform.python_version()} on {platform.system()} {platform.release()}; {_versions()}",
         f"{_tensorflow()}; {_blas()}",
+        _speed(),
         f"settings: {' '.join(set_here) or 'none of ' + ', '.join(_SETTINGS)}",
     ]
 

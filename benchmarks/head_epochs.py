@@ -33,12 +33,11 @@ def keras_fit_trial(trial: int, features, labels, val, *, epochs: int) -> tuple[
     that epoch's order, scored on the validation images by a callback after each epoch."""
     import numpy as np
 
-    from lepidopt._tf import keras as import_keras
-    from lepidopt._tf import tensorflow
+    import keras
+    import tensorflow as tf
     from lepidopt.model import build_head, compile_model, set_seeds
-    from lepidopt.model._head_trainers import shuffled_epoch
+    from lepidopt.model import shuffled_epoch
 
-    keras, tf = import_keras(), tensorflow()
     started = time.perf_counter()
     set_seeds(trial)
     head = build_head(recipe_of(trial), n_classes=6, feature_dim=features.shape[1])

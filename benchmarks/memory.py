@@ -70,9 +70,8 @@ def plain_keras_loop(trials: int, out) -> None:
     import numpy as np
     import psutil
 
-    from lepidopt._tf import keras as import_keras
+    import keras
 
-    keras = import_keras()
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(360, 2048)).astype("float32"), rng.integers(0, 6, 360)
     process = psutil.Process()

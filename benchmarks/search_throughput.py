@@ -99,7 +99,7 @@ def two_workers_arm(folder: Path, data_dir: Path, space, *, budget: float) -> di
 def keras_tuner_arm(folder: Path, data_dir: Path, space, *, budget: float) -> dict:
     import keras_tuner as kt
 
-    from lepidopt._tf import keras as import_keras
+    import keras
     from lepidopt.data import class_weights, image_batches, undersample
     from lepidopt.model import build_backbone, build_classifier, build_head, compile_model
     from lepidopt.resolve import resolve_run
@@ -107,7 +107,6 @@ def keras_tuner_arm(folder: Path, data_dir: Path, space, *, budget: float) -> di
     from lepidopt.engines import suggest_keras_tuner
     from lepidopt.trial import StudyData, classification_metrics
 
-    keras = import_keras()
     run = resolve_run(study="kt", results_dir=folder, data=str(data_dir), space=space, seed=0)
     split = make_split(scan_source(run.data), seed=0, data=run.data)
     images = StudyData(split=split, cache_dir=folder / "kt-cache").images(64)

@@ -116,11 +116,11 @@ def lepidopt_arm(run, study, data, *, n_total: int) -> dict:
     A trial whose head architecture was new to the process traced its training epoch (~0.45 s); its replay
     starts without that trainer too, so it traces the same: tracing a model is training, not overhead."""
     from lepidopt.engines import TrialPolicy, get_engine
-    from lepidopt.trial._trial import _head_trainers
+    from lepidopt.trial import head_trainers
 
-    trainers = _head_trainers()._trainers  # the process's trainers by architecture
+    trainers = head_trainers()
     inside, reporting, alone, trials = [], [], [], []
-    known = set(trainers)
+    known = trainers.architectures()
     traced = 0
     replaying = 0.0
 
@@ -131,11 +131,11 @@ def lepidopt_arm(run, study, data, *, n_total: int) -> dict:
         reporting.append(timings.get("report", 0.0))
         trials.append(trial)
         started = time.perf_counter()
-        for architecture in set(trainers) - known:
-            del trainers[architecture]
+        for architecture in trainers.architectures() - known:
+            trainers.forget(architecture)
             traced += 1
         alone.append(trained_alone(run, data, trial))
-        known = set(trainers)
+        known = trainers.architectures()
         replaying += time.perf_counter() - started
 
     started = time.perf_counter()

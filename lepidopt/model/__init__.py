@@ -4,7 +4,7 @@ from ._augment import AUGMENT_AT_FULL_STRENGTH, build_augmentation
 from ._backbone import build_backbone, load_classifier, weights_identity
 from ._classifier import PREFIX_OUTPUT, build_classifier, build_feature_extractor, build_top_classifier, split_backbone
 from ._head import build_head, pooling_layer
-from ._head_trainers import HeadTrainer, HeadTrainers
+from ._head_trainers import HeadTrainer, HeadTrainers, shuffled_epoch
 from ._seeds import set_seeds
 from ._training import compile_model, extract_features, finetune_epochs, fit_on_arrays, make_optimizer, predict_arrays
 from ._unfreeze import trainable_stages, unfreeze
@@ -29,6 +29,7 @@ __all__ = [
     "pooling_layer",
     "predict_arrays",
     "set_seeds",
+    "shuffled_epoch",
     "split_backbone",
     "trainable_stages",
     "unfreeze",

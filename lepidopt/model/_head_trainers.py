@@ -40,6 +40,14 @@ class HeadTrainers:
             self._trainers.popitem(last=False)
         return trainer
 
+    def architectures(self) -> set[tuple]:
+        """The head architectures this holds a trainer (a traced epoch) for."""
+        return set(self._trainers)
+
+    def forget(self, architecture: tuple) -> None:
+        """Drop the trainer of ``architecture``: the next trial of it traces its epoch again."""
+        self._trainers.pop(architecture, None)
+
 
 class HeadTrainer:
     """A compiled head of one architecture (dropout rates in variables) and its traced epoch."""

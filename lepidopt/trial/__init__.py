@@ -5,7 +5,7 @@ from ._checkpoint import Checkpoints, Saved, discard
 from ._metrics import OBJECTIVES, classification_metrics, objective_direction
 from ._reporter import NullReporter, Reporter, TrialStopped
 from ._study_data import StudyData, study_data
-from ._trial import TrialResult, run_trial
+from ._trial import TrialResult, head_trainers, run_trial
 
 __all__ = [
     "Checkpoints",
@@ -18,6 +18,7 @@ __all__ = [
     "TrialStopped",
     "classification_metrics",
     "discard",
+    "head_trainers",
     "objective_direction",
     "run_trial",
     "study_data",
