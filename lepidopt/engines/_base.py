@@ -12,6 +12,7 @@ from typing import Any, Callable, ClassVar, Mapping, TypeVar
 from .._signals import Interrupted
 from ..errors import SettingError
 from ..runs import Run
+from ..study import attrs
 from ..trial import StudyData
 from ._policy import TrialPolicy
 
@@ -40,8 +41,6 @@ class Engine(abc.ABC):
 
     def initialize(self, study: Any, run: Run) -> None:
         """The engine's part of a new study's record: its label (and trials to run first)."""
-        from ..study import attrs
-
         study.set_user_attr(attrs.ENGINE, self.label(run))
 
     def status_note(self, run: Run) -> str:

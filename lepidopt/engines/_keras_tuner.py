@@ -129,15 +129,16 @@ class _Trials:
                 raise keras_tuner.errors.FailedTrialError(self.last_failure)
             self.last_value = imported.value
             return imported.value
+        budget = int(values["tuner/epochs"]) if "tuner/epochs" in values else None  # Hyperband's epochs
         recipe = trial_recipe(self.run, params)
-        if "tuner/epochs" in values:
-            recipe = within_budget(recipe, int(values["tuner/epochs"]))
+        if budget is not None:
+            recipe = within_budget(recipe, budget)
         setup = set_up_trial(self.run, recipe, root=int(trial.trial_id), folder=f"kt-{trial.trial_id}",
                              policy=self.policy)
         recorded: dict[str, Any] = {**setup.attrs, attrs.KERAS_TUNER_TRIAL_ID: trial.trial_id,
                                     attrs.IMPORTED_FROM: f"keras-tuner ({self.run.tuner})"}
-        if "tuner/epochs" in values:
-            recorded[attrs.KERAS_TUNER_EPOCHS] = int(values["tuner/epochs"])
+        if budget is not None:
+            recorded[attrs.KERAS_TUNER_EPOCHS] = budget
         if setup.saved:
             log.info("keras tuner trial %s resumes after its %s epoch %d", trial.trial_id, setup.saved.phase,
                      setup.saved.epoch)
