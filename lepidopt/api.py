@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._signals import Interrupted
+from ._numbers import whole_number
 from .data import DataSpec
 from .engines import KerasTunerRole, TrialPolicy, get_engine
 from .errors import SettingError, StudyError, WorkerInterrupted
@@ -238,7 +239,7 @@ def worker(*, study: str, storage: str | None = None, results_dir: str | Path | 
 
 def check_limits(*, n_trials: int | None, timeout: float | None) -> None:
     """A study's total and a timeout, as search and worker take them."""
-    if n_trials is not None and (isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1):
+    if n_trials is not None and not whole_number(n_trials, at_least=1):
         raise SettingError("n_trials", n_trials, "must be a whole number of at least 1 (the study's total of finished "
                            "trials).")
     if timeout is not None and not timeout > 0:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ._sizes import parse_size
+from ._numbers import whole_number
 from .data import DataSpec
 from .engines import get_engine
 from .errors import SettingError, StudyError
@@ -93,7 +94,7 @@ def _check_settings(merged: dict[str, Any], given: dict[str, Any]) -> None:
     """Each setting takes a value it can; the engine settles its own settings (checks them, fills its
     defaults, and clears what it does not use)."""
     get_engine(merged["engine"]).settle(merged, given)
-    if isinstance(merged["seed"], bool) or not isinstance(merged["seed"], int) or merged["seed"] < 0:
+    if not whole_number(merged["seed"], at_least=0):
         raise SettingError("seed", merged["seed"], "must be a whole number, 0 or more.")
     check_augment_views(merged["augment_views"])
     if not isinstance(merged["feature_cache"], bool):

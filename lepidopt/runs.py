@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import yaml
 
 from ._files import write_text_atomically
+from ._numbers import whole_number
 from .data import DataSpec
 from .errors import SettingError, StorageError, StudyError
 from .spaces import Space, space_from_dict
@@ -176,6 +177,6 @@ def write_run(run: Run) -> None:
 
 def check_augment_views(value: Any) -> None:
     """The one rule for ``augment_views``: a whole number of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not whole_number(value, at_least=1):
         raise SettingError("augment_views", value, "must be a whole number of at least 1 (the augmented passes over "
                            "the training images cached per augmentation strength).")

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..errors import DataError, SettingError
+from .._numbers import whole_number
 
 __all__ = ["ETHEC_SHAPE", "DemoCollection", "make_demo_collection", "demo_class_sizes"]
 
@@ -85,7 +86,7 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
         DataError: ``root`` holds files already.
     """
     root = Path(root)
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 32:
+    if not whole_number(image_size, at_least=32):
         raise SettingError("image_size", image_size, "must be at least 32 px, the smallest image lepidopt's scan keeps "
                            "and ResNet-50 takes.")
     if not scale > 0:

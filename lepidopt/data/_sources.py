@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from .._numbers import whole_number
 from ..errors import DataError, SettingError
 from ._records import Record
 
@@ -38,10 +39,10 @@ class DataSpec:
             raise SettingError("format", self.format, f"must be one of {', '.join(FORMATS)}.")
         if self.label_level not in LABEL_LEVELS:
             raise SettingError("label_level", self.label_level, f"must be one of {', '.join(LABEL_LEVELS)}.")
-        if isinstance(self.min_per_class, bool) or not isinstance(self.min_per_class, int) or self.min_per_class < 3:
+        if not whole_number(self.min_per_class, at_least=3):
             raise SettingError("min_per_class", self.min_per_class,
                                "must be at least 3, one image each for train, val and test.")
-        if isinstance(self.min_size, bool) or not isinstance(self.min_size, int) or self.min_size < 1:
+        if not whole_number(self.min_size, at_least=1):
             raise SettingError("min_size", self.min_size, "must be at least 1 px.")
         if (self.val_manifest is None) != (self.test_manifest is None):
             given = "val_manifest" if self.val_manifest is not None else "test_manifest"

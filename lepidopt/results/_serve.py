@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._numbers import whole_number
 from ..errors import MissingExtraError, SettingError
 from ._dashboard import artifact_dir
 
@@ -26,7 +27,7 @@ def serve_dashboard(*, study: str, storage: str | None = None, results_dir: str 
         MissingExtraError: optuna-dashboard is not installed.
         StudyError: The storage does not hold the study.
     """
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+    if not (whole_number(port, at_least=1) and port < 65536):
         raise SettingError("port", port, "must be a TCP port, 1 to 65535.")
     try:
         from optuna.artifacts import FileSystemArtifactStore

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from .._numbers import whole_number
 from ..errors import SettingError
 from . import _attrs as attrs
 from ._counting import count_finished
@@ -98,7 +99,7 @@ def format_status(st: StudyStatus, *, last: int | None = None) -> str:
     Raises:
         SettingError: ``last`` below 1.
     """
-    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+    if last is not None and not whole_number(last, at_least=1):
         raise SettingError("last", last, "must be a whole number of at least 1; leave it out to show every trial.")
     names = sorted({k for t in st.trials for k in t.params})
     budgets = any(t.epochs is not None for t in st.trials)
