@@ -16,7 +16,7 @@ from ._signals import Interrupted
 from ._numbers import whole_number
 from .data import DataSpec
 from .engines import KerasTunerRole, TrialPolicy, get_engine
-from .errors import SettingError, StudyError, WorkerInterrupted
+from .errors import SettingError, StudyError, WorkerInterrupted, command, option, rendered
 from .results import ClusteringSettings, export_best, report_embeddings, report_study, serve_dashboard
 from .resolve import resolve_run
 from .runs import Run, read_run, study_dir
@@ -106,7 +106,7 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
         optuna_study, resumed_data = _create_or_resume(run, heartbeat=workers.heartbeat, n_trials=n_trials)
     n_trials = n_trials if n_trials is not None else optuna_study.user_attrs.get(attrs.TOTAL)
     if create_only:
-        log.info("start workers with: lepidopt worker --study %s --storage URL", study)
+        log.info(rendered(f"study %r is ready: start workers with {command('worker', 'study', 'storage')}"), study)
         return SearchSummary(run=run, status=_status_of(optuna_study, run),
                              seconds=time.perf_counter() - started)
     finished = count_finished(optuna_study)
@@ -214,14 +214,14 @@ def worker(*, study: str, storage: str | None = None, results_dir: str | Path | 
     opened = open_study(study=study, storage=storage, results_dir=results_dir, heartbeat=workers.heartbeat)
     run = opened.run
     if engine is not None and engine != run.engine:
-        raise StudyError(f"study {study!r}", f"its engine is {run.engine}, not {engine}; drop --engine or give "
-                         f"--engine {run.engine}.")
+        raise StudyError(f"study {study!r}", f"its engine is {run.engine}, not {engine}; drop {option('engine')} or "
+                         f"give {option('engine', run.engine)}.")
     get_engine(run.engine).join(run, keras_tuner)
     if not (run.folder / "split.json").exists():
         raise StudyError(
             f"study {study!r}", f"its folder {str(run.folder)!r} has no split.json.",
             fix="Workers need the study's folder (split, feature cache, checkpoints) on a filesystem every machine "
-                "shares; pass --results-dir with the folder's parent as mounted here.")
+                f"shares; pass {option('results_dir')} with the folder's parent as mounted here.")
     check_recycling(run, workers.recycling)
     data = study_data(run)  # checked here, before any trial process starts
     optuna_study = opened.study

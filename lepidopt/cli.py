@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import functools
 import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .errors import LepidoptError, SettingError
+from .errors import LepidoptError, SettingError, naming_flags
 
 if TYPE_CHECKING:
     from .workers import WorkerSettings
@@ -22,8 +23,8 @@ __all__ = ["main"]
 log = logging.getLogger("lepidopt")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 # Settings whose Python name is not their flag's; the others are the flag's name with '_' for '-'.
-_FLAG_OF = {"interval": "--heartbeat", "head_checkpoint_every": "--checkpoint-every", "image_size": "--size",
-            "feature_cache": "--no-feature-cache"}
+_FLAG_OF = {"data": "--data", "interval": "--heartbeat", "head_checkpoint_every": "--checkpoint-every",
+            "image_size": "--size", "feature_cache": "--no-feature-cache"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -454,13 +455,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     _configure_logging(args)
+    flag = functools.partial(_flag, parser)
     try:
-        return COMMANDS[args.command](args)
-    except SettingError as exc:
-        print(f"lepidopt {args.command}: error: {exc.named(_flag(parser, exc.setting))}", file=sys.stderr)
-        return exc.exit_code
+        with naming_flags(flag):
+            return COMMANDS[args.command](args)
     except LepidoptError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        prefix = f"lepidopt {args.command}: error" if isinstance(exc, SettingError) else "error"
+        print(f"{prefix}: {exc.for_command_line(flag)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -15,7 +15,7 @@ from ._sizes import parse_size
 from ._numbers import whole_number
 from .data import DataSpec
 from .engines import get_engine
-from .errors import SettingError, StudyError
+from .errors import SettingError, StudyError, option
 from .runs import (DEFAULTS, DEFINING, Run, absolute_storage, check_augment_views, default_storage, read_run,
                    study_dir)
 from .spaces import Space, load_space, space_from_dict
@@ -51,8 +51,9 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
         missing = [k for k in ("data", "space") if k not in given]
         if missing:
             raise StudyError(
-                f"study {study!r}", f"does not exist yet in {str(folder.parent)!r}, so it needs --{missing[0]} "
-                "to start.", fix="To resume a study, give the name (and --results-dir) it was created with."
+                f"study {study!r}", f"does not exist yet in {str(folder.parent)!r}, so it needs "
+                f"{option(missing[0])} to start.",
+                fix=f"To resume a study, give the name (and {option('results_dir')}) it was created with."
             )
         merged = {**DEFAULTS, **given}
     else:
@@ -60,23 +61,24 @@ def resolve_run(*, study: str, results_dir: str | Path = "results", data: DataSp
             raise StudyError(
                 f"study {study!r}", f"the space {given['space']['name']!r} given differs from the space recorded in "
                 "its run.yaml, and a study's space cannot change.",
-                fix="Drop --space to resume, or start a new --study."
+                fix=f"Drop {option('space')} to resume, or start a new {option('study')}."
             )
         if "data" in given and given["data"] != saved.get("data"):
             raise StudyError(f"study {study!r}", f"{_data_difference(saved.get('data') or {}, given['data'])}; a "
-                             "study's data cannot change.", fix="Drop --data to resume, or start a new --study.")
+                             "study's data cannot change.",
+                             fix=f"Drop {option('data')} to resume, or start a new {option('study')}.")
         for key in DEFINING:
             if key not in ("space", "data") and key in given and given[key] != saved.get(key, DEFAULTS.get(key)):
                 raise StudyError(
                     f"study {study!r}", f"was created with {key} = {_short(saved.get(key, DEFAULTS.get(key)))}, "
                     f"not {_short(given[key])}; {key} cannot change within a study.",
-                    fix="Drop the option to resume, or start a new --study."
+                    fix=f"Drop {option(key)} to resume, or start a new {option('study')}."
                 )
         merged = {**DEFAULTS, **{k: v for k, v in saved.items() if k in DEFAULTS or k in ("data", "space")}, **given}
         if "storage" not in given and "***" in str(saved.get("storage")):
             raise StudyError(
                 f"study {study!r}", "its storage URL holds a password, which run.yaml does not keep; "
-                "pass --storage with the full URL."
+                f"pass {option('storage')} with the full URL."
             )
     storage = merged.pop("storage") or default_storage(folder)
     _check_settings(merged, given)
@@ -104,7 +106,7 @@ def _check_settings(merged: dict[str, Any], given: dict[str, Any]) -> None:
 def _data_difference(saved: Mapping[str, Any], given: Mapping[str, Any]) -> str:
     """How the data given differs from the data a study was created with, in words."""
     if saved.get("source") != given.get("source"):
-        return f"its data is {saved.get('source')}, and --data names {given.get('source')}"
+        return f"its data is {saved.get('source')}, and {option('data')} names {given.get('source')}"
     changed = [f"{key} {saved.get(key)!r}, not {given.get(key)!r}" for key in given if saved.get(key) != given.get(key)]
     return f"its data {saved.get('source')} was read with {'; '.join(changed)}"
 

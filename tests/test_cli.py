@@ -68,9 +68,9 @@ def test_errors_are_one_line_with_an_exit_code_and_create_nothing(tmp_path, caps
     assert not (tmp_path / "results" / "s" / "study.db").exists()
     assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo",
                  "--feature-cache-limit", "lots"]) == 2
-    assert "--feature-cache-limit 'lots': not a size; write a size such as 500MB" in capsys.readouterr().err
+    assert "--feature-cache-limit lots: not a size; write a size such as 500MB" in capsys.readouterr().err
     assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo", "--max-rss", "6XB"]) == 2
-    assert "--max-rss '6XB': not a size; write a size such as 500MB" in capsys.readouterr().err
+    assert "--max-rss 6XB: not a size; write a size such as 500MB" in capsys.readouterr().err
     assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo", "--augment-views", "0"]) == 2
     assert "--augment-views 0: must be a whole number of at least 1" in capsys.readouterr().err
     assert main(["search", "--study", "s", "--data", str(tmp_path), "--space", "demo",

@@ -25,8 +25,8 @@ def test_defining_settings_cannot_change(tmp_path, demo_folder):
     write_run(resolve_run(study="p", results_dir=tmp_path, data=str(demo_folder), space="demo"))
     with pytest.raises(StudyError, match=r"was created with val_fraction = 0.15, not 0.2; val_fraction cannot change"):
         resolve_run(study="p", results_dir=tmp_path, val_fraction=0.2)
-    with pytest.raises(StudyError, match=rf"its data is {demo_folder}, and --data names {tmp_path}; a study's data "
-                                         "cannot change. Drop --data to resume, or start a new --study"):
+    with pytest.raises(StudyError, match=rf"its data is {demo_folder}, and data= names {tmp_path}; a study's data "
+                                         "cannot change. Drop data= to resume, or start a new study="):
         resolve_run(study="p", results_dir=tmp_path, data=str(tmp_path))
     with pytest.raises(StudyError, match=rf"its data {demo_folder} was read with min_size 32, not 40"):
         resolve_run(study="p", results_dir=tmp_path, data={"source": str(demo_folder), "min_size": 40})
@@ -37,7 +37,7 @@ def test_a_password_never_reaches_run_yaml(tmp_path, demo_folder):
     run = resolve_run(study="p", results_dir=tmp_path, data=str(demo_folder), space="demo", storage=url)
     write_run(run)
     assert "hunter2" not in (tmp_path / "p" / "run.yaml").read_text()
-    with pytest.raises(StudyError, match=r"holds a password, which run.yaml does not keep; pass --storage"):
+    with pytest.raises(StudyError, match=r"holds a password, which run.yaml does not keep; pass storage= with"):
         resolve_run(study="p", results_dir=tmp_path)
     assert resolve_run(study="p", results_dir=tmp_path, storage=url).storage == url
 
@@ -45,5 +45,5 @@ def test_a_password_never_reaches_run_yaml(tmp_path, demo_folder):
 def test_unknown_option_and_bad_choices(tmp_path, demo_folder):
     with pytest.raises(StudyError, match=r"run option 'smapler': unknown"):
         resolve_run(study="p", results_dir=tmp_path, smapler="tpe")
-    with pytest.raises(SettingError, match=r"sampler 'bayes': must be one of tpe, gp"):
+    with pytest.raises(SettingError, match=r"sampler='bayes': must be one of tpe, gp"):
         resolve_run(study="p", results_dir=tmp_path, data=str(demo_folder), space="demo", sampler="bayes")

@@ -8,7 +8,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from ..errors import DataError
+from ..errors import DataError, option, rendered
 from ._images import problem_with
 from ._progress import progress
 from ._records import Record
@@ -70,12 +70,12 @@ def _check_paths_exist(spec: DataSpec, records: list[Record]) -> None:
         return
     root = manifest_root(spec)
     hint = (f"the paths are read relative to {str(root)!r}; if they are relative to another folder, give it with "
-            "--image-root")
+            f"{option('image_root')}")
     if len(missing) == len(records):
         raise DataError(f"data source {spec.source!r}", f"none of the {len(records)} image paths it names exists "
                         f"(e.g. {missing[0]!r}); {hint}.")
     log.warning("%d of the %d image paths in %s do not exist (e.g. %s) and are skipped; %s", len(missing), len(records),
-                spec.source, missing[0], hint)
+                spec.source, missing[0], rendered(hint))
 
 
 def scan_records(records: list[Record], *, min_size: int, min_per_class: int, source: str = "data") -> ScanResult:
@@ -103,19 +103,21 @@ def scan_records(records: list[Record], *, min_size: int, min_per_class: int, so
         reasons = collections.Counter(s.reason.split(" (")[0].split(":")[0] for s in skipped)
         raise DataError(
             f"data source {source!r}", f"none of its {len(records)} images can be used "
-            f"({', '.join(f'{n} {r}' for r, n in reasons.most_common())}).", fix="Check the files and --min-size."
+            f"({', '.join(f'{n} {r}' for r, n in reasons.most_common())}).",
+            fix=f"Check the files and {option('min_size')}."
         )
     kept, dropped = _drop_small_classes(good, min_per_class)
     for label, count in dropped.items():
         log.warning(
-            "dropped class %r: %d usable images, fewer than the %d a stratified split needs (--min-per-class)",
+            rendered(f"dropped class %r: %d usable images, fewer than the %d a stratified split needs "
+                     f"({option('min_per_class')})"),
             label, count, min_per_class,
         )
     if len({r.label for r in kept}) < 2:
         raise DataError(
             f"data source {source!r}", f"{len({r.label for r in kept})} class(es) left with at least {min_per_class} "
             f"usable images; a classifier needs 2 or more. Dropped: {dropped or 'none'}.",
-            fix="Add images or lower --min-per-class."
+            fix=f"Add images or lower {option('min_per_class')}."
         )
     return ScanResult(records=tuple(kept), skipped=skipped, dropped_classes=dropped)
 

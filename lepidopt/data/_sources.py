@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._numbers import whole_number
-from ..errors import DataError, SettingError
+from ..errors import DataError, SettingError, option
 from ._records import Record
 
 __all__ = ["DataSpec", "read_records", "manifest_root", "LABEL_LEVELS", "IMAGE_SUFFIXES"]
@@ -64,7 +64,7 @@ class DataSpec:
             raise DataError(f"data source {self.source!r}", "does not exist.", fix="Check the path.")
         raise DataError(
             f"data source {self.source!r}", "cannot tell its format (a folder, a .json ETHEC manifest or a .csv).",
-            fix="Pass --format folder|ethec|csv."
+            fix=f"Set {option('format')} to folder, ethec or csv."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def read_records(spec: DataSpec) -> list[Record]:
     if not Path(spec.source).exists():
         raise DataError(f"data source {spec.source!r}", "does not exist.", fix="Check the path.")
     if spec.image_root is not None and not Path(spec.image_root).is_dir():
-        raise DataError(f"image root {spec.image_root!r}", "is not a folder.", fix="Check --image-root.")
+        raise DataError(f"image root {spec.image_root!r}", "is not a folder.", fix=f"Check {option('image_root')}.")
     if fmt == "folder":
         if spec.val_manifest:
             raise DataError("val_manifest/test_manifest", "only an ETHEC or CSV source can carry its own split.")
@@ -94,7 +94,7 @@ def read_records(spec: DataSpec) -> list[Record]:
     if Path(spec.source).is_dir():
         raise DataError(
             f"data source {spec.source!r}", f"is a folder, not a{'n ETHEC JSON' if fmt == 'ethec' else ' CSV'} "
-            "manifest.", fix="Use --format folder (or auto), or give the manifest's path."
+            "manifest.", fix=f"Use {option('format', 'folder')} (or auto), or give the manifest's path."
         )
     records = _manifest_records(spec, _ethec_records if fmt == "ethec" else _csv_records)
     _refuse_repeated_paths(spec, records)
@@ -196,7 +196,8 @@ def _ethec_label(entry: Mapping[str, Any], level: str, where: str) -> str:
     for field in fields:
         value = entry.get(field)
         if not isinstance(value, str) or not value.strip():
-            raise DataError(where, f"field {field!r} is missing or empty, needed for --label-level {level}.")
+            raise DataError(where, f"field {field!r} is missing or empty, needed for "
+                            f"{option('label_level', level)}.")
         values.append(value.strip())
     return "_".join(values)
 
@@ -210,11 +211,11 @@ def _csv_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: Pa
         with manifest.open(newline="") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []
-            for column, option in ((spec.path_column, "--path-column"), (spec.label_column, "--label-column")):
+            for column, setting in ((spec.path_column, "path_column"), (spec.label_column, "label_column")):
                 if column not in columns:
                     raise DataError(
                         f"CSV manifest {str(manifest)!r}", f"has no column {column!r} (columns: {columns}); "
-                        f"name the right one with {option}."
+                        f"name the right one with {option(setting)}."
                     )
             rows = list(reader)
     except FileNotFoundError:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._files import write_text_atomically
-from ..errors import DataError
+from ..errors import DataError, option
 from ._records import SUBSETS, Record
 from ._scan import ScanResult
 from ._sources import DataSpec
@@ -119,7 +119,8 @@ def _stratified_subsets(records: tuple[Record, ...], seed: int, val_fraction: fl
         n_test = max(1, round(n * test_fraction))
         n_val = max(1, round(n * val_fraction))
         if n - n_test - n_val < 1:
-            raise DataError(f"class {label!r}", f"{n} images cannot fill train, val and test; raise --min-per-class.")
+            raise DataError(f"class {label!r}", f"{n} images cannot fill train, val and test; raise "
+                            f"{option('min_per_class')}.")
         for i in members[:n_test]:
             subsets[i] = "test"
         for i in members[n_test : n_test + n_val]:
@@ -200,9 +201,9 @@ def _check_made_from(path: Path, recorded: Mapping[str, Any] | None, given: Mapp
         what = f"was made from {recorded.get('source')} read with {'; '.join(differences)}"
     raise DataError(
         f"split file {str(path)!r}", f"{what}.",
-        fix="A study trains only on the split it was created with: start a new --study for this data, or delete this "
-            f"study (the folder {str(path.parent)!r}, and the study in its storage when that is not the folder's "
-            "study.db) to create it again."
+        fix=f"A study trains only on the split it was created with: start a new {option('study')} for this data, "
+            f"or delete this study (the folder {str(path.parent)!r}, and the study in its storage when that is not the "
+            "folder's study.db) to create it again."
     )
 
 
@@ -228,5 +229,5 @@ def _check_images(path: Path, items: list[dict[str, Any]]) -> None:
         raise DataError(
             f"split file {str(path)!r}", f"{len(changed)} of its {len(items)} images changed since the split was "
             f"made, e.g. {item['path']!r} ({what}); the study's trials were trained on the images as they were.",
-            fix="Restore them, or start a new --study to split the changed data."
+            fix=f"Restore them, or start a new {option('study')} to split the changed data."
         )

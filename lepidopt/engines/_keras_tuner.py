@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from .._signals import Interrupted, checkpoint_in_progress
-from ..errors import SettingError, StudyError
+from ..errors import SettingError, StudyError, option
 from ..recipe import Recipe
 from ..runs import Run
 from ..study import attrs
@@ -65,8 +65,9 @@ def keras_tuner_search(run: Run, study, data: StudyData, *, n_trials: int | None
                 f"study {run.study!r}", f"Keras Tuner's grid oracle cannot go on in a new process: it does not save "
                 f"its place in the grid (keras-team/keras-tuner#1055), and would run no further trial; its "
                 f"{len(oracle.trials)} trials are kept.",
-                fix="To search further, start a new study, with --tuner grid and the whole --n-trials in one "
-                    "run, or with --tuner random, bayesian or hyperband, which go on where they stopped.")
+                fix=f"To search further, start a new study, with {option('tuner', 'grid')} and the whole "
+                    f"{option('n_trials')} in one run, or set {option('tuner')} to random, bayesian or hyperband, "
+                    "which go on where they stopped.")
         try:
             tuner.search(verbose=0)
         except _OutOfTime:
@@ -252,7 +253,8 @@ class KerasTunerEngine(Engine):
         for optuna_only in ("sampler", "pruner"):
             if optuna_only in given:
                 raise SettingError(optuna_only, given[optuna_only], "is an Optuna setting, and this study's engine is "
-                                   f"keras-tuner; choose Keras Tuner's oracle with --tuner {'|'.join(TUNERS)}.")
+                                   f"keras-tuner; choose Keras Tuner's oracle: set {option('tuner')} to "
+                                   f"{', '.join(TUNERS[:-1])} or {TUNERS[-1]}.")
         settings["tuner"] = settings["tuner"] or TUNERS[0]
         settings["sampler"] = settings["pruner"] = None  # Keras Tuner's oracle samples and schedules
         if settings["tuner"] not in TUNERS:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ..errors import SettingError, StudyError
+from ..errors import SettingError, StudyError, command, option
 
 __all__ = ["KerasTunerRole"]
 
@@ -33,12 +33,13 @@ class KerasTunerRole:
         """Check the role and put it where Keras Tuner reads it."""
         tuner_id, oracle_ip, oracle_port = self.tuner_id, self.oracle_ip, self.oracle_port
         if not (tuner_id and oracle_ip and oracle_port):
-            missing = [flag for flag, value in (("--tuner-id", tuner_id), ("--oracle-ip", oracle_ip),
-                                                ("--oracle-port", oracle_port)) if not value]
+            missing = [option(name) for name, value in (("tuner_id", tuner_id), ("oracle_ip", oracle_ip),
+                                                        ("oracle_port", oracle_port)) if not value]
             raise StudyError(
                 "Keras Tuner worker", f"needs {', '.join(missing)} (or {', '.join(self._ENV)}): one worker with "
-                "--tuner-id chief serves the oracle at --oracle-ip:--oracle-port, the others (--tuner-id tuner0, "
-                "tuner1, ...) run its trials.", fix="To run a Keras Tuner study in one process, use lepidopt search.")
+                f"{option('tuner_id', 'chief')} serves the oracle at {option('oracle_ip')} and "
+                f"{option('oracle_port')}, the others ({option('tuner_id', 'tuner0')}, tuner1, ...) run its trials.",
+                fix=f"To run a Keras Tuner study in one process, use {command('search')}.")
         if not 0 < oracle_port < 65536:
             raise SettingError("oracle_port", oracle_port, "must be a TCP port, 1 to 65535.")
         os.environ.update(dict(zip(self._ENV, (tuner_id, oracle_ip, str(oracle_port)))))

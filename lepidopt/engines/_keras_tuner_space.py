@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..errors import SpaceError
+from ..errors import SpaceError, option
 from ..spaces import Choice, IntRange, Space
 
 __all__ = ["keras_tuner_space", "check_keras_tuner_space", "active_params", "suggest_keras_tuner"]
@@ -21,7 +21,7 @@ def check_keras_tuner_space(space: Space) -> None:
             raise SpaceError(
                 f"space {space.name!r}, params.{p.name}.choice",
                 f"Keras Tuner's Choice needs values of one type, got {list(p.values)!r}.",
-                fix="Make them all strings, all numbers or all booleans, or use --engine optuna.")
+                fix=f"Make them all strings, all numbers or all booleans, or use {option('engine', 'optuna')}.")
 
 
 def _choice_values(p: Choice) -> list[Any]:

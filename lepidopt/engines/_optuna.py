@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, Iterator, Mapping
 
 from .._signals import Interrupted
-from ..errors import MissingExtraError, SettingError, StudyError
+from ..errors import MissingExtraError, SettingError, StudyError, option
 from ..runs import Run
 from ..study import attrs, count_claimed, quietly, retry_trial
 from ..trial import Reporter, StudyData, TrialStopped, discard, run_trial
@@ -210,8 +210,9 @@ class OptunaEngine(Engine):
 
     def settle(self, settings: dict[str, Any], given: Mapping[str, Any]) -> None:
         if settings["tuner"] is not None:
-            raise SettingError("tuner", settings["tuner"], "is a Keras Tuner setting; add --engine keras-tuner, or "
-                               "choose Optuna's --sampler and --pruner instead.")
+            raise SettingError("tuner", settings["tuner"], "is a Keras Tuner setting; add "
+                               f"{option('engine', 'keras-tuner')}, or choose Optuna's {option('sampler')} and "
+                               f"{option('pruner')} instead.")
         settings["sampler"] = settings["sampler"] or SAMPLERS[0]
         settings["pruner"] = settings["pruner"] or PRUNERS[0]
         if settings["sampler"] not in SAMPLERS:
@@ -230,8 +231,9 @@ class OptunaEngine(Engine):
 
     def join(self, run: Run, role: Any) -> None:
         if role is not None:
-            raise StudyError(f"study {run.study!r}", f"its engine is {run.engine}; --tuner-id, --oracle-ip and "
-                             "--oracle-port are for Keras Tuner studies.", fix="Drop them.")
+            raise StudyError(f"study {run.study!r}", f"its engine is {run.engine}; {option('tuner_id')}, "
+                             f"{option('oracle_ip')} and {option('oracle_port')} are for Keras Tuner studies.",
+                             fix="Drop them.")
 
     def run_trials(self, run: Run, study: Any, data: StudyData, *, n_trials: int | None, timeout: float | None,
                    policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None) -> None:

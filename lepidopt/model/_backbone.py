@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import ModelError, option
 from ._seeds import set_seeds
 
 __all__ = ["build_backbone", "weights_identity", "ResNetPreprocess", "load_classifier", "RANDOM_INIT_SEED"]
@@ -98,8 +98,8 @@ def build_backbone(*, weights: str, image_size: int):
         raise ModelError(
             "weights 'imagenet'", f"Keras could not fetch the ImageNet weights ({type(exc).__name__}: "
             f"{str(exc)[:300]}).", fix="On a machine without internet, copy "
-            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 into ~/.keras/models/, or pass --weights PATH "
-            "with a local weights file, or use --weights none."
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 into ~/.keras/models/, or pass "
+            f"{option('weights')} with a local weights file's path, or use {option('weights', 'none')}."
         ) from None
     if source is None and weights != "none":
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ReportError, SettingError
+from ..errors import ReportError, SettingError, option
 
 __all__ = ["load_labels"]
 
@@ -84,4 +84,4 @@ def _column_index(path: Path, header: list[str] | None, width: int, column: str 
         return header.index("label")
     named = f"named {header}" if header else "without a header"
     raise ReportError(f"labels file {str(path)!r}", f"has {width} columns ({named}); say which holds the labels with "
-                      "--label-column NAME or --label-column N (counted from 1).")
+                      f"{option('label_column')} (a column's name, or its position counted from 1).")

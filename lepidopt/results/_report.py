@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._files import write_text_atomically
-from ..errors import ReportError
+from ..errors import ReportError, option
 from ._best import load_best
 from ._labels import load_labels
 from ._clustering import ClusteringResult, ClusteringSettings, cluster_embeddings
@@ -128,8 +128,8 @@ def report_embeddings(*, embeddings: str | Path, labels: str | Path | None = Non
     if labels is not None:
         y, classes = load_labels(labels, n_points=len(x), column=label_column), None
     elif y is None:
-        raise ReportError(f"embeddings file {str(path)!r}", "holds no labels; give them with --labels (a .npy array, "
-                          "a .txt file with one label per line, or a .csv file).")
+        raise ReportError(f"embeddings file {str(path)!r}", f"holds no labels; give them with {option('labels')} (a "
+                          ".npy array, a .txt file with one label per line, or a .csv file).")
     clustering = cluster_embeddings(x, y, classes=classes, settings=settings)
     metrics = {"clustering": clustering.to_dict()}
     source = Path(labels).name if labels is not None else path.name

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from .._signals import stopping_on_signals
 from ..data import make_split, scan_source, write_split
-from ..errors import StudyError
+from ..errors import StudyError, option
 from ..runs import Run, mask_password, storage_file, write_run
 from ..trial import StudyData, study_data
 from . import _attrs as attrs
@@ -76,7 +76,7 @@ def resume_study(run: Run, *, heartbeat: Heartbeat | None = None,
     """Open ``run``'s existing study (its storage must hold it: nothing is created otherwise), check its split
     against its data, record the run's settings (sampler, pruner, seed may change) and its total, and rewrite
     run.yaml. Returns the study and the study's data."""
-    fix = (f"Give the --storage the study was created with; if the study is gone from it, delete the folder "
+    fix = (f"Give the {option('storage')} the study was created with; if the study is gone from it, delete the folder "
            f"{str(run.folder)!r} to create it again.")
     study = load_study(run, existing_storage(run.storage, run.study, heartbeat=heartbeat, fix=fix))
     recorded = study.user_attrs.get(attrs.RUN, {}).get("data")
@@ -84,7 +84,7 @@ def resume_study(run: Run, *, heartbeat: Heartbeat | None = None,
         raise StudyError(
             f"study {run.study!r}", f"storage {mask_password(run.storage)!r} holds a study of that name made from "
             f"{recorded.get('source')}, not from {run.data.source}, the data in {str(run.folder / 'run.yaml')!r}.",
-            fix="Give the --storage the study was created with."
+            fix=f"Give the {option('storage')} the study was created with."
         )
     data = study_data(run)  # the split is still the one made from this data, and its images are unchanged
     update_record(study, run)
@@ -109,8 +109,8 @@ def _claim(run: Run, storage: Any, *, initialize: Callable[[Any, Run], None]) ->
         raise StudyError(
             f"study {run.study!r}", f"exists already in storage {shown!r}, created with its folder in "
             f"{record['results_dir']}, and {str(run.folder)!r} holds no run.yaml of it.",
-            fix=f"To resume it, give --results-dir {record['results_dir']}; to start a new study, choose another "
-                "--study."
+            fix=f"To resume it, give {option('results_dir', record['results_dir'])}; to start a new study, choose "
+                f"another {option('study')}."
         )
     path = storage_file(run.storage)
     in_folder = path is not None and path.parent == run.folder

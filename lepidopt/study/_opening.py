@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import StorageError, StudyError
+from ..errors import StorageError, StudyError, command, option
 from ..runs import Run, absolute_storage, mask_password, read_run, run_from_dict, storage_file, study_dir
 from . import _attrs as attrs
 from ._storage import Heartbeat, has_optuna_tables, open_storage, study_names
@@ -17,7 +17,8 @@ from ._storage import Heartbeat, has_optuna_tables, open_storage, study_names
 __all__ = ["existing_storage", "open_study", "OpenedStudy"]
 
 
-_FIX = "Check --study and --storage, or create the study with lepidopt search --data ... --space ...."
+_FIX = (f"Check {option('study')} and {option('storage')}, or create the study with "
+        f"{command('search', 'data', 'space')}.")
 
 
 def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None, fix: str = _FIX):
@@ -58,12 +59,13 @@ def open_study(*, study: str, storage: str | None = None, results_dir: str | Pat
         if saved_here is None:
             raise StudyError(
                 f"study {study!r}", f"no run.yaml in {str(folder)!r}.",
-                fix="Check --study and --results-dir, or pass --storage with the study's storage URL."
+                fix=f"Check {option('study')} and {option('results_dir')}, or pass {option('storage')} with the "
+                    "study's storage URL."
             )
         storage = saved_here["storage"]
         if "***" in storage:
             raise StudyError(f"study {study!r}", "its storage URL holds a password, which run.yaml does not keep; "
-                             "pass --storage with the full URL.")
+                             f"pass {option('storage')} with the full URL.")
     import optuna
 
     url = absolute_storage(storage)

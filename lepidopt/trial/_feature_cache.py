@@ -18,7 +18,7 @@ import numpy as np
 
 from .._files import replacing, write_text_atomically
 from .._sizes import format_size
-from ..errors import StudyError
+from ..errors import StudyError, option, rendered
 from ..runs import DEFAULT_FEATURE_CACHE_LIMIT
 
 __all__ = ["FeatureCache", "cache_key"]
@@ -106,10 +106,11 @@ class FeatureCache:
             return True
         if not self._warned:
             self._warned = True
-            log.warning(
+            log.warning(rendered(
                 "feature cache %s holds %s and its limit is %s, so features %s (%s) are computed for this trial "
-                "and not stored; later trials that need them compute them again. Raise --feature-cache-limit (a "
-                "resumed search may), or delete the features-* files of studies you no longer run.",
+                "and not stored; later trials that need them compute them again. Raise "
+                f"{option('feature_cache_limit')} (a resumed search may), or delete the features-* files of studies "
+                "you no longer run."),
                 self.folder, format_size(held), format_size(self.limit), key, format_size(nbytes))
         return False
 

@@ -7,7 +7,7 @@ import dataclasses
 
 from .._sizes import format_size, parse_size
 from ..engines import TrialPolicy, get_engine
-from ..errors import SettingError
+from ..errors import SettingError, option
 from ..runs import Run
 from ..study import Heartbeat
 
@@ -62,4 +62,4 @@ def check_recycling(run: Run, recycling: Recycling) -> None:
             if recycling.max_trials_per_process is not None else ("max_rss", format_size(int(recycling.max_rss or 0)))
         raise SettingError(setting, value,
                            f"recycles Optuna workers; with engine {run.engine} one process runs the whole search.",
-                           fix="Drop it, or run a study with --engine optuna.")
+                           fix=f"Drop it, or run a study with {option('engine', 'optuna')}.")

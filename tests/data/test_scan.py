@@ -106,7 +106,7 @@ def test_a_manifest_whose_paths_are_all_missing_says_to_give_the_image_root(demo
         with pytest.raises(DataError, match=rf"none of the {len(rows)} image paths it names exists \(e.g. "
                                             rf"'{tmp_path}/lists/.*jpg'\); the paths are read relative to "
                                             rf"'{tmp_path}/lists'; if they are relative to another folder, give it "
-                                            r"with --image-root."):
+                                            r"with image_root=."):
             scan_source(DataSpec(str(table)))
     assert caplog.text.count("\n") <= 1  # one message, not a line per file
 
@@ -116,7 +116,7 @@ def test_a_manifest_whose_paths_are_all_missing_says_to_give_the_image_root(demo
         scan = scan_source(DataSpec(str(table), image_root=str(demo_copy)))
     assert len(scan.records) == len(rows) and len(scan.skipped) == 30
     assert len(caplog.records) == 1
-    assert "30 of the" in caplog.text and "give it with --image-root" in caplog.text
+    assert "30 of the" in caplog.text and "give it with image_root=" in caplog.text
 
 
 def test_an_empty_csv_manifest_says_it_is_empty(tmp_path):

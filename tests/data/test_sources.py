@@ -63,7 +63,7 @@ def test_ethec_own_split_files_are_the_split(demo_folder, tmp_path):
 def test_csv_with_a_wrong_column_names_it_and_the_fix(tmp_path):
     table = tmp_path / "x.csv"
     table.write_text("filename,label\na.jpg,A\n")
-    with pytest.raises(DataError, match=r"has no column 'path' \(columns: \['filename', 'label'\]\); name the right one with --path-column"):
+    with pytest.raises(DataError, match=r"has no column 'path' \(columns: \['filename', 'label'\]\); name the right one with path_column="):
         read_records(DataSpec(str(table)))
 
 
@@ -72,11 +72,11 @@ def test_unknown_source_kinds(tmp_path):
         read_records(DataSpec(str(tmp_path / "nowhere")))
     other = tmp_path / "x.parquet"
     other.write_text("x")
-    with pytest.raises(DataError, match=r"cannot tell its format .* Pass --format folder\|ethec\|csv"):
+    with pytest.raises(DataError, match=r"cannot tell its format .* Set format= to folder, ethec or csv"):
         read_records(DataSpec(str(other)))
-    with pytest.raises(SettingError, match=r"label_level 'order': must be one of family, subfamily"):
+    with pytest.raises(SettingError, match=r"label_level='order': must be one of family, subfamily"):
         DataSpec("x", label_level="order")
-    with pytest.raises(SettingError, match=r"min_per_class 2: must be at least 3"):
+    with pytest.raises(SettingError, match=r"min_per_class=2: must be at least 3"):
         DataSpec("x", min_per_class=2)
     broken = tmp_path / "m.json"
     broken.write_text("{not json")
@@ -84,5 +84,5 @@ def test_unknown_source_kinds(tmp_path):
         read_records(DataSpec(str(broken)))
     missing_field = tmp_path / "n.json"
     missing_field.write_text(json.dumps({"t1": {"image_path": "a/", "image_name": "b.jpg", "family": "F"}}))
-    with pytest.raises(DataError, match=r"record 't1': field 'genus' is missing or empty, needed for --label-level genus"):
+    with pytest.raises(DataError, match=r"record 't1': field 'genus' is missing or empty, needed for label_level='genus'"):
         read_records(DataSpec(str(missing_field), label_level="genus"))

@@ -152,9 +152,9 @@ def test_no_pruner_stops_a_trial_before_the_warm_up_and_each_stops_a_bad_one_aft
 def test_an_unknown_sampler_or_pruner_names_the_choices():
     from lepidopt.errors import SettingError
 
-    with pytest.raises(SettingError, match=r"sampler 'bayes': must be one of tpe, gp, cmaes, random, qmc"):
+    with pytest.raises(SettingError, match=r"sampler='bayes': must be one of tpe, gp, cmaes, random, qmc"):
         make_sampler("bayes", seed=0)
-    with pytest.raises(SettingError, match=r"pruner 'asha': must be one of median, hyperband, sh, none"):
+    with pytest.raises(SettingError, match=r"pruner='asha': must be one of median, hyperband, sh, none"):
         make_pruner("asha", max_steps=10, warmup_steps=3)
 
 
@@ -200,8 +200,8 @@ def test_trial_processes_are_replaced_without_losing_or_repeating_a_trial(demo_f
 def test_process_limits_must_be_positive():
     from lepidopt.errors import SettingError
 
-    with pytest.raises(SettingError, match="max_trials_per_process 0: must be at least 1"):
+    with pytest.raises(SettingError, match="max_trials_per_process=0: must be at least 1"):
         Recycling(max_trials_per_process=0)
-    with pytest.raises(SettingError, match="max_rss '0GB': must be a positive size"):
+    with pytest.raises(SettingError, match="max_rss='0GB': must be a positive size"):
         Recycling(max_rss="0GB")
     assert Recycling(max_rss="1.5GB").max_rss == int(1.5 * 2**30)

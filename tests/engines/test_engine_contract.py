@@ -54,13 +54,13 @@ def test_every_registered_engine_runs_the_contract():
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(engine="optuna", tuner="grid"), "tuner 'grid': is a Keras Tuner setting; add --engine keras-tuner"),
-    (dict(engine="keras-tuner", sampler="tpe"), "sampler 'tpe': is an Optuna setting, and this study's engine is "
-                                                "keras-tuner; choose Keras Tuner's oracle with --tuner"),
-    (dict(engine="keras-tuner", pruner="median"), "pruner 'median': is an Optuna setting"),
-    (dict(engine="ray"), r"engine 'ray': must be one of optuna, keras-tuner"),
+    (dict(engine="optuna", tuner="grid"), "tuner='grid': is a Keras Tuner setting; add engine='keras-tuner'"),
+    (dict(engine="keras-tuner", sampler="tpe"), "sampler='tpe': is an Optuna setting, and this study's engine is "
+                                                "keras-tuner; choose Keras Tuner's oracle: set tuner= to hyperband"),
+    (dict(engine="keras-tuner", pruner="median"), "pruner='median': is an Optuna setting"),
+    (dict(engine="ray"), r"engine='ray': must be one of optuna, keras-tuner"),
     (dict(engine="keras-tuner", workers=WorkerSettings(recycling=Recycling(max_trials_per_process=2))),
-     "max_trials_per_process 2: recycles Optuna workers; with "
+     "max_trials_per_process=2: recycles Optuna workers; with "
                                                            "engine keras-tuner one process"),
 ])
 def test_engine_settings_that_do_not_belong_together_are_refused(options, message, demo_folder, tmp_path):

@@ -46,7 +46,7 @@ def test_a_choice_of_mixed_types_is_refused_with_the_fix():
     space = Space(name="hand-made", params=(Choice(name="weights", values=("none", 1)),))
     with pytest.raises(SpaceError, match=r"space 'hand-made', params.weights.choice: Keras Tuner's Choice needs values "
                                          r"of one type, got \['none', 1\]\. Make them all strings, all numbers or all "
-                                         r"booleans, or use --engine optuna"):
+                                         r"booleans, or use engine='optuna'"):
         check_keras_tuner_space(space)
 
 

@@ -33,8 +33,8 @@ def test_a_headerless_two_column_csv_asks_which_column_and_reads_the_one_named(p
     table = tmp_path / "labels.csv"
     table.write_text("".join(f"img/{i}.jpg,{label}\n" for i, label in enumerate(points)))
     assert report(tmp_path, "--labels", str(table)) == 9
-    assert ("has 2 columns (without a header); say which holds the labels with --label-column NAME or "
-            "--label-column N (counted from 1)") in capsys.readouterr().err
+    assert ("has 2 columns (without a header); say which holds the labels with --label-column (a column's name, "
+            "or its position counted from 1)") in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     assert report(tmp_path, "--labels", str(table), "--label-column", "2") == 0
     assert reported_classes(tmp_path) == sorted(CLASSES)
@@ -56,7 +56,7 @@ def test_labels_from_text_and_npy_and_a_column_by_name(points, tmp_path):
     (tmp_path / "y.csv").write_text("file,family\n" + "".join(f"{i}.jpg,{p}\n" for i, p in enumerate(points)))
     for path, column in ((tmp_path / "y.txt", None), (tmp_path / "y.npy", None), (tmp_path / "y.csv", "family")):
         assert list(load_labels(path, n_points=60, column=column)) == points
-    with pytest.raises(SettingError, match=r"label_column 'genus': 'y.csv' has 2 columns and its header names "
+    with pytest.raises(SettingError, match=r"label_column='genus': 'y.csv' has 2 columns and its header names "
                                            r"\['file', 'family'\]; give a column name from the header or a position"):
         load_labels(tmp_path / "y.csv", n_points=60, column="genus")
     with pytest.raises(ReportError, match=r"has 61 rows for 30 embeddings"):

@@ -69,7 +69,7 @@ def test_a_split_made_from_other_data_than_the_run_names_is_refused_on_every_ope
     spec = DataSpec(str(demo_folder))
     write_split(make_split(scan_source(spec), seed=0, data=spec), run.folder / "split.json")  # as a copy from another study
     message = (rf"split file '.*split.json': was made from {demo_folder}, not from {other_folder}, the data the study "
-               r"names. A study trains only on the split it was created with: start a new --study")
+               r"names. A study trains only on the split it was created with: start a new study=")
     with pytest.raises(DataError, match=message):
         study_data(run)
     with pytest.raises(DataError, match=message):
@@ -137,7 +137,7 @@ def test_a_storage_that_does_not_hold_the_study_lists_what_it_holds_and_creates_
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["a"]
     with pytest.raises(StudyError, match=r"study 'a': exists already in storage .*, created with its folder in "
                                          rf"{tmp_path}, and '.*other/a' holds no run.yaml of it. To resume it, give "
-                                         rf"--results-dir {tmp_path}"):
+                                         rf"results_dir='{tmp_path}'; to start a new study, choose another study=\."):
         search(study="a", data=str(demo_folder), space=space, results_dir=tmp_path / "other", storage=storage)
     assert not (tmp_path / "other").exists()
 

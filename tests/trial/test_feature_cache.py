@@ -113,7 +113,7 @@ def test_an_entry_past_the_size_limit_is_used_but_not_stored(tmp_path, caplog):
     big = cache.get("big", lambda: np.ones((100, 10), dtype=np.float32))  # 2,000 bytes: over the limit
     assert big.shape == (100, 10) and float(big.sum()) == 1000.0
     assert not (tmp_path / "features-big.npy").exists()
-    assert "limit is 1000.0 B" in caplog.text and "--feature-cache-limit" in caplog.text
+    assert "limit is 1000.0 B" in caplog.text and "Raise feature_cache_limit= (a resumed search may)" in caplog.text
 
 
 @pytest.mark.parametrize("text, size", [("500MB", 500 * 1024**2), ("1.5 GB", int(1.5 * 1024**3)), ("2048", 2048)])
@@ -122,7 +122,7 @@ def test_cache_limits_are_read_in_human_units(text, size):
 
 
 def test_a_limit_in_unknown_units_is_refused():
-    with pytest.raises(SettingError, match="feature_cache_limit 'lots': not a size; write a size such as 500MB"):
+    with pytest.raises(SettingError, match="feature_cache_limit='lots': not a size; write a size such as 500MB"):
         parse_size("lots", setting="feature_cache_limit")
 
 

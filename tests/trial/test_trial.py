@@ -71,7 +71,7 @@ def test_loss_objective_and_zero_epochs(study_data, space):
     recipe = dataclasses.replace(space.recipe(space.baseline), finetune_unfreeze="none", epochs_head=1)
     result = run_trial(recipe, study_data, NullReporter(), seed=0, objective="loss")
     assert result.value == result.metrics["loss"] > 0
-    with pytest.raises(SettingError, match=r"objective 'f2': must be one of balanced_accuracy"):
+    with pytest.raises(SettingError, match=r"objective='f2': must be one of balanced_accuracy"):
         run_trial(recipe, study_data, NullReporter(), seed=0, objective="f2")
     with pytest.raises(StudyError, match=r"recipe trains for zero epochs"):
         run_trial(dataclasses.replace(recipe, epochs_head=0), study_data, NullReporter(), seed=0)
