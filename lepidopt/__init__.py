@@ -5,6 +5,9 @@ The command line is a thin layer over these functions::
     import lepidopt
     summary = lepidopt.search(study="demo", data="demo-data", space="demo", n_trials=10)
     print(lepidopt.format_status(lepidopt.status(study="demo")))
+    lepidopt.export_best(study="demo")
+    model = lepidopt.load_model(study="demo")
+    print(model.predict(["new/a.jpg", "new/b.png"]), model.classes)
 
 Heavy modules (TensorFlow, Optuna) are imported on first use, not on ``import lepidopt``.
 """
@@ -33,6 +36,12 @@ _LAZY = {
     "TrialPolicy": "lepidopt.api",
     "KerasTunerRole": "lepidopt.api",
     "ClusteringSettings": "lepidopt.api",
+    # lepidopt predict, evaluate, embed: the model a study found
+    "load_model": "lepidopt.predictor",
+    "Predictor": "lepidopt.predictor",
+    "items_of": "lepidopt.predictor",
+    "write_predictions": "lepidopt.predictor",
+    "write_embeddings": "lepidopt.predictor",
     # lepidopt demo, data, spaces
     "run_demo": "lepidopt.demo",
     "DataSpec": "lepidopt.data",

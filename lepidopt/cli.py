@@ -199,6 +199,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--umap-components", type=int, default=10, help="UMAP dimensions KMeans runs in (default 10)")
     report.add_argument("--no-dashboard", action="store_true", help="do not attach figures and artifacts to the study")
 
+    predict = sub.add_parser("predict", help="classify images with a study's exported model: a table of top-k "
+                             "labels and probabilities")
+    _model_options(predict)
+    predict.add_argument("sources", nargs="+", metavar="SOURCE", help="folders (searched recursively), image files, "
+                         "CSV or ETHEC manifests, or .txt files of paths (one per line)")
+    predict.add_argument("--out", default="predictions.csv",
+                         help="the table to write: .csv, .jsonl or .parquet (default predictions.csv)")
+    predict.add_argument("--top-k", type=int, default=3, help="labels per image, most probable first (default 3)")
+    predict.add_argument("--all-probabilities", action="store_true", help="also a p:CLASS column for every class")
+    _manifest_options(predict)
+
+    evaluate = sub.add_parser("evaluate", help="a model's metrics on labelled images (folder, CSV or ETHEC manifest)")
+    _model_options(evaluate)
+    evaluate.add_argument("source", help="a folder with one subfolder per class, a CSV or an ETHEC manifest")
+    evaluate.add_argument("--out", help="also write the metrics to this JSON file")
+    evaluate.add_argument("--format", choices=("auto", "folder", "ethec", "csv"),
+                          help="the source's kind (default: from the path)")
+    _manifest_options(evaluate)
+
+    embed = sub.add_parser("embed", help="penultimate-layer embeddings of any images, for report --embeddings")
+    _model_options(embed)
+    embed.add_argument("sources", nargs="+", metavar="SOURCE", help="as for predict")
+    embed.add_argument("--out", default="embeddings.npz", help="a .npz with paths and labels inside (what report "
+                       "--embeddings reads), or a .npy with a .csv of path and label beside it "
+                       "(default embeddings.npz)")
+    _manifest_options(embed)
+
     dashboard = sub.add_parser("dashboard", help="open a study in optuna-dashboard (figures, note, artifacts)")
     _study_options(dashboard, create=False)
     dashboard.add_argument("--port", type=int, default=8080, help="default 8080")
@@ -210,6 +237,42 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--study", default="demo")
     demo.add_argument("--n-trials", type=int, default=10)
     return parser
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the model", "a study's best/model.keras (lepidopt export writes it), or a file")
+    which = group.add_mutually_exclusive_group(required=True)
+    which.add_argument("--study", help="the study whose exported model to use")
+    which.add_argument("--model", help="a model.keras lepidopt exported, or its folder")
+    group.add_argument("--results-dir", default="results", help="with --study: where its folder is (default results)")
+    group.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+
+
+def _manifest_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("manifests")
+    group.add_argument("--path-column", default="path", help="CSV: column of image paths (default path)")
+    group.add_argument("--label-column", default="label", help="CSV: column of labels, if any (default label)")
+    group.add_argument("--label-level", choices=("family", "subfamily", "genus", "species"),
+                       help="ETHEC: which rank is the label (default: the study's)")
+    group.add_argument("--image-root", help="manifests: folder the image paths are relative to (default: the "
+                       "manifest's folder)")
+    if parser.prog.split()[-1] != "evaluate":
+        group.add_argument("--class-folders", action="store_true", help="a folder's subfolders are the images' "
+                           "labels, as a study reads a folder (default: every image below it, unlabelled)")
+
+
+def _loaded_model(args: argparse.Namespace):
+    from .api import load_model
+
+    return load_model(args.model, study=args.study, results_dir=args.results_dir)
+
+
+def _items(args: argparse.Namespace, model):
+    from .api import items_of
+
+    level = args.label_level or model.card.data.get("label_level", "family")
+    return items_of(args.sources, path_column=args.path_column, label_column=args.label_column, label_level=level,
+                    image_root=args.image_root, class_folders=args.class_folders)
 
 
 def _worker_options(parser: argparse.ArgumentParser) -> None:
@@ -360,6 +423,56 @@ def _export(args: argparse.Namespace) -> int:
           f"balanced accuracy {t['balanced_accuracy']:.4f}, "
           f"macro F1 {t['macro_f1']:.4f}, weighted F1 {t['weighted_f1']:.4f}")
     print(f"model, metrics and embeddings: {result.folder}")
+    return 0
+
+
+@command("predict")
+def _predict(args: argparse.Namespace) -> int:
+    from .api import write_predictions
+
+    model = _loaded_model(args)
+    written = write_predictions(model, _items(args, model), out=args.out, top_k=args.top_k,
+                                all_probabilities=args.all_probabilities, batch_size=args.batch_size)
+    skipped = f"; {len(written.skipped)} skipped (their rows say why)" if written.skipped else ""
+    print(f"{written.images} images classified{skipped}: {written.out}")
+    return 0
+
+
+@command("evaluate")
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    model = _loaded_model(args)
+    metrics = model.evaluate(args.source, format=args.format or "auto", label_level=args.label_level,
+                             path_column=args.path_column, label_column=args.label_column,
+                             image_root=args.image_root, batch_size=args.batch_size)
+    print(f"{metrics['n_images']} images scored of {metrics['n_images_in_source']}: "
+          f"accuracy {metrics['accuracy']:.4f}, balanced accuracy {metrics['balanced_accuracy']:.4f}, "
+          f"macro F1 {metrics['macro_f1']:.4f}, weighted F1 {metrics['weighted_f1']:.4f}")
+    for row in metrics["per_class"]:
+        print(f"  {row['class']:<24} precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+              f"f1 {row['f1']:.3f}  support {row['support']}")
+    if metrics["unknown_labels"]:
+        unknown = ", ".join(f"{label} ({n})" for label, n in metrics["unknown_labels"].items())
+        print(f"not scored, labels the model does not know: {unknown}")
+    for skipped in metrics["skipped"]:
+        print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
+    if args.out:
+        from ._files import write_text_atomically
+
+        write_text_atomically(args.out, json.dumps(metrics, indent=1))
+        print(f"metrics: {args.out}")
+    return 0
+
+
+@command("embed")
+def _embed(args: argparse.Namespace) -> int:
+    from .api import write_embeddings
+
+    model = _loaded_model(args)
+    written = write_embeddings(model, _items(args, model), out=args.out, batch_size=args.batch_size)
+    skipped = f"; {len(written.skipped)} skipped" if written.skipped else ""
+    print(f"{written.images} embeddings{skipped}: {written.out}")
     return 0
 
 

@@ -49,10 +49,10 @@ def option(name: str, *value: Any) -> str:
     return f"{_OPEN}{name}{_SEP}{given!r}{_SEP}{shown}{_CLOSE}"
 
 
-def command(name: str, *options: str) -> str:
-    """A call to the public function ``name`` with ``options`` to fill in, as a message suggests it:
-    ``lepidopt.name(a=..., b=...)`` in Python, ``lepidopt name --a ... --b ...`` on the command line."""
-    return f"{_OPEN}{_COMMAND}{name}{_SEP}{_SEP.join(options)}{_CLOSE}"
+def command(name: str, *options: str, function: str | None = None) -> str:
+    """The command ``name`` with ``options`` to fill in, as a message suggests it: ``lepidopt name --a ... --b
+    ...`` on the command line, ``lepidopt.function(a=..., b=...)`` in Python (``function`` defaults to ``name``)."""
+    return f"{_OPEN}{_COMMAND}{name}/{function or name}{_SEP}{_SEP.join(options)}{_CLOSE}"
 
 
 _command_line_flag: Callable[[str], str] | None = None
@@ -78,10 +78,10 @@ def rendered(text: str, flag: Callable[[str], str] | None = None) -> str:
     def name(match: re.Match[str]) -> str:
         fields = match.group(1).split(_SEP)
         if fields[0].startswith(_COMMAND):
-            function, options = fields[0][len(_COMMAND):], [field for field in fields[1:] if field]
+            (name, function), options = fields[0][len(_COMMAND):].split("/"), [field for field in fields[1:] if field]
             if flag is None:
                 return f"lepidopt.{function}({', '.join(f'{option}=...' for option in options)})"
-            return " ".join(["lepidopt", function.replace("_", "-"), *(f"{flag(option)} ..." for option in options)])
+            return " ".join(["lepidopt", name, *(f"{flag(option)} ..." for option in options)])
         if len(fields) == 1:
             return f"{fields[0]}=" if flag is None else flag(fields[0])
         setting, python_value, shell_value = fields

@@ -11,9 +11,10 @@ from lepidopt.cli import _flag, build_parser, main
 from lepidopt.errors import SettingError, StudyError, command, option, rendered
 from lepidopt.runs import DEFINING
 
-# Settings only Python can give (ClusteringSettings fields the report command does not expose, and the split's
-# fractions, which run.yaml records but no command sets).
-PYTHON_ONLY = {"umap_input", "umap_neighbors", "variance", "test_fraction", "val_fraction"}
+# Settings only Python can give (ClusteringSettings fields the report command does not expose, the split's
+# fractions, which run.yaml records but no command sets, arrays given to Predictor, the format write_predictions
+# is told rather than reading it from the file name).
+PYTHON_ONLY = {"umap_input", "umap_neighbors", "variance", "test_fraction", "val_fraction", "images", "output_format"}
 
 
 def test_a_setting_reads_as_an_argument_in_python_and_as_a_flag_on_the_command_line():

@@ -1,9 +1,10 @@
 """Datasets (folder, ETHEC, CSV), scanning, frozen splits, per-trial sampling, pipelines and the demo collection."""
 
 from ._demo import ETHEC_SHAPE, DemoCollection, demo_class_sizes, make_demo_collection
-from ._images import load_rgb, problem_with
+from ._images import load_resized, load_rgb, problem_with, read_resized
 from ._inspect import format_scan
 from ._pipeline import decoded_images, image_batches
+from ._progress import progress
 from ._records import SUBSETS, Record
 from ._sampling import class_weights, undersample
 from ._scan import ScanResult, Skipped, scan_records, scan_source
@@ -25,11 +26,14 @@ __all__ = [
     "demo_class_sizes",
     "format_scan",
     "image_batches",
+    "load_resized",
     "load_rgb",
     "make_demo_collection",
     "make_split",
     "problem_with",
+    "progress",
     "read_records",
+    "read_resized",
     "read_split",
     "scan_records",
     "scan_source",

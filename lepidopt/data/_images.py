@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["load_rgb", "problem_with", "load_resized"]
+__all__ = ["load_rgb", "problem_with", "load_resized", "read_resized"]
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
@@ -68,3 +68,18 @@ def load_resized(path: str | Path, size: int) -> np.ndarray:
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
+
+
+def read_resized(path: str | Path, size: int, *, min_size: int) -> tuple[np.ndarray | None, str | None]:
+    """(the image as ``load_resized`` gives it, None), or (None, why it cannot be used), decoding it once."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if min(img.size) < min_size:
+                return None, f"too small: {img.width}x{img.height} px, below the minimum of {min_size} px"
+            rgb = to_rgb(img)
+    except Exception:  # the scan's own words for what is wrong with it
+        return None, problem_with(path, min_size=min_size) or "unreadable image"
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8), None

@@ -4,7 +4,6 @@ and review in optuna-dashboard."""
 from ._best import BestTrial, load_best
 from ._clustering import (ClusteringResult, ClusteringSettings, PipelineResult, agreement, check_embeddings,
                           cluster_embeddings, elbow, purity)
-from ._evaluation import test_metrics
 from ._export import ExportResult, export_best
 from ._labels import load_labels
 from ._report import EMBEDDINGS_KEYS, ReportResult, report_embeddings, report_study
@@ -29,5 +28,4 @@ __all__ = [
     "report_embeddings",
     "report_study",
     "serve_dashboard",
-    "test_metrics",
 ]

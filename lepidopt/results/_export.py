@@ -12,12 +12,13 @@ import numpy as np
 
 from .._files import replacing_folder
 from ..data import image_batches
+from .. import __version__
+from ..model import build_deployable, embedding_model, embeddings_of
+from ..predictor import MODEL_FILE, ModelCard, classification_metrics, write_card
 from ..recipe import Recipe
 from ..study import attrs
 from ..trial import NullReporter, run_trial, study_data
 from ._best import load_best
-from ._embeddings import embedding_model, embeddings_of
-from ._evaluation import test_metrics
 
 __all__ = ["ExportResult", "export_best"]
 
@@ -33,6 +34,9 @@ class ExportResult:
 def export_best(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
                 all_splits: bool = False) -> ExportResult:
     """Write ``results/<study>/best/``: model.keras, metrics.json (test split) and embeddings.npz.
+
+    model.keras takes images of any size and carries its card (classes, input size, study, trial, recipe,
+    data settings, lepidopt's version): :func:`lepidopt.load_model` needs nothing else.
 
     The best trial is retrained from its recorded recipe and seed, on the study's data as its trials read
     it (the same split, feature cache and augmented views), rather than kept during the search: no worker
@@ -78,16 +82,20 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
         "seed": seed,
         "params": trial.params,
         "recipe": recipe.to_flat(),
-        "test": test_metrics(split.labels[test_idx], probabilities, list(split.classes)),
+        "test": classification_metrics(split.labels[test_idx], probabilities, list(split.classes)),
     }
 
     subsets = ("train", "val", "test") if all_splits else ("test",)
     idx = np.concatenate([split.indices(s) for s in subsets])
     embedder = embedding_model(result.model)
     embeddings = embeddings_of(embedder, image_batches(images, split.labels, idx, batch_size=recipe.batch_size))
+    card = ModelCard(classes=tuple(split.classes), image_size=recipe.image_size, study=study, trial=trial.number,
+                     objective=run.objective, recipe=recipe.to_flat(), data=run.data.to_dict(),
+                     lepidopt_version=__version__)
     folder = run.folder / "best"
     with replacing_folder(folder) as new:
-        result.model.save(new / "model.keras")
+        build_deployable(result.model, image_size=recipe.image_size).save(new / MODEL_FILE)
+        write_card(new / MODEL_FILE, card)
         np.savez_compressed(new / "embeddings.npz", embeddings=embeddings, labels=split.labels[idx],
                             classes=np.array(split.classes), paths=np.array([split.paths[i] for i in idx]),
                             subsets=np.array([split.subsets[i] for i in idx]))

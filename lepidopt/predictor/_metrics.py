@@ -1,4 +1,4 @@
-"""Test-split metrics of a classifier: overall scores, a per-class table and the confusion matrix."""
+"""The metrics of a classifier on labelled images: overall scores, a per-class table and the confusion matrix."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["test_metrics"]
+__all__ = ["classification_metrics"]
 
 
-def test_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict[str, Any]:
+def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict[str, Any]:
     from sklearn import metrics
 
     n = len(classes)

@@ -1,0 +1,46 @@
+"""The penultimate layer of a classifier (what the report clusters), and the model a user is given: any image
+size in, resized inside the model the way the study resized, class probabilities out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._backbone import _keras
+
+__all__ = ["embedding_model", "embeddings_of", "build_deployable", "deployable_embedder", "DEPLOYABLE_RESIZE"]
+
+DEPLOYABLE_RESIZE = "squash_to_square"
+
+
+def embedding_model(classifier: Any) -> Any:
+    """A model from images to the input of the head's last Dense layer (the pooled features when the
+    head has no hidden layer, after its batch norm if it has one)."""
+    k = _keras()
+    head = classifier.get_layer("head")
+    inner = k.Model(head.input, head.get_layer("embedding_to_logits").input, name="head_embedding")
+    return k.Model(classifier.input, inner(classifier.get_layer("pool").output), name="embedding")
+
+
+def embeddings_of(model: Any, batches: Any) -> np.ndarray:
+    return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
+
+
+def build_deployable(classifier: Any, *, image_size: int) -> Any:
+    """``classifier`` behind a resize: images of any height and width, uint8 or float in [0, 255], squashed to
+    ``image_size`` square (bilinear with antialiasing, the closest Keras has to the study's Pillow resize; an
+    image of that size passes unchanged)."""
+    k = _keras()
+    images = k.Input((None, None, 3), name="images")
+    squashed = k.layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True,
+                                 name=DEPLOYABLE_RESIZE)(images)
+    return k.Model(images, classifier(squashed), name="lepidopt_model")
+
+
+def deployable_embedder(deployable: Any) -> Any:
+    """The embeddings of ``deployable``'s classifier, from the same any-size input."""
+    k = _keras()
+    classifier = deployable.get_layer("classifier")
+    squashed = deployable.get_layer(DEPLOYABLE_RESIZE).output
+    return k.Model(deployable.input, embedding_model(classifier)(squashed), name="lepidopt_embedding")

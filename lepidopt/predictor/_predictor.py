@@ -1,0 +1,207 @@
+"""A model the search found, loaded from its .keras file alone: probabilities, labels and embeddings of any
+images, and its metrics on any labelled source."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .._numbers import whole_number
+from ..data import read_resized
+from ..errors import DataError, ModelError, SettingError, StudyError, command, option
+from ..runs import study_dir
+from ._card import ModelCard, read_card
+from ._inputs import Item, items_of, labelled_items
+from ._metrics import classification_metrics
+
+__all__ = ["Predictor", "Scored", "load_model", "MODEL_FILE"]
+
+MODEL_FILE = "model.keras"  # in a study's best/ folder, as export writes it
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """One batch of a stream: its items in order, why each could not be used (None for those read), and the
+    values (probabilities or embeddings) of those read, one row each in the same order."""
+
+    items: list[Item]
+    reasons: list[str | None]
+    values: np.ndarray
+
+    @property
+    def read(self) -> list[Item]:
+        return [item for item, reason in zip(self.items, self.reasons) if reason is None]
+
+    @property
+    def skipped(self) -> list[tuple[Item, str]]:
+        return [(item, reason) for item, reason in zip(self.items, self.reasons) if reason is not None]
+
+
+class Predictor:
+    """A model and its card. Paths are decoded and squashed to the model's square input with Pillow, exactly
+    as the study decoded its images; arrays (uint8 or float in [0, 255], any size) go to the model as they are
+    and are resized inside it.
+
+    Example::
+
+        model = lepidopt.load_model(study="demo")
+        model.classes                      # ('Hesperiidae', 'Lycaenidae', ...)
+        model.predict(["a.jpg", "b.png"])  # ['Lycaenidae', 'Pieridae']
+        model.predict_proba(images)        # (n, len(model.classes)) float32
+        model.embed("drawer-17/")          # (n, d) penultimate-layer features
+        model.evaluate("labelled/")        # accuracy, balanced accuracy, F1, per class, confusion
+    """
+
+    def __init__(self, model: Any, card: ModelCard, path: Path) -> None:
+        self._model, self.card, self.path = model, card, path
+        self._embedder: Any = None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    @property
+    def image_size(self) -> int:
+        return self.card.image_size
+
+    @property
+    def min_size(self) -> int:
+        """Images with a shorter side below this are skipped, as the study's scan skipped them."""
+        return int(self.card.data.get("min_size", 32))
+
+    def predict_proba(self, images: Any, *, batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, one row per image, columns in the order of :attr:`classes`."""
+        return self._values(images, batch_size=batch_size, embeddings=False)
+
+    def predict(self, images: Any, *, batch_size: int = 64) -> list[str]:
+        """The most probable class of each image."""
+        return [self.classes[i] for i in self.predict_proba(images, batch_size=batch_size).argmax(axis=1)]
+
+    def embed(self, images: Any, *, batch_size: int = 64) -> np.ndarray:
+        """The penultimate layer's output, one row per image (what ``lepidopt report`` clusters)."""
+        return self._values(images, batch_size=batch_size, embeddings=True)
+
+    def evaluate(self, source: str | Path, *, format: str = "auto", label_level: str | None = None,
+                 path_column: str = "path", label_column: str = "label", image_root: str | None = None,
+                 batch_size: int = 64) -> dict[str, Any]:
+        """The metrics export writes for the test split, on a labelled source (a folder of class subfolders, a
+        CSV or an ETHEC manifest). Images whose label the model does not know are counted by label and left
+        out of the metrics; unreadable images are listed with the reason."""
+        level = label_level or str(self.card.data.get("label_level", "family"))
+        items = labelled_items(source, format=format, path_column=path_column, label_column=label_column,
+                               label_level=level, image_root=image_root)
+        index = {name: i for i, name in enumerate(self.classes)}
+        unknown = collections.Counter(str(item.label) for item in items if item.label not in index)
+        known = [item for item in items if item.label in index]
+        if not known:
+            raise DataError(f"source {str(source)!r}", f"none of its {len(items)} images has a label the model "
+                            f"knows: it has {sorted(unknown)[:10]}, the model {list(self.classes)[:10]}.",
+                            fix=f"Check {option('label_level')} or {option('label_column')}.")
+        labels, probabilities, skipped = [], [], []
+        for scored in self.stream(known, batch_size=batch_size):
+            labels += [index[item.label] for item in scored.read if item.label is not None]
+            probabilities.append(scored.values)
+            skipped += scored.skipped
+        if not labels:
+            raise DataError(f"source {str(source)!r}", f"none of its {len(known)} images can be read.",
+                            fix="Check the files; the reasons are listed in the output of lepidopt predict.")
+        metrics = classification_metrics(np.array(labels), np.concatenate(probabilities), list(self.classes))
+        return {"source": str(source), "label_level": level, "n_images_in_source": len(items), **metrics,
+                "unknown_labels": dict(unknown.most_common()),
+                "skipped": [{"path": item.path, "reason": reason} for item, reason in skipped]}
+
+    def stream(self, items: Sequence[Item], *, batch_size: int = 64, embeddings: bool = False) -> Iterator[Scored]:
+        """``items`` in batches of ``batch_size``: decoded by two threads while the model works on the batch
+        before, so memory holds two batches whatever the number of images."""
+        if not whole_number(batch_size, at_least=1):
+            raise SettingError("batch_size", batch_size, "must be a whole number, at least 1.")
+        chunks = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
+        with ThreadPoolExecutor(max_workers=2) as decoder, ThreadPoolExecutor(max_workers=1) as ahead:
+            def decode(chunk: Sequence[Item]) -> list[tuple[np.ndarray | None, str | None]]:
+                return list(decoder.map(lambda item: read_resized(item.path, self.image_size,
+                                                                  min_size=self.min_size), chunk))
+
+            pending: Future[list[tuple[np.ndarray | None, str | None]]] | None = None
+            for position, chunk in enumerate(chunks):
+                decoded = pending.result() if pending is not None else decode(chunk)
+                pending = ahead.submit(decode, chunks[position + 1]) if position + 1 < len(chunks) else None
+                arrays = [array for array, _ in decoded if array is not None]
+                values = (self._run(np.stack(arrays), embeddings=embeddings) if arrays
+                          else np.zeros((0, len(self.classes)), np.float32))
+                yield Scored(items=list(chunk), reasons=[reason for _, reason in decoded], values=values)
+
+    def _run(self, batch: np.ndarray, *, embeddings: bool) -> np.ndarray:
+        model = self._model
+        if embeddings:
+            if self._embedder is None:
+                from ..model import deployable_embedder
+
+                self._embedder = deployable_embedder(self._model)
+            model = self._embedder
+        return np.asarray(model.predict_on_batch(batch.astype(np.float32, copy=False)), dtype=np.float32)
+
+    def _values(self, images: Any, *, batch_size: int, embeddings: bool) -> np.ndarray:
+        if isinstance(images, np.ndarray):
+            batch = images[None] if images.ndim == 3 else images
+            if batch.ndim != 4 or batch.shape[-1] != 3:
+                raise SettingError("images", f"array of shape {images.shape}", "must be one image (height, width, 3) "
+                                   "or a batch (n, height, width, 3) of RGB pixels in [0, 255].")
+            return np.concatenate([self._run(batch[i:i + batch_size], embeddings=embeddings)
+                                   for i in range(0, len(batch), batch_size)] or [np.zeros((0, 0), np.float32)])
+        sources = [images] if isinstance(images, (str, Path)) else list(images)
+        items = items_of(sources)
+        rows, skipped = [], []
+        for scored in self.stream(items, batch_size=batch_size, embeddings=embeddings):
+            rows.append(scored.values)
+            skipped += scored.skipped
+        if skipped:
+            listed = "; ".join(f"{item.path!r}: {reason}" for item, reason in skipped[:5])
+            raise DataError(f"{len(skipped)} of {len(items)} images", f"cannot be used ({listed}).",
+                            fix="Remove them, or use Predictor.stream, which skips them and says why.")
+        return np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), np.float32)
+
+
+def load_model(path: str | Path | None = None, *, study: str | None = None,
+               results_dir: str | Path = "results") -> Predictor:
+    """The model ``lepidopt export`` wrote, ready to use: from ``path`` (a .keras file, or the folder holding
+    model.keras), or from a study's ``best/`` folder. Needs neither the study's storage nor its data.
+
+    Args:
+        path: A model.keras written by export (or copied anywhere), or the folder holding it.
+        study: Instead of ``path``: the study whose ``best/model.keras`` to load.
+        results_dir: With ``study``: where the study's folder is.
+
+    Returns:
+        A :class:`Predictor`: ``.predict``, ``.predict_proba``, ``.embed``, ``.evaluate``, ``.classes``, ``.card``.
+
+    Raises:
+        SettingError: Both or neither of ``path`` and ``study``.
+        StudyError: The study has no exported model.
+        ModelError: A file that is not a model lepidopt exported.
+    """
+    if (path is None) == (study is None):
+        raise SettingError("model", path, "needs a model file or a study, one of the two" +
+                           (f", not both (study {study!r})." if path else "."),
+                           fix=f"Pass {option('model')} or {option('study')}.")
+    if study is not None:
+        file = study_dir(results_dir, study) / "best" / MODEL_FILE
+        if not file.is_file():
+            raise StudyError(f"study {study!r}", f"has no exported model {str(file)!r}.",
+                             fix=f"Export its best trial first: {command('export', 'study', function='export_best')}"
+                                 f", or check {option('results_dir')}.")
+    else:
+        file = Path(path)  # type: ignore[arg-type]
+        file = file / MODEL_FILE if file.is_dir() else file
+    card = read_card(file)
+    from ..model import load_classifier
+
+    try:
+        model = load_classifier(file)
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"model {str(file)!r}", f"Keras cannot load it ({exc}).") from None
+    return Predictor(model, card, file)
