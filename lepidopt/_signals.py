@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import threading
+from types import FrameType
 from typing import Iterator
 
 __all__ = ["Interrupted", "stopping_on_signals", "checkpoint_in_progress"]
@@ -37,7 +38,7 @@ class _State:
 _state = _State()
 
 
-def _handle(signal_number: int, _frame) -> None:
+def _handle(signal_number: int, _frame: FrameType | None) -> None:
     if _state.received is not None:
         os._exit(128 + signal_number)  # a second signal: at once
     _state.received = signal_number

@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 __all__ = ["tensorflow", "keras"]
 
 
 @contextlib.contextmanager
-def _silenced_fd2():
+def _silenced_fd2() -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     try:

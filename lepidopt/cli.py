@@ -11,11 +11,13 @@ import functools
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence, cast
 
 from .errors import LepidoptError, SettingError, naming_flags
 
 if TYPE_CHECKING:
+    from .data import DataSpec
+    from .predictor import Item, Predictor
     from .workers import WorkerSettings
 
 __all__ = ["main"]
@@ -30,12 +32,12 @@ _FLAG_OF = {"data": "--data", "interval": "--heartbeat", "head_checkpoint_every"
 class _Parser(argparse.ArgumentParser):
     """Argument errors in one line that points at --help, instead of the whole usage."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def command(name: str):
-    def register(func):
+def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    def register(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
         COMMANDS[name] = func
         return func
 
@@ -67,7 +69,7 @@ def _data_options(parser: argparse.ArgumentParser, *, required_source: bool) -> 
                        help="drop classes with fewer usable images (default 10, at least 3)")
 
 
-def _data_spec(args: argparse.Namespace):
+def _data_spec(args: argparse.Namespace) -> DataSpec | None:
     """The DataSpec the data options give; None when no source is given, after refusing data options that then
     apply to nothing (a resumed study reads its data settings from its run.yaml)."""
     from .data import DataSpec
@@ -261,13 +263,13 @@ def _manifest_options(parser: argparse.ArgumentParser) -> None:
                            "labels, as a study reads a folder (default: every image below it, unlabelled)")
 
 
-def _loaded_model(args: argparse.Namespace):
+def _loaded_model(args: argparse.Namespace) -> Predictor:
     from .api import load_model
 
     return load_model(args.model, study=args.study, results_dir=args.results_dir)
 
 
-def _items(args: argparse.Namespace, model):
+def _items(args: argparse.Namespace, model: Predictor) -> list[Item]:
     from .api import items_of
 
     level = args.label_level or model.card.data.get("label_level", "family")
@@ -321,7 +323,7 @@ def _data(args: argparse.Namespace) -> int:
     if args.data_command == "inspect":
         from .data import format_scan, scan_source
 
-        print(format_scan(scan_source(_data_spec(args)), source=args.source))
+        print(format_scan(scan_source(cast("DataSpec", _data_spec(args))), source=args.source))  # source is required
         return 0
     if args.data_command == "demo":
         from .data import make_demo_collection

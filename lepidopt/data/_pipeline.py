@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -11,6 +12,10 @@ from .._files import replacing
 from ._images import load_resized
 from ._progress import progress
 from ._split import Split
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+    from tensorflow import Tensor
 
 __all__ = ["decoded_images", "image_batches"]
 
@@ -48,12 +53,12 @@ def decoded_images(split: Split, *, image_size: int, cache_dir: str | Path,
     return np.load(target, mmap_mode="r")
 
 
-def _decode_batches(paths: tuple[str, ...], image_size: int):
+def _decode_batches(paths: tuple[str, ...], image_size: int) -> Iterator[np.ndarray]:
     from .._tf import tensorflow
 
     tf = tensorflow()
 
-    def decode(path):
+    def decode(path: bytes) -> np.ndarray:
         return load_resized(path.decode(), image_size)
 
     dataset = (
@@ -71,7 +76,7 @@ def _decode_batches(paths: tuple[str, ...], image_size: int):
 
 
 def image_batches(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, batch_size: int,
-                  shuffle_seed: int | None = None):
+                  shuffle_seed: int | None = None) -> tf.data.Dataset:
     """A tf.data pipeline of (float32 images in [0, 255], int labels) batches gathered from the memory map."""
     from .._tf import tensorflow
 
@@ -83,7 +88,7 @@ def image_batches(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *
     if shuffle_seed is not None:
         order = order.shuffle(len(indices), seed=shuffle_seed, reshuffle_each_iteration=True)
 
-    def gather(positions):
+    def gather(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         chosen = indices[positions]
         # Sorted reads are far faster on a memory map; the batch is then put back in shuffled order.
         sort = np.argsort(chosen)
@@ -91,7 +96,7 @@ def image_batches(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *
         rows[sort] = images[chosen[sort]]
         return rows, labels[chosen].astype(np.int32)
 
-    def load(positions):
+    def load(positions: Tensor) -> tuple[Tensor, Tensor]:
         x, y = tf.numpy_function(gather, [positions], (tf.uint8, tf.int32))
         x = tf.cast(tf.ensure_shape(x, (None,) + tuple(size)), tf.float32)
         return x, tf.ensure_shape(y, (None,))

@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .._numbers import whole_number
 from ..errors import DataError, SettingError, option
@@ -147,7 +147,7 @@ def manifest_root(spec: DataSpec, manifest: Path | None = None) -> Path:
     return Path(spec.image_root).resolve() if spec.image_root else Path(manifest or spec.source).resolve().parent
 
 
-def _manifest_records(spec: DataSpec, read_one) -> list[Record]:
+def _manifest_records(spec: DataSpec, read_one: Callable[..., list[Record]]) -> list[Record]:
     """One manifest, or the source's own train/val/test manifests with image paths relative to the first."""
     if spec.val_manifest is None or spec.test_manifest is None:  # DataSpec gives both or neither
         return read_one(Path(spec.source), spec, subset=None)

@@ -18,7 +18,7 @@ import datetime
 import logging
 import os
 import time
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .._signals import Interrupted, checkpoint_in_progress
 from ..errors import SettingError, StudyError, option
@@ -33,6 +33,10 @@ from ._optuna_space import distributions
 from ._policy import TrialPolicy
 from ._trial_setup import failure_text, pruning_schedule, set_up_trial, trial_recipe
 
+if TYPE_CHECKING:
+    import keras_tuner
+    import optuna
+
 __all__ = ["KerasTunerEngine", "keras_tuner_search", "within_budget", "PROJECT", "TUNERS"]
 
 log = logging.getLogger("lepidopt")
@@ -41,7 +45,7 @@ PROJECT = "keras_tuner"  # the Keras Tuner project folder inside the study's fol
 HYPERBAND_FACTOR = 3
 
 
-def keras_tuner_search(run: Run, study, data: StudyData, *, n_trials: int | None, timeout: float | None,
+def keras_tuner_search(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | None, timeout: float | None,
                        policy: TrialPolicy = TrialPolicy()) -> None:
     """Run Keras Tuner's search over the run's space until its oracle has created ``n_trials`` trials in all
     (the ones of earlier runs included) or ``timeout`` seconds pass; each trial goes into ``study`` when it
@@ -74,7 +78,7 @@ def keras_tuner_search(run: Run, study, data: StudyData, *, n_trials: int | None
             log.info("keras tuner: the timeout has passed; no further trial started")
 
 
-def make_oracle(run: Run, *, n_trials: int | None):
+def make_oracle(run: Run, *, n_trials: int | None) -> keras_tuner.Oracle:
     import keras_tuner
 
     direction = "max" if objective_direction(run.objective) == "maximize" else "min"
@@ -107,7 +111,8 @@ class _OutOfTime(Exception):
 class _Trials:
     """What the tuner does with each trial Keras Tuner's oracle creates."""
 
-    def __init__(self, run: Run, study, data: StudyData, *, policy: TrialPolicy, deadline: float | None) -> None:
+    def __init__(self, run: Run, study: optuna.Study, data: StudyData, *, policy: TrialPolicy,
+                 deadline: float | None) -> None:
         self.run, self.study, self.data, self.policy, self.deadline = run, study, data, policy, deadline
         self.failures: list[str] = []
         self.last_failure: str | None = None
@@ -117,7 +122,7 @@ class _Trials:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise _OutOfTime()
 
-    def run_one(self, trial) -> float:
+    def run_one(self, trial: keras_tuner.engine.trial.Trial) -> float:
         import keras_tuner
 
         self.last_failure = self.last_value = None
@@ -162,7 +167,7 @@ class _Trials:
         self.last_value = result.value
         return result.value
 
-    def ended(self, trial) -> None:
+    def ended(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """After Keras Tuner recorded the trial: log it, and stop after too many failures in a row."""
         value = "-" if self.last_value is None else f"{self.last_value:.4f}"
         log.info("keras tuner trial %s %s: value %s%s", trial.trial_id, trial.status.lower(), value,
@@ -174,7 +179,7 @@ class _Trials:
         if len(self.failures) >= self.policy.max_failures:
             raise self.policy.too_many_failures(self.failures)
 
-    def _imported(self, trial_id: str):
+    def _imported(self, trial_id: str) -> optuna.trial.FrozenTrial | None:
         return next((t for t in self.study.get_trials(deepcopy=False)
                      if t.user_attrs.get(attrs.KERAS_TUNER_TRIAL_ID) == trial_id),
                     None)
@@ -196,11 +201,11 @@ def _guarded(oracle_class: Any) -> Any:
     Oracle: Any = oracle_class
 
     class Guarded(Oracle):
-        def save(self):
+        def save(self) -> None:
             with checkpoint_in_progress():
                 super().save()
 
-        def _save_trial(self, trial):
+        def _save_trial(self, trial: keras_tuner.engine.trial.Trial) -> None:
             with checkpoint_in_progress():
                 super()._save_trial(trial)
 
@@ -211,7 +216,7 @@ def _guarded(oracle_class: Any) -> Any:
 _TUNER_CLASS = None
 
 
-def _tuner_class():
+def _tuner_class() -> type[keras_tuner.Tuner]:
     """Defined on first use: importing keras_tuner imports TensorFlow."""
     global _TUNER_CLASS
     if _TUNER_CLASS is None:
@@ -220,21 +225,21 @@ def _tuner_class():
         class LepidoptTuner(keras_tuner.Tuner):
             """A Keras Tuner tuner whose trials are lepidopt trials."""
 
-            def __init__(self, oracle, *, trials: _Trials, **kwargs) -> None:
+            def __init__(self, oracle: keras_tuner.Oracle, *, trials: _Trials, **kwargs: Any) -> None:
                 self._lepidopt_trials = trials
                 super().__init__(oracle=oracle, **kwargs)
 
-            def run_trial(self, trial, *args, **kwargs):
+            def run_trial(self, trial: keras_tuner.engine.trial.Trial, *args: Any, **kwargs: Any) -> float:
                 return self._lepidopt_trials.run_one(trial)
 
-            def pre_create_trial(self):
+            def pre_create_trial(self) -> None:
                 self._lepidopt_trials.check_time()
 
-            def on_trial_end(self, trial):
+            def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
                 super().on_trial_end(trial)
                 self._lepidopt_trials.ended(trial)
 
-            def save(self):
+            def save(self) -> None:
                 with checkpoint_in_progress():
                     super().save()
 

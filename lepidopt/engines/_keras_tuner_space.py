@@ -4,10 +4,13 @@ conditional scopes, the baseline becomes the defaults), or sampled define-by-run
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SpaceError, option
-from ..spaces import Choice, IntRange, Space
+from ..spaces import Choice, IntRange, Param, Space
+
+if TYPE_CHECKING:
+    import keras_tuner
 
 __all__ = ["keras_tuner_space", "check_keras_tuner_space", "active_params", "suggest_keras_tuner"]
 
@@ -32,7 +35,7 @@ def _choice_values(p: Choice) -> list[Any]:
     return list(p.values)
 
 
-def keras_tuner_space(space: Space):
+def keras_tuner_space(space: Space) -> keras_tuner.HyperParameters:
     """The whole space as ``keras_tuner.HyperParameters``, every conditional parameter inside the scopes of
     its ``when`` parents."""
     import keras_tuner
@@ -57,7 +60,7 @@ def active_params(space: Space, values: dict[str, Any]) -> dict[str, Any]:
     return active
 
 
-def suggest_keras_tuner(hp, space: Space) -> dict[str, Any]:
+def suggest_keras_tuner(hp: keras_tuner.HyperParameters, space: Space) -> dict[str, Any]:
     """Define-by-run, for a plain Keras Tuner hypermodel: params in file order, inactive ones never registered."""
     values: dict[str, Any] = {}
     for p in space.params:
@@ -66,7 +69,7 @@ def suggest_keras_tuner(hp, space: Space) -> dict[str, Any]:
     return values
 
 
-def _declare(hp, p, *, default: Any) -> Any:
+def _declare(hp: keras_tuner.HyperParameters, p: Param, *, default: Any) -> Any:
     if isinstance(p, Choice):
         values = _choice_values(p)
         return hp.Choice(p.name, values, default=None if default is None else type(values[0])(default))

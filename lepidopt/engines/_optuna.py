@@ -7,7 +7,7 @@ import contextlib
 import logging
 import sys
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from .._signals import Interrupted
 from ..errors import MissingExtraError, SettingError, StudyError, option
@@ -18,6 +18,9 @@ from ._base import Engine, register
 from ._optuna_space import suggest
 from ._policy import TrialPolicy
 from ._trial_setup import failure_text, pruning_schedule, set_up_trial, trial_recipe
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["OptunaEngine", "optimize", "make_sampler", "make_pruner", "log_trial", "SAMPLERS", "PRUNERS"]
 
@@ -30,7 +33,7 @@ class OptunaReporter(Reporter):
     """Reports every epoch; asks the pruner only from ``judge_from`` on, since every pruner made here
     answers no before its warm-up and asking costs a storage round trip."""
 
-    def __init__(self, trial, *, judge_from: float) -> None:
+    def __init__(self, trial: optuna.Trial, *, judge_from: float) -> None:
         self.trial = trial
         self.judge_from = judge_from
         self.step = -1
@@ -84,13 +87,13 @@ def make_pruner(name: str | None, *, max_steps: int, warmup_steps: int) -> Any:
     raise SettingError("pruner", name, f"must be one of {', '.join(PRUNERS)}.")
 
 
-def log_trial(study, trial) -> None:
+def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     value = "-" if trial.value is None else f"{trial.value:.4f}"
     reason = trial.user_attrs.get(attrs.FAIL_REASON) or ""
     log.info("trial %d %s: value %s%s", trial.number, trial.state.name.lower(), value, f" ({reason})" if reason else "")
 
 
-def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout: float | None,
+def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | None, timeout: float | None,
              on_trial: Callable | None = None, policy: TrialPolicy = TrialPolicy()) -> None:
     """Run trials of ``study`` (with the sampler and pruner it has) until it holds ``n_trials`` finished trials in
     total, or ``timeout`` seconds pass.
@@ -144,7 +147,7 @@ def optimize(run: Run, study, data: StudyData, *, n_trials: int | None, timeout:
     failures: list[str] = []
     ran = 0
 
-    def after_trial(study_, trial) -> None:
+    def after_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal ran
         ran += 1
         if trial.user_attrs.get(attrs.SURPLUS):

@@ -3,14 +3,17 @@ Optuna distributions of a trial's parameters, for trials another engine ran."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..spaces import Choice, IntRange, Space
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["suggest", "distributions"]
 
 
-def suggest(trial, space: Space) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for p in space.params:
         if not p.is_active(values):

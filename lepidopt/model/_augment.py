@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import ModelError
 from ._backbone import _keras
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["build_augmentation", "AUGMENT_AT_FULL_STRENGTH"]
 
@@ -17,7 +22,7 @@ AUGMENT_AT_FULL_STRENGTH = {
 }
 
 
-def build_augmentation(strength: float, *, seed: int | None = None):
+def build_augmentation(strength: float, *, seed: int | None = None) -> keras.Sequential | None:
     """A Sequential of random layers, active only when called with training=True; None at strength 0."""
     if not 0.0 <= strength <= 1.0:
         raise ModelError(f"augment.strength {strength}", "must lie in [0, 1].")

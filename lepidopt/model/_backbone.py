@@ -4,10 +4,14 @@ ImageNet, nowhere (random) or a local file."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelError, option
 from ._seeds import set_seeds
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 __all__ = ["build_backbone", "weights_identity", "ResNetPreprocess", "load_classifier", "RANDOM_INIT_SEED"]
 
@@ -43,7 +47,7 @@ def _weights_file(weights: str) -> Path:
     return path
 
 
-def _preprocess_class():
+def _preprocess_class() -> type[keras.layers.Layer]:
     keras = _keras()
 
     Layer: Any = keras.layers.Layer
@@ -52,7 +56,7 @@ def _preprocess_class():
     class ResNetPreprocess(Layer):
         """RGB in [0, 255] to ResNet-50's 'caffe' input: BGR with the ImageNet channel means removed."""
 
-        def call(self, inputs):
+        def call(self, inputs: tf.Tensor) -> tf.Tensor:
             x = keras.ops.cast(inputs, "float32")
             x = x[..., ::-1]
             return x - keras.ops.convert_to_tensor([103.939, 116.779, 123.68], dtype="float32")
@@ -63,14 +67,14 @@ def _preprocess_class():
 _PREPROCESS = None
 
 
-def ResNetPreprocess(**kwargs):
+def ResNetPreprocess(**kwargs: Any) -> keras.layers.Layer:
     global _PREPROCESS
     if _PREPROCESS is None:
         _PREPROCESS = _preprocess_class()
     return _PREPROCESS(**kwargs)
 
 
-def build_backbone(*, weights: str, image_size: int):
+def build_backbone(*, weights: str, image_size: int) -> keras.Model:
     """ResNet-50 without its top, from RGB images in [0, 255] to the last stage's feature map.
 
     ``weights``: 'imagenet' (Keras downloads them on first use), 'none' (a random initialisation, always
@@ -114,7 +118,7 @@ def build_backbone(*, weights: str, image_size: int):
     return keras.Model(inputs, outputs, name="backbone")
 
 
-def load_classifier(path: str | Path):
+def load_classifier(path: str | Path) -> keras.Model:
     """A model saved by ``lepidopt export`` (its preprocessing layer registered first)."""
     ResNetPreprocess()  # registers the layer class with Keras
     return _keras().models.load_model(path)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._backbone import _keras
 from ._head import pooling_layer
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["build_feature_extractor", "build_classifier", "split_backbone", "build_top_classifier", "PREFIX_OUTPUT"]
 
 PREFIX_OUTPUT = "conv4_block6_out"  # where conv5 starts: below it, fine-tuning conv5 changes nothing
 
 
-def build_feature_extractor(backbone, *, pooling: str):
+def build_feature_extractor(backbone: keras.Model, *, pooling: str) -> keras.Model:
     """Images -> frozen backbone -> pooled features: the part a feature cache can store, since its
     output does not depend on the head. Augmented features come from augmented input batches."""
     keras = _keras()
@@ -20,7 +25,8 @@ def build_feature_extractor(backbone, *, pooling: str):
     return keras.Model(inputs, outputs, name="feature_extractor")
 
 
-def build_classifier(backbone, head, *, pooling: str, augmentation=None):
+def build_classifier(backbone: keras.Model, head: keras.Model, *, pooling: str,
+                     augmentation: keras.layers.Layer | None = None) -> keras.Model:
     """Images -> [augmentation] -> backbone (BatchNorm in inference mode) -> pooling -> head."""
     keras = _keras()
     inputs = keras.Input(backbone.input_shape[1:], name="image")
@@ -31,7 +37,7 @@ def build_classifier(backbone, head, *, pooling: str, augmentation=None):
     return keras.Model(inputs, outputs, name="classifier")
 
 
-def split_backbone(backbone, *, at: str = PREFIX_OUTPUT):
+def split_backbone(backbone: keras.Model, *, at: str = PREFIX_OUTPUT) -> tuple[keras.Model, keras.Model]:
     """(prefix, top): images -> activations of layer ``at``, and those activations -> the backbone's
     feature map. Both are views of the backbone's own layers, so training ``top`` trains the backbone."""
     keras = _keras()
@@ -43,7 +49,7 @@ def split_backbone(backbone, *, at: str = PREFIX_OUTPUT):
     return prefix, keras.Model(cut, resnet.output, name="above_" + at)
 
 
-def build_top_classifier(top, head, *, pooling: str):
+def build_top_classifier(top: keras.Model, head: keras.Model, *, pooling: str) -> keras.Model:
     """Cached prefix activations -> top stages (BatchNorm in inference mode) -> pooling -> head."""
     keras = _keras()
     inputs = keras.Input(top.input_shape[1:], name="activations")

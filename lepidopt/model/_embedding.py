@@ -3,18 +3,22 @@ size in, resized inside the model the way the study resized, class probabilities
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._backbone import _keras
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 __all__ = ["embedding_model", "embeddings_of", "build_deployable", "deployable_embedder", "DEPLOYABLE_RESIZE"]
 
 DEPLOYABLE_RESIZE = "squash_to_square"
 
 
-def embedding_model(classifier: Any) -> Any:
+def embedding_model(classifier: keras.Model) -> keras.Model:
     """A model from images to the input of the head's last Dense layer (the pooled features when the
     head has no hidden layer, after its batch norm if it has one)."""
     k = _keras()
@@ -23,11 +27,11 @@ def embedding_model(classifier: Any) -> Any:
     return k.Model(classifier.input, inner(classifier.get_layer("pool").output), name="embedding")
 
 
-def embeddings_of(model: Any, batches: Any) -> np.ndarray:
+def embeddings_of(model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
     return np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
 
 
-def build_deployable(classifier: Any, *, image_size: int) -> Any:
+def build_deployable(classifier: keras.Model, *, image_size: int) -> keras.Model:
     """``classifier`` behind a resize: images of any height and width, uint8 or float in [0, 255], squashed to
     ``image_size`` square (bilinear with antialiasing, the closest Keras has to the study's Pillow resize; an
     image of that size passes unchanged)."""
@@ -38,7 +42,7 @@ def build_deployable(classifier: Any, *, image_size: int) -> Any:
     return k.Model(images, classifier(squashed), name="lepidopt_model")
 
 
-def deployable_embedder(deployable: Any) -> Any:
+def deployable_embedder(deployable: keras.Model) -> keras.Model:
     """The embeddings of ``deployable``'s classifier, from the same any-size input."""
     k = _keras()
     classifier = deployable.get_layer("classifier")

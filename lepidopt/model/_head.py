@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 from ..recipe import Recipe
 from ._backbone import _keras
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["build_head", "pooling_layer"]
 
 
-def pooling_layer(kind: str, *, name: str = "pool"):
+def pooling_layer(kind: str, *, name: str = "pool") -> keras.layers.Layer:
     keras = _keras()
     return (keras.layers.GlobalAveragePooling2D if kind == "avg" else keras.layers.GlobalMaxPooling2D)(name=name)
 
 
-def build_head(recipe: Recipe, *, n_classes: int, feature_dim: int, dropout=None):
+def build_head(recipe: Recipe, *, n_classes: int, feature_dim: int,
+               dropout: Callable[[float, str], keras.layers.Layer] | None = None) -> keras.Model:
     """A model from pooled backbone features (``feature_dim``) to class probabilities.
 
     ``dropout(rate, name)`` makes the dropout layers (default: Keras's Dropout); the head trainers

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from ..recipe import Recipe
 from ._backbone import _keras
 from ._head import build_head
 from ._training import compile_model
+
+if TYPE_CHECKING:
+    import keras
+    from tensorflow import Tensor
 
 __all__ = ["HeadTrainer", "HeadTrainers", "shuffled_epoch"]
 
@@ -58,7 +62,7 @@ class HeadTrainer:
         compile_model(self.model, optimizer=recipe.optimizer, learning_rate=recipe.head_lr)
         self._epochs: dict[str, Callable] = {}  # by the features' dtype
 
-    def start(self, head, *, learning_rate: float) -> None:
+    def start(self, head: keras.Model, *, learning_rate: float) -> None:
         """Make the model what ``head`` (this architecture, built and not trained) would be, compiled afresh
         with ``learning_rate``: its weights, its dropout rates and seed states, an optimizer state as a new
         model's."""
@@ -99,7 +103,7 @@ class HeadTrainer:
             outputs = epoch_function(inputs[v], labels, weights, tf.constant([seed, epoch], tf.int64), size, val)
             after_epoch(epoch, outputs.numpy())
 
-    def _epoch_function(self, dtype: str):
+    def _epoch_function(self, dtype: str) -> Callable[..., Tensor]:
         if dtype not in self._epochs:
             from .._tf import tensorflow
 
@@ -110,7 +114,8 @@ class HeadTrainer:
                 tf.TensorSpec((None, self.feature_dim), dtype)])
         return self._epochs[dtype]
 
-    def _epoch(self, inputs, labels, weights, seed, batch_size, val):
+    def _epoch(self, inputs: Tensor, labels: Tensor, weights: Tensor, seed: Tensor, batch_size: Tensor,
+               val: Tensor) -> Tensor:
         """One epoch of Keras's own training step, a batch at a time, then the validation outputs."""
         from .._tf import tensorflow
 
@@ -123,7 +128,8 @@ class HeadTrainer:
         return self.model(tf.cast(val, tf.float32), training=False)
 
 
-def shuffled_epoch(inputs, labels, weights, seed):
+def shuffled_epoch(inputs: Tensor | np.ndarray, labels: Tensor | np.ndarray, weights: Tensor | np.ndarray,
+                   seed: Tensor | np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
     """``inputs``, ``labels`` and ``weights`` (row i of each together) in the order of the epoch whose
     stateless seed is ``seed``, (trial seed, epoch): every epoch has its own order, the same on every run."""
     from .._tf import tensorflow
@@ -133,12 +139,12 @@ def shuffled_epoch(inputs, labels, weights, seed):
     return tf.gather(inputs, order), tf.gather(labels, order), tf.gather(weights, order)
 
 
-def _variable_rate_dropout(rate: float, name: str):
+def _variable_rate_dropout(rate: float, name: str) -> keras.layers.Dropout:
     return _variable_rate_dropout_class()(rate, name=name)
 
 
 @functools.cache
-def _variable_rate_dropout_class():
+def _variable_rate_dropout_class() -> type[keras.layers.Dropout]:
     keras = _keras()
     from .._tf import tensorflow
 
@@ -150,7 +156,7 @@ def _variable_rate_dropout_class():
         """Keras's Dropout with its rate in variables, so one traced step serves every rate: the same mask
         from the same seed state and the same scaling, to the bit. The variables are not weights."""
 
-        def __init__(self, rate: float, **kwargs) -> None:
+        def __init__(self, rate: float, **kwargs: Any) -> None:
             super().__init__(rate, **kwargs)
             self.rate_variable = tf.Variable(0.0, trainable=False, dtype=tf.float32)
             self.scale_variable = tf.Variable(1.0, trainable=False, dtype=tf.float32)
@@ -163,7 +169,7 @@ def _variable_rate_dropout_class():
             # in a float32 tensor differs in the last bit, which Adam magnifies.
             self.scale_variable.assign(1 / (1 - rate))
 
-        def call(self, inputs, training=False):
+        def call(self, inputs: Tensor, training: bool = False) -> Tensor:
             if not training:
                 return inputs
             seed = self.seed_generator.next()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 import numpy as np
 
 from ..errors import ModelError
 from ._backbone import _keras
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 __all__ = ["make_optimizer", "compile_model", "extract_features", "fit_on_arrays", "predict_arrays", "finetune_epochs"]
 
@@ -20,7 +24,7 @@ class Rows(Protocol):
     def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray: ...
 
 
-def make_optimizer(name: str, learning_rate: float):
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     keras = _keras()
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
@@ -31,7 +35,7 @@ def make_optimizer(name: str, learning_rate: float):
     raise ModelError(f"optimizer {name!r}", "must be one of adam, adamw, sgd.")
 
 
-def compile_model(model, *, optimizer: str, learning_rate: float) -> None:
+def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float) -> None:
     """Compile ``model`` with its optimizer's state already made: Keras otherwise makes it inside the first
     trace of the training step, and TensorFlow then traces that step a second time (~0.3 s a model)."""
     model.compile(
@@ -42,7 +46,8 @@ def compile_model(model, *, optimizer: str, learning_rate: float) -> None:
     model.optimizer.build(model.trainable_variables)
 
 
-def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
+def extract_features(extractor: keras.Model, batches: tf.data.Dataset, *,
+                     augmentation: keras.layers.Layer | None = None) -> np.ndarray:
     """Pooled features for every batch of ``batches`` (a dataset of (images, labels)), in order.
 
     With ``augmentation`` each batch is augmented first (its random layers in training mode), so
@@ -53,20 +58,20 @@ def extract_features(extractor, batches, *, augmentation=None) -> np.ndarray:
     return extractor.predict(batches, verbose=0)
 
 
-def _AfterEpoch(after_epoch: Callable[[int], None]):
+def _AfterEpoch(after_epoch: Callable[[int], None]) -> keras.callbacks.Callback:
     keras = _keras()
 
     Callback: Any = keras.callbacks.Callback
 
     class AfterEpoch(Callback):
-        def on_epoch_end(self, epoch, logs=None) -> None:
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             after_epoch(epoch)
 
     return AfterEpoch()
 
 
-def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray | Rows], labels: np.ndarray, *, epochs: int,
-                  batch_size: int, class_weight: dict[int, float] | None, seed: int,
+def fit_on_arrays(model: keras.Model, features_for_epoch: Callable[[int], np.ndarray | Rows], labels: np.ndarray, *,
+                  epochs: int, batch_size: int, class_weight: dict[int, float] | None, seed: int,
                   after_epoch: Callable[[int], None], initial_epoch: int = 0) -> None:
     """Train ``model`` on inputs made per epoch or too large for memory (fresh augmented features;
     cached activations of the frozen prefix, read a batch at a time from a memory map), in one ``fit``.
@@ -91,7 +96,7 @@ def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray | Rows],
         def __len__(self) -> int:
             return -(-len(labels) // batch_size)
 
-        def __getitem__(self, i: int):
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
             rows = np.sort(self.order[i * batch_size:(i + 1) * batch_size])  # sorted: cheaper reads of a memory map
             return np.asarray(self.features[rows], dtype=np.float32), labels[rows]
 
@@ -104,14 +109,14 @@ def fit_on_arrays(model, features_for_epoch: Callable[[int], np.ndarray | Rows],
               callbacks=[_AfterEpoch(after_epoch)], verbose=0)
 
 
-def predict_arrays(model, inputs: np.ndarray | Rows, *, chunk: int = 4096) -> np.ndarray:
+def predict_arrays(model: keras.Model, inputs: np.ndarray | Rows, *, chunk: int = 4096) -> np.ndarray:
     """The model's outputs for precomputed inputs, called directly: ``predict`` costs ~20 ms a call."""
     return np.concatenate([np.asarray(model(np.asarray(inputs[i:i + chunk], dtype=np.float32), training=False))
                            for i in range(0, len(inputs), chunk)])
 
 
-def finetune_epochs(classifier, batches, *, epochs: int, class_weight: dict[int, float] | None,
-                    initial_epoch: int = 0) -> Iterator[int]:
+def finetune_epochs(classifier: keras.Model, batches: tf.data.Dataset, *, epochs: int,
+                    class_weight: dict[int, float] | None, initial_epoch: int = 0) -> Iterator[int]:
     """Phase 2: the classifier on images with its unfrozen stages training; yields each epoch finished."""
     for epoch in range(initial_epoch, epochs):
         classifier.fit(batches, epochs=1, class_weight=class_weight, shuffle=False, verbose=0)  # batches come shuffled

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterator
+
 from ..errors import ModelError
 from ..recipe import STAGES
 from ._backbone import _keras
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["unfreeze", "trainable_stages"]
 
@@ -22,7 +27,7 @@ def trainable_stages(stage: str) -> tuple[str, ...]:
     return _ORDER[_ORDER.index(stage) :]
 
 
-def unfreeze(backbone, stage: str) -> int:
+def unfreeze(backbone: keras.Model, stage: str) -> int:
     """Make the chosen stages trainable and everything else frozen; returns the trainable weight count.
 
     In Keras 3 a BatchNormalization layer with trainable=False runs in inference mode, so keeping BN
@@ -40,14 +45,14 @@ def unfreeze(backbone, stage: str) -> int:
     return sum(_size(w) for w in backbone.trainable_weights)
 
 
-def _size(weight) -> int:
+def _size(weight: keras.Variable) -> int:
     n = 1
     for d in weight.shape:
         n *= int(d)
     return n
 
 
-def _all_layers(model):
+def _all_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
     for layer in model.layers:
         yield layer
         if hasattr(layer, "layers"):

@@ -7,7 +7,7 @@ import collections
 import dataclasses
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from ..runs import study_dir
 from ._card import ModelCard, read_card
 from ._inputs import Item, items_of, labelled_items
 from ._metrics import classification_metrics
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["Predictor", "Scored", "load_model", "MODEL_FILE"]
 
@@ -57,9 +60,9 @@ class Predictor:
         model.evaluate("labelled/")        # accuracy, balanced accuracy, F1, per class, confusion
     """
 
-    def __init__(self, model: Any, card: ModelCard, path: Path) -> None:
+    def __init__(self, model: keras.Model, card: ModelCard, path: Path) -> None:
         self._model, self.card, self.path = model, card, path
-        self._embedder: Any = None
+        self._embedder: keras.Model | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:

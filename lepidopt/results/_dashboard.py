@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingExtraError
 from ..study import attrs
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["attach_to_study", "DASHBOARD_FIGURES", "artifact_dir"]
 
@@ -23,7 +26,8 @@ def artifact_dir(folder: Path) -> Path:
     return folder / "artifacts"
 
 
-def attach_to_study(study, *, figures: dict[str, Any], note: str, files: list[Path], folder: Path) -> list[str]:
+def attach_to_study(study: optuna.Study, *, figures: dict[str, Any], note: str, files: list[Path],
+                    folder: Path) -> list[str]:
     """Save the main figures (stable ids, so a new report replaces the old) and a Markdown note on the
     study, and upload ``files`` as artifacts of the study (a finished trial takes no new attributes).
     Returns the artifact ids."""

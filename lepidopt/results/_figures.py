@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._clustering import ClusteringResult, PipelineResult
+
+if TYPE_CHECKING:
+    import optuna
+    import plotly.graph_objects as go
 
 __all__ = [
     "clustering_figures",
@@ -24,13 +29,13 @@ log = logging.getLogger("lepidopt")
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=50))
 
 
-def _go():
+def _go() -> ModuleType:
     import plotly.graph_objects as go
 
     return go
 
 
-def confusion_figure(confusion: dict[str, Any], *, normalised: bool = True):
+def confusion_figure(confusion: dict[str, Any], *, normalised: bool = True) -> go.Figure:
     go = _go()
     matrix = np.array(confusion["row_normalised" if normalised else "counts"])
     counts = np.array(confusion["counts"])
@@ -45,7 +50,7 @@ def confusion_figure(confusion: dict[str, Any], *, normalised: bool = True):
     return fig
 
 
-def pca_variance_figure(cumulative: np.ndarray, *, variance: float, kept: int):
+def pca_variance_figure(cumulative: np.ndarray, *, variance: float, kept: int) -> go.Figure:
     go = _go()
     x = np.arange(1, len(cumulative) + 1)
     fig = go.Figure(go.Scatter(x=x, y=cumulative, mode="lines", name="cumulative explained variance"))
@@ -57,7 +62,7 @@ def pca_variance_figure(cumulative: np.ndarray, *, variance: float, kept: int):
     return fig
 
 
-def elbow_figure(pipeline: PipelineResult):
+def elbow_figure(pipeline: PipelineResult) -> go.Figure:
     go = _go()
     name = pipeline.name.upper()
     fig = go.Figure(go.Scatter(x=pipeline.k_values, y=pipeline.inertia, mode="lines+markers", name="inertia"))
@@ -70,7 +75,7 @@ def elbow_figure(pipeline: PipelineResult):
     return fig
 
 
-def scatter_figure(points: np.ndarray, groups: np.ndarray, names: list[str], *, title: str):
+def scatter_figure(points: np.ndarray, groups: np.ndarray, names: list[str], *, title: str) -> go.Figure:
     go = _go()
     fig = go.Figure()
     for g in np.unique(groups):
@@ -82,7 +87,7 @@ def scatter_figure(points: np.ndarray, groups: np.ndarray, names: list[str], *, 
     return fig
 
 
-def sankey_figure(labels: np.ndarray, clusters: np.ndarray, classes: list[str], *, title: str):
+def sankey_figure(labels: np.ndarray, clusters: np.ndarray, classes: list[str], *, title: str) -> go.Figure:
     """Flows from each true class (left) to each cluster (right), widths by number of points."""
     go = _go()
     n_classes, cluster_ids = len(classes), np.unique(clusters)
@@ -129,7 +134,7 @@ def clustering_figures(result: ClusteringResult) -> dict[str, Any]:
     }
 
 
-def study_figures(study) -> dict[str, Any]:
+def study_figures(study: optuna.Study) -> dict[str, Any]:
     """Optuna's own figures of the study; one that cannot be drawn yet (too few trials) is left out."""
     import optuna.visualization as vis
 

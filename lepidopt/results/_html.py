@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 __all__ = ["render_report", "SECTIONS"]
 
@@ -34,7 +37,7 @@ th:first-child,td:first-child{text-align:left}th{background:#f0f3f7}.better{font
 """
 
 
-def _figure_html(fig, div_id: str) -> str:
+def _figure_html(fig: go.Figure, div_id: str) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
                        config={"displaylogo": False, "responsive": True})
 

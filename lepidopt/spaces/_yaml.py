@@ -4,7 +4,7 @@ written twice is an error instead of the later one silently winning."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Hashable
 
 import yaml
 
@@ -16,7 +16,7 @@ __all__ = ["read_space_yaml"]
 class _SpaceLoader(yaml.SafeLoader):
     source = "space"
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         if isinstance(node, yaml.MappingNode):
             first_line: dict[Any, int] = {}
             for key_node, _ in node.value:

@@ -17,7 +17,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .._signals import stopping_on_signals
 from ..data import make_split, scan_source, write_split
@@ -28,6 +28,9 @@ from . import _attrs as attrs
 from ._opening import existing_storage
 from ._record import load_study, record_study, update_record
 from ._storage import Heartbeat, open_storage, study_names
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["create_study", "resume_study", "creation_lock"]
 
@@ -133,7 +136,7 @@ class _Made:
         self.storage_existed = self.storage_path is not None and self.storage_path.exists()
         self.created_dirs: list[Path] = []  # the folders this creation made, outermost first
         self.files: list[Path] = []
-        self.storage = None  # the opened storage
+        self.storage: optuna.storages.BaseStorage | None = None  # the opened storage
         self.claimed = False  # the study in the storage is this creation's
 
     def make_folder(self) -> None:

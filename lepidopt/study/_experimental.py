@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any, Callable, TypeVar
 
 __all__ = ["quietly"]
 
+_T = TypeVar("_T")
 
-def quietly(factory, **kwargs):
+
+def quietly(factory: Callable[..., _T], **kwargs: Any) -> _T:
     import optuna
 
     with warnings.catch_warnings():

@@ -7,12 +7,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import StorageError, StudyError, command, option
 from ..runs import Run, absolute_storage, mask_password, read_run, run_from_dict, storage_file, study_dir
 from . import _attrs as attrs
 from ._storage import Heartbeat, has_optuna_tables, open_storage, study_names
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["existing_storage", "open_study", "OpenedStudy"]
 
@@ -21,7 +24,8 @@ _FIX = (f"Check {option('study')} and {option('storage')}, or create the study w
         f"{command('search', 'data', 'space')}.")
 
 
-def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None, fix: str = _FIX):
+def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None,
+                     fix: str = _FIX) -> optuna.storages.BaseStorage:
     """The opened storage at ``url``, which holds ``study``; a storage that does not hold it is left as it was and
     the error lists the studies it does hold, then says ``fix``."""
     shown = mask_password(url)
@@ -36,7 +40,7 @@ def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None
     if study not in names:
         raise StudyError(f"study {study!r}", f"not in storage {shown!r}, which holds "
                          f"{', '.join(map(repr, names)) or 'no study'}; nothing was created.", fix=fix)
-    return storage
+    return cast("optuna.storages.BaseStorage", storage)  # not None here: None holds no study
 
 
 @dataclasses.dataclass(frozen=True)

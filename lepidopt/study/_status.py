@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._numbers import whole_number
 from ..errors import SettingError
 from . import _attrs as attrs
 from ._counting import count_finished
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["TrialRow", "StudyStatus", "status_of", "format_status"]
 
@@ -69,7 +72,7 @@ def status_of(optuna_study: Any, folder: Path, *, engine_note: str = "") -> Stud
                        total=recorded.get(attrs.TOTAL))
 
 
-def _note(trial, retry: int | None) -> str:
+def _note(trial: optuna.trial.FrozenTrial, retry: int | None) -> str:
     """What the status table's footnotes say of a trial: why it failed, was retried or not run."""
     state = trial.state.name
     if trial.user_attrs.get(attrs.SURPLUS):

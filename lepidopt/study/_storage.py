@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import MissingExtraError, SettingError, StorageError
 from ..runs import mask_password, storage_file
 from ._experimental import quietly
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import optuna
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 __all__ = ["open_storage", "check_storage_url", "has_optuna_tables", "study_names", "Heartbeat"]
 
@@ -83,7 +91,7 @@ class Heartbeat:
                     heartbeat_stale_trial_callback=quietly(RetryHeartbeatStaleTrialCallback, max_retry=self.retries))
 
 
-def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool = True):
+def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool = True) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``, with ``heartbeat`` on the storages that have one; every error masks
     the password and says how to fix the URL. With ``create=False`` nothing is made: a storage file must
     exist, and a database's tables are left as they are (``study_names`` is then empty)."""
@@ -136,7 +144,7 @@ def has_optuna_tables(url: str) -> bool:
         engine.dispose()
 
 
-def study_names(storage) -> list[str]:
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     """The names of the studies ``storage`` holds; none in a database without Optuna's tables."""
     import optuna
 
@@ -149,7 +157,7 @@ def study_names(storage) -> list[str]:
     return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
 
 
-def _fast_sqlite(storage):
+def _fast_sqlite(storage: optuna.storages.RDBStorage) -> optuna.storages.RDBStorage:
     """SQLite made safe for many worker processes, and quicker.
 
     Every transaction starts with BEGIN IMMEDIATE, taking the write lock before its first read:
@@ -161,7 +169,7 @@ def _fast_sqlite(storage):
     """
     from sqlalchemy import event
 
-    def on_connect(connection, _record) -> None:
+    def on_connect(connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         connection.isolation_level = None  # transactions are begun below, not by the sqlite3 module
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -169,7 +177,7 @@ def _fast_sqlite(storage):
         cursor.execute("PRAGMA busy_timeout=60000")  # many workers may queue for the write lock
         cursor.close()
 
-    def on_begin(connection) -> None:
+    def on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     event.listen(storage.engine, "connect", on_connect)

@@ -15,12 +15,15 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._files import replacing, write_text_atomically
 from .._signals import checkpoint_in_progress
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["Checkpoints", "Saved", "discard"]
 
@@ -56,7 +59,7 @@ class Checkpoints:
     def due(self, phase: str) -> bool:
         return phase == "finetune" or time.monotonic() - self._last >= self.head_every
 
-    def save(self, phase: str, epoch: int, history: list[dict[str, Any]], model) -> None:
+    def save(self, phase: str, epoch: int, history: list[dict[str, Any]], model: keras.Model) -> None:
         step = len(history) - 1
         with checkpoint_in_progress():
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +76,7 @@ class Checkpoints:
                     old.unlink(missing_ok=True)
         self._last = time.monotonic()
 
-    def restore(self, model, saved: Saved) -> None:
+    def restore(self, model: keras.Model, saved: Saved) -> None:
         """Put the saved weights and optimizer state into ``model`` (built and compiled alike)."""
         with np.load(self.folder / f"step-{saved.step}.weights.npz") as weights:
             model.set_weights([weights[f"w{i}"] for i in range(len(weights.files))])

@@ -46,7 +46,7 @@ class FeatureCache:
         When storing it would take the folder past the size limit, the array is computed, used and
         not stored, with a warning (once per process) that says how to make room.
         """
-        def fill():
+        def fill() -> np.ndarray:
             array = np.asarray(compute(), dtype=np.float16)
             return self._store(key, array) if self._room_for(array.nbytes, key) else array
 
@@ -58,7 +58,7 @@ class FeatureCache:
         written straight to disk. None (nothing computed) when the entry would pass the size limit."""
         nbytes = int(np.prod(shape)) * 2
 
-        def fill():
+        def fill() -> np.ndarray | None:
             if not self._room_for(nbytes, key):
                 return None
             data_path, _ = self._paths(key)

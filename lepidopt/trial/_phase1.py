@@ -11,13 +11,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 
 from ..data import image_batches
 from ..recipe import Recipe
 from ._study_data import StudyData
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["Network", "Phase1Features", "phase1_features"]
 
@@ -34,7 +37,7 @@ class Network:
         self._backbone = self._extractor = None
 
     @property
-    def backbone(self):
+    def backbone(self) -> keras.Model:
         if self._backbone is None:
             from ..model import build_backbone, build_feature_extractor
 
@@ -45,7 +48,7 @@ class Network:
         return self._backbone
 
     @property
-    def extractor(self):
+    def extractor(self) -> keras.Model:
         self.backbone  # noqa: B018 (builds both)
         return self._extractor
 
@@ -80,7 +83,7 @@ def phase1_features(recipe: Recipe, data: StudyData, network: Network, *, train_
         finally:
             timings["features"] = timings.get("features", 0.0) + time.perf_counter() - started
 
-    def features_of(indices: np.ndarray, augmentation=None) -> np.ndarray:
+    def features_of(indices: np.ndarray, augmentation: keras.layers.Layer | None = None) -> np.ndarray:
         batches = image_batches(data.images(recipe.image_size), split.labels, indices, batch_size=recipe.batch_size)
         return extract_features(network.extractor, batches, augmentation=augmentation)
 

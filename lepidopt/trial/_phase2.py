@@ -10,7 +10,7 @@ prefix would be conv3's output, twice as large for a smaller saving) train on im
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -20,6 +20,10 @@ from ._checkpoint import Checkpoints, Saved
 from ._phase1 import Network
 from ._study_data import StudyData
 
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
 __all__ = ["finetune", "uses_cached_prefix"]
 
 
@@ -27,8 +31,8 @@ def uses_cached_prefix(recipe: Recipe, data: StudyData) -> bool:
     return data.features is not None and recipe.finetune_unfreeze == "conv5" and recipe.augment_strength == 0.0
 
 
-def finetune(recipe: Recipe, data: StudyData, network: Network, head, *, train_idx: np.ndarray, val_idx: np.ndarray,
-             class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[..., None],
+def finetune(recipe: Recipe, data: StudyData, network: Network, head: keras.Model, *, train_idx: np.ndarray,
+             val_idx: np.ndarray, class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[..., None],
              timings: dict[str, float], checkpoints: Checkpoints | None = None, resume: Saved | None = None) -> None:
     """Fine-tune the recipe's unfrozen stages together with ``head``; ``after_epoch(phase, epoch, val
     probabilities, model)`` follows every epoch. The backbone's own weights are the ones trained.
@@ -38,7 +42,7 @@ def finetune(recipe: Recipe, data: StudyData, network: Network, head, *, train_i
     unfreeze(network.backbone, recipe.finetune_unfreeze)
     first_epoch = 0 if resume is None else resume.epoch + 1
 
-    def prepared(model):
+    def prepared(model: keras.Model) -> keras.Model:
         if checkpoints is not None and resume is not None:
             checkpoints.restore(model, resume)
         return model
@@ -53,7 +57,7 @@ def finetune(recipe: Recipe, data: StudyData, network: Network, head, *, train_i
     compile_model(classifier, optimizer=recipe.optimizer, learning_rate=recipe.finetune_lr)
     prepared(classifier)
 
-    def batches(indices, shuffle_seed=None):
+    def batches(indices: np.ndarray, shuffle_seed: int | None = None) -> tf.data.Dataset:
         return image_batches(images, data.split.labels, indices, batch_size=recipe.batch_size,
                              shuffle_seed=shuffle_seed)
 
@@ -62,8 +66,10 @@ def finetune(recipe: Recipe, data: StudyData, network: Network, head, *, train_i
         after_epoch("finetune", epoch, classifier.predict(batches(val_idx), verbose=0), classifier)
 
 
-def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, head, *, train_idx, val_idx,
-                             class_weight, seed, after_epoch, timings, prepared, first_epoch: int) -> bool:
+def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, head: keras.Model, *,
+                             train_idx: np.ndarray, val_idx: np.ndarray, class_weight: dict[int, float] | None,
+                             seed: int, after_epoch: Callable[..., None], timings: dict[str, float],
+                             prepared: Callable[[keras.Model], keras.Model], first_epoch: int) -> bool:
     """False, having trained nothing, when the activations would not fit within the cache's limit."""
     from ..model import (PREFIX_OUTPUT, build_top_classifier, compile_model, fit_on_arrays, predict_arrays,
                          split_backbone)
@@ -71,7 +77,7 @@ def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, 
     prefix, top = split_backbone(network.backbone)
     split, images = data.split, data.images(recipe.image_size)
 
-    def chunks():
+    def chunks() -> Iterator[np.ndarray]:
         for x, _ in image_batches(images, split.labels, np.arange(len(split.paths)), batch_size=recipe.batch_size):
             yield np.asarray(prefix(x, training=False), dtype=np.float16)
 

@@ -48,7 +48,7 @@ class StudyData:
         """The split's fingerprint, taken once per process: it stats every image file."""
         return self.split.fingerprint()
 
-    def feature_key(self, recipe: Recipe, **parts) -> str:
+    def feature_key(self, recipe: Recipe, **parts: object) -> str:
         """The cache key of what the recipe's backbone makes of this study's images: the data, backbone,
         weights and image size, plus ``parts`` (pooling, augmentation strength and view, layer)."""
         from ..model import weights_identity

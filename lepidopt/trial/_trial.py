@@ -22,6 +22,8 @@ from ._reporter import Reporter, TrialStopped
 from ._study_data import StudyData
 
 if TYPE_CHECKING:
+    import keras
+
     from ..model import HeadTrainers
 
 __all__ = ["TrialResult", "run_trial", "head_trainers"]
@@ -94,7 +96,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     metrics: dict[str, float] = {k: v for k, v in history[-1].items() if k not in ("phase", "epoch", "step")} \
         if history else {}
 
-    def after_epoch(phase: str, epoch: int, probabilities: np.ndarray, model) -> None:
+    def after_epoch(phase: str, epoch: int, probabilities: np.ndarray, model: keras.Model) -> None:
         nonlocal metrics
         metrics = classification_metrics(y_val, probabilities)
         step = len(history)

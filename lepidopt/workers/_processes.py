@@ -13,7 +13,7 @@ import multiprocessing
 import signal
 import sys
 import time
-from typing import Callable, cast
+from typing import TYPE_CHECKING, Callable, cast
 
 from .._signals import Interrupted
 from ..errors import LepidoptError, StudyError
@@ -21,6 +21,9 @@ from ..runs import Run
 from ..study import load_study, open_storage
 from ._in_process import run_in_process
 from ._settings import WorkerSettings
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["run_in_processes", "REPLACE_ME"]
 
@@ -93,7 +96,7 @@ def _run_trials(job: _Job) -> bool:
     done, reason = 0, None
     process = psutil.Process()
 
-    def after_trial(study_, trial) -> None:
+    def after_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal done, reason
         done += 1
         reason = job.settings.recycling.replace_after(done, process.memory_info().rss)
