@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,dashboard,parquet]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,dashboard,parquet,onnx]'
 	touch $(STAMP)
 
 venv: $(STAMP)

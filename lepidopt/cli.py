@@ -13,7 +13,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Callable, NoReturn, Sequence, cast
 
-from .errors import LepidoptError, SettingError, naming_flags
+from .errors import LepidoptError, ModelError, SettingError, naming_flags
 
 if TYPE_CHECKING:
     from .data import DataSpec
@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="retrain the best trial, save it and evaluate it on the test split")
     _study_options(export, create=False)
     export.add_argument("--all-splits", action="store_true", help="save embeddings of every split, not just test")
+    export.add_argument("--format", dest="formats", default="keras", metavar="FORMATS",
+                        help="comma-separated: keras (always written), savedmodel, onnx (needs lepidopt[onnx]), "
+                        "litert; each is checked against the Keras model on the test split (default keras)")
 
     report = sub.add_parser("report", help="the HTML report of a study's best model, or of embeddings you bring")
     report.add_argument("--study", help="the study to report on (exports its best trial first if needed)")
@@ -417,14 +420,22 @@ def _export(args: argparse.Namespace) -> int:
     from .api import export_best
 
     result = export_best(study=args.study, storage=args.storage, results_dir=args.results_dir,
-                         all_splits=args.all_splits)
+                         all_splits=args.all_splits, formats=args.formats)
     m, t = result.metrics, result.metrics["test"]
     print(f"best trial #{m['trial']}: validation {m['objective']} {m['trial_validation_value']:.4f} in the study, "
           f"{m['retrained_validation_value']:.4f} retrained")
     print(f"test ({t['n_images']} images): accuracy {t['accuracy']:.4f}, "
           f"balanced accuracy {t['balanced_accuracy']:.4f}, "
           f"macro F1 {t['macro_f1']:.4f}, weighted F1 {t['weighted_f1']:.4f}")
+    for name, check in m["formats"].items():
+        if name != "keras":
+            print(f"{name}: {'kept' if check['passed'] else 'FAILED, removed'}: {check['verdict']}")
     print(f"model, metrics and embeddings: {result.folder}")
+    failed = [name for name, check in m["formats"].items() if not check["passed"]]
+    if failed:
+        raise ModelError(f"export to {', '.join(failed)}", "did not reproduce the Keras model on the test split; "
+                         "the file was removed and the rest of the export kept.",
+                         fix="Use the formats that passed, or report the figures in metrics.json.")
     return 0
 
 

@@ -3,7 +3,7 @@
 from ._augment import AUGMENT_AT_FULL_STRENGTH, build_augmentation
 from ._backbone import build_backbone, load_classifier, weights_identity
 from ._classifier import PREFIX_OUTPUT, build_classifier, build_feature_extractor, build_top_classifier, split_backbone
-from ._embedding import build_deployable, deployable_embedder, embedding_model, embeddings_of
+from ._embedding import build_deployable, build_servable, deployable_embedder, embedding_model, embeddings_of
 from ._head import build_head, pooling_layer
 from ._head_trainers import HeadTrainer, HeadTrainers, shuffled_epoch
 from ._seeds import set_seeds
@@ -19,6 +19,7 @@ __all__ = [
     "build_backbone",
     "build_classifier",
     "build_deployable",
+    "build_servable",
     "deployable_embedder",
     "embedding_model",
     "embeddings_of",

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-__all__ = ["embedding_model", "embeddings_of", "build_deployable", "deployable_embedder", "DEPLOYABLE_RESIZE"]
+__all__ = ["embedding_model", "embeddings_of", "build_deployable", "build_servable", "deployable_embedder",
+           "DEPLOYABLE_RESIZE"]
 
 DEPLOYABLE_RESIZE = "squash_to_square"
 
@@ -33,13 +34,26 @@ def embeddings_of(model: keras.Model, batches: tf.data.Dataset) -> np.ndarray:
 
 def build_deployable(classifier: keras.Model, *, image_size: int) -> keras.Model:
     """``classifier`` behind a resize: images of any height and width, uint8 or float in [0, 255], squashed to
-    ``image_size`` square (bilinear with antialiasing, the closest Keras has to the study's Pillow resize; an
-    image of that size passes unchanged)."""
+    ``image_size`` square (bilinear; an image of that size passes unchanged). Antialiasing would follow
+    Pillow's downscaling more closely, but its TensorFlow op converts to neither ONNX nor LiteRT.
+
+    The classifier is called in inference mode here, not left to the caller: SavedModel, ONNX and LiteRT
+    trace the model without a training flag, and the head's batch norm would then use batch statistics."""
     k = _keras()
     images = k.Input((None, None, 3), name="images")
-    squashed = k.layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=True,
+    squashed = k.layers.Resizing(image_size, image_size, interpolation="bilinear", antialias=False,
                                  name=DEPLOYABLE_RESIZE)(images)
-    return k.Model(images, classifier(squashed), name="lepidopt_model")
+    return k.Model(images, classifier(squashed, training=False), name="lepidopt_model")
+
+
+def build_servable(deployable: keras.Model) -> keras.Model:
+    """``deployable`` with two outputs, probabilities then embeddings, computed once: what SavedModel, ONNX
+    and LiteRT export, so each format can both classify and embed."""
+    k = _keras()
+    head = deployable.get_layer("classifier").get_layer("head")
+    embeddings = deployable_embedder(deployable).output
+    probabilities = head.get_layer("probabilities")(head.get_layer("embedding_to_logits")(embeddings))
+    return k.Model(deployable.input, [probabilities, embeddings], name="lepidopt_servable")
 
 
 def deployable_embedder(deployable: keras.Model) -> keras.Model:
@@ -47,4 +61,5 @@ def deployable_embedder(deployable: keras.Model) -> keras.Model:
     k = _keras()
     classifier = deployable.get_layer("classifier")
     squashed = deployable.get_layer(DEPLOYABLE_RESIZE).output
-    return k.Model(deployable.input, embedding_model(classifier)(squashed), name="lepidopt_embedding")
+    embeddings = embedding_model(classifier)(squashed, training=False)
+    return k.Model(deployable.input, embeddings, name="lepidopt_embedding")

@@ -1,6 +1,7 @@
 """Using the model a search found: load it from its file alone, then predict, embed and evaluate any images."""
 
 from ._card import CARD_MEMBER, ModelCard, read_card, write_card
+from ._formats import EXPORT_FORMATS, FORMAT_FILES, TOLERANCE, check_formats, remove_format, write_format
 from ._inputs import Item, items_of, labelled_items
 from ._metrics import classification_metrics
 from ._outputs import PREDICTION_FORMATS, PredictionWriter
@@ -9,6 +10,12 @@ from ._writing import EMBEDDING_SUFFIXES, WrittenPredictions, write_embeddings, 
 
 __all__ = [
     "CARD_MEMBER",
+    "EXPORT_FORMATS",
+    "FORMAT_FILES",
+    "TOLERANCE",
+    "check_formats",
+    "remove_format",
+    "write_format",
     "EMBEDDING_SUFFIXES",
     "Item",
     "MODEL_FILE",

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from ..errors import ModelError, command, option
 
-__all__ = ["ModelCard", "CARD_MEMBER", "read_card", "write_card"]
+__all__ = ["ModelCard", "CARD_MEMBER", "read_card", "write_card", "card_from_json"]
 
 CARD_MEMBER = "lepidopt.json"
 _FORMAT = 1
@@ -55,18 +55,42 @@ def write_card(archive: str | Path, card: ModelCard) -> None:
         zipped.writestr(CARD_MEMBER, json.dumps(card.to_dict(), indent=1))
 
 
-def read_card(archive: str | Path) -> ModelCard:
-    where = f"model {str(archive)!r}"
+def card_from_json(text: str | bytes, *, where: str) -> ModelCard:
     try:
-        with zipfile.ZipFile(archive) as zipped:
+        saved = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(where, f"holds a model card that is not JSON ({exc}).") from None
+    if not isinstance(saved, dict):
+        raise ModelError(where, "holds a model card that is not a JSON object.")
+    return ModelCard.from_dict(saved, where=where)
+
+
+def _no_card(where: str, place: str) -> ModelError:
+    return ModelError(where, f"carries no {place}, so its classes and input size are unknown: it was not "
+                      "exported by this lepidopt (or by an older one).",
+                      fix=f"Export the study again with {command('export', 'study', function='export_best')}.")
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """The card of a .keras archive (its member lepidopt.json), a SavedModel folder (its lepidopt.json) or a
+    LiteRT file (model.tflite.json beside it). An ONNX model keeps its card in its metadata."""
+    path = Path(path)
+    where = f"model {str(path)!r}"
+    if path.is_dir():
+        if not (path / CARD_MEMBER).is_file():
+            raise _no_card(where, CARD_MEMBER)
+        return card_from_json((path / CARD_MEMBER).read_text(), where=where)
+    if path.suffix.lower() == ".tflite":
+        beside = path.with_name(path.name + ".json")
+        if not beside.is_file():
+            raise _no_card(where, f"card {beside.name} beside it")
+        return card_from_json(beside.read_text(), where=where)
+    try:
+        with zipfile.ZipFile(path) as zipped:
             if CARD_MEMBER not in zipped.namelist():
-                raise ModelError(where, f"carries no {CARD_MEMBER}, so its classes and input size are unknown: it "
-                                 "was not exported by this lepidopt (or by an older one).",
-                                 fix="Export the study again with "
-                                     f"{command('export', 'study', function='export_best')}.")
-            saved = json.loads(zipped.read(CARD_MEMBER))
+                raise _no_card(where, CARD_MEMBER)
+            return card_from_json(zipped.read(CARD_MEMBER), where=where)
     except FileNotFoundError:
         raise ModelError(where, "does not exist.", fix=f"Check {option('model')}.") from None
     except zipfile.BadZipFile:
         raise ModelError(where, "is not a .keras archive (not a zip file).", fix=f"Check {option('model')}.") from None
-    return ModelCard.from_dict(saved, where=where)

@@ -7,7 +7,7 @@ import collections
 import dataclasses
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -15,12 +15,11 @@ from .._numbers import whole_number
 from ..data import read_resized
 from ..errors import DataError, ModelError, SettingError, StudyError, command, option
 from ..runs import study_dir
-from ._card import ModelCard, read_card
+from ._card import ModelCard, card_from_json, read_card
+from ._formats import ONNX_CARD_KEY
 from ._inputs import Item, items_of, labelled_items
 from ._metrics import classification_metrics
-
-if TYPE_CHECKING:
-    import keras
+from ._runners import KerasRunner, LiteRTRunner, OnnxRunner, Runner, SavedModelRunner, format_of
 
 __all__ = ["Predictor", "Scored", "load_model", "MODEL_FILE"]
 
@@ -60,9 +59,8 @@ class Predictor:
         model.evaluate("labelled/")        # accuracy, balanced accuracy, F1, per class, confusion
     """
 
-    def __init__(self, model: keras.Model, card: ModelCard, path: Path) -> None:
-        self._model, self.card, self.path = model, card, path
-        self._embedder: keras.Model | None = None
+    def __init__(self, runner: Runner, card: ModelCard, path: Path) -> None:
+        self.runner, self.card, self.path = runner, card, path
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -139,14 +137,8 @@ class Predictor:
                 yield Scored(items=list(chunk), reasons=[reason for _, reason in decoded], values=values)
 
     def _run(self, batch: np.ndarray, *, embeddings: bool) -> np.ndarray:
-        model = self._model
-        if embeddings:
-            if self._embedder is None:
-                from ..model import deployable_embedder
-
-                self._embedder = deployable_embedder(self._model)
-            model = self._embedder
-        return np.asarray(model.predict_on_batch(batch.astype(np.float32, copy=False)), dtype=np.float32)
+        batch = batch.astype(np.float32, copy=False)
+        return self.runner.embeddings(batch) if embeddings else self.runner.probabilities(batch)
 
     def _values(self, images: Any, *, batch_size: int, embeddings: bool) -> np.ndarray:
         if isinstance(images, np.ndarray):
@@ -171,11 +163,12 @@ class Predictor:
 
 def load_model(path: str | Path | None = None, *, study: str | None = None,
                results_dir: str | Path = "results") -> Predictor:
-    """The model ``lepidopt export`` wrote, ready to use: from ``path`` (a .keras file, or the folder holding
-    model.keras), or from a study's ``best/`` folder. Needs neither the study's storage nor its data.
+    """The model ``lepidopt export`` wrote, ready to use: from ``path`` (model.keras or the folder holding it,
+    model.onnx, model.tflite or the model.savedmodel folder), or from a study's ``best/model.keras``. Needs
+    neither the study's storage nor its data; an ONNX model runs on onnxruntime without TensorFlow.
 
     Args:
-        path: A model.keras written by export (or copied anywhere), or the folder holding it.
+        path: A model written by export (or copied anywhere): .keras, .onnx, .tflite or a SavedModel folder.
         study: Instead of ``path``: the study whose ``best/model.keras`` to load.
         results_dir: With ``study``: where the study's folder is.
 
@@ -199,12 +192,27 @@ def load_model(path: str | Path | None = None, *, study: str | None = None,
                                  f", or check {option('results_dir')}.")
     else:
         file = Path(path)  # type: ignore[arg-type]
-        file = file / MODEL_FILE if file.is_dir() else file
-    card = read_card(file)
-    from ..model import load_classifier
+        if file.is_dir() and not (file / "saved_model.pb").is_file():
+            file = file / MODEL_FILE
+    return Predictor(*_opened(file), file)
 
-    try:
-        model = load_classifier(file)
-    except (ValueError, OSError) as exc:
-        raise ModelError(f"model {str(file)!r}", f"Keras cannot load it ({exc}).") from None
-    return Predictor(model, card, file)
+
+def _opened(path: Path) -> tuple[Runner, ModelCard]:
+    fmt = format_of(path) if path.exists() else "keras"
+    if fmt == "onnx":
+        runner = OnnxRunner(path)
+        metadata = runner.metadata()
+        if ONNX_CARD_KEY not in metadata:
+            raise ModelError(f"model {str(path)!r}", f"carries no card in its metadata (key {ONNX_CARD_KEY!r}), so its "
+                             "classes and input size are unknown: it was not exported by lepidopt.",
+                             fix="Export the study with "
+                                 f"{command('export', 'study', 'formats', function='export_best')}.")
+        card = card_from_json(metadata[ONNX_CARD_KEY], where=f"model {str(path)!r}")
+        runner.n_classes = len(card.classes)
+        return runner, card
+    card = read_card(path)
+    if fmt == "keras":
+        return KerasRunner(path), card
+    two = SavedModelRunner(path) if fmt == "savedmodel" else LiteRTRunner(path)
+    two.n_classes = len(card.classes)
+    return two, card

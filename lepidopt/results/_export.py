@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -14,11 +15,15 @@ from .._files import replacing_folder
 from ..data import image_batches
 from .. import __version__
 from ..model import build_deployable, embedding_model, embeddings_of
-from ..predictor import MODEL_FILE, ModelCard, classification_metrics, write_card
+from ..predictor import (TOLERANCE, ModelCard, check_formats, classification_metrics, load_model, remove_format,
+                         write_format)
 from ..recipe import Recipe
 from ..study import attrs
 from ..trial import NullReporter, run_trial, study_data
 from ._best import load_best
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["ExportResult", "export_best"]
 
@@ -32,11 +37,16 @@ class ExportResult:
 
 
 def export_best(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
-                all_splits: bool = False) -> ExportResult:
-    """Write ``results/<study>/best/``: model.keras, metrics.json (test split) and embeddings.npz.
+                all_splits: bool = False, formats: str | Sequence[str] = ("keras",)) -> ExportResult:
+    """Write ``results/<study>/best/``: model.keras, metrics.json (test split) and embeddings.npz, and the
+    model in the other ``formats`` asked for: model.savedmodel/, model.onnx, model.tflite.
 
-    model.keras takes images of any size and carries its card (classes, input size, study, trial, recipe,
-    data settings, lepidopt's version): :func:`lepidopt.load_model` needs nothing else.
+    Every model file takes images of any size and carries its card (classes, input size, study, trial,
+    recipe, data settings, lepidopt's version): :func:`lepidopt.load_model` needs nothing else. Each format
+    other than Keras is run on the test split after writing and compared with the Keras model: the largest
+    probability difference and the top-1 agreement go to metrics.json under ``formats``; a format beyond its
+    tolerance (SavedModel 1e-5, ONNX 1e-4, LiteRT 1e-3) or disagreeing on one image is removed, and
+    recorded as failed.
 
     The best trial is retrained from its recorded recipe and seed, on the study's data as its trials read
     it (the same split, feature cache and augmented views), rather than kept during the search: no worker
@@ -49,15 +59,19 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
         storage: The study's storage URL; default: the one in its run.yaml.
         results_dir: Where the study's folder is, if not where it was created.
         all_splits: Save the embeddings of every split, not only the test split's.
+        formats: keras (always written), savedmodel, onnx and litert, as a list or comma-separated.
 
     Returns:
         The folder written and its metrics (as metrics.json holds them).
 
     Raises:
+        SettingError: A format that is not one of keras, savedmodel, onnx, litert.
+        MissingExtraError: ONNX without tf2onnx, onnx and onnxruntime (``pip install 'lepidopt[onnx]'``).
         StudyError: The storage does not hold the study.
         ReportError: The study has no completed trial.
         DataError: The study's split no longer matches its data.
     """
+    formats = check_formats(formats)  # before anything is trained
     best = load_best(study=study, storage=storage, results_dir=results_dir)
     trial, run = best.trial, best.run
     recipe = Recipe.from_flat(trial.user_attrs[attrs.RECIPE], where=f"trial {trial.number} recipe")
@@ -93,14 +107,50 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
                      objective=run.objective, recipe=recipe.to_flat(), data=run.data.to_dict(),
                      lepidopt_version=__version__)
     folder = run.folder / "best"
+    deployable = build_deployable(result.model, image_size=recipe.image_size)
+    test_images = np.asarray(images[test_idx])
     with replacing_folder(folder) as new:
-        build_deployable(result.model, image_size=recipe.image_size).save(new / MODEL_FILE)
-        write_card(new / MODEL_FILE, card)
+        metrics["formats"] = {name: _written(name, deployable, card, new, test_images, probabilities)
+                              for name in formats}
         np.savez_compressed(new / "embeddings.npz", embeddings=embeddings, labels=split.labels[idx],
                             classes=np.array(split.classes), paths=np.array([split.paths[i] for i in idx]),
                             subsets=np.array([split.subsets[i] for i in idx]))
         (new / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    failed = [name for name, check in metrics["formats"].items() if not check["passed"]]
+    if failed:
+        log.warning("export: %s failed the check against the Keras model and %s not kept: %s", ", ".join(failed),
+                    "was" if len(failed) == 1 else "were",
+                    "; ".join(f"{name}: {metrics['formats'][name]['verdict']}" for name in failed))
     test = metrics["test"]
     log.info("test: accuracy %.4f, balanced accuracy %.4f, macro F1 %.4f -> %s", test["accuracy"],
              test["balanced_accuracy"], test["macro_f1"], folder)
     return ExportResult(folder=folder, metrics=metrics)
+
+
+def _written(name: str, deployable: keras.Model, card: ModelCard, folder: Path,
+             images: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """Write format ``name``, run it on the test images and compare its probabilities with the Keras model's;
+    a file that fails is removed."""
+    started = time.perf_counter()
+    path = write_format(name, deployable, card, folder)
+    seconds = time.perf_counter() - started
+    if name == "keras":
+        return {"file": path.name, "passed": True, "seconds": round(seconds, 2), "bytes": _size(path)}
+    runner = load_model(path).runner
+    batches = [runner.probabilities(images[i:i + 32].astype(np.float32)) for i in range(0, len(images), 32)]
+    probabilities = np.concatenate(batches) if batches else np.zeros_like(reference)
+    difference = float(np.abs(probabilities - reference).max()) if len(reference) else 0.0
+    agreement = float((probabilities.argmax(axis=1) == reference.argmax(axis=1)).mean()) if len(reference) else 1.0
+    passed = difference <= TOLERANCE[name] and agreement == 1.0
+    check = {"file": path.name, "passed": passed, "max_abs_difference": difference, "top1_agreement": agreement,
+             "tolerance": TOLERANCE[name], "images": int(len(reference)), "seconds": round(seconds, 2),
+             "bytes": _size(path)}
+    check["verdict"] = (f"largest probability difference {difference:.2g} (at most {TOLERANCE[name]:g}), top-1 "
+                        f"agreement {agreement:.2%} on {len(reference)} test images")
+    if not passed:
+        remove_format(path)
+    return check
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size

@@ -2,6 +2,7 @@
 evaluation gave, from the model file alone."""
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -16,7 +17,8 @@ import lepidopt
 from conftest import TINY_SPACE
 from lepidopt.api import search
 from lepidopt.data import image_batches
-from lepidopt.predictor import classification_metrics
+from lepidopt.cli import main
+from lepidopt.predictor import TOLERANCE, classification_metrics
 from lepidopt.results import export_best
 from lepidopt.study import open_study
 from lepidopt.trial import study_data
@@ -41,7 +43,7 @@ def test_predict_on_the_test_split_gives_exports_evaluation(exported):
     assert model.card.recipe == exported.metrics["recipe"] and model.card.data["source"] == run.data.source
     probabilities = model.predict_proba([split.paths[i] for i in test])
     images = data.images(model.image_size)  # the decoded images export evaluated on
-    classifier = model._model.get_layer("classifier")
+    classifier = model.runner.model.get_layer("classifier")
     as_exported = classifier.predict(image_batches(images, split.labels, test, batch_size=8), verbose=0)
     assert np.abs(probabilities - as_exported).max() < 1e-5
     assert (probabilities.argmax(axis=1) == as_exported.argmax(axis=1)).all()
@@ -70,3 +72,25 @@ def test_the_exported_file_alone_predicts_in_a_fresh_process_from_another_folder
     with zipfile.ZipFile(alone) as archive:
         card = json.loads(archive.read("lepidopt.json"))
     assert card["study"] == "p" and card["image_size"] == exported.metrics["recipe"]["image_size"]
+
+
+def test_export_checks_every_format_on_the_test_split_and_removes_one_that_fails(exported, monkeypatch, capsys):
+    if not all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime")):
+        pytest.skip("ONNX needs pip install 'lepidopt[onnx]'")
+    monkeypatch.setitem(TOLERANCE, "litert", -1.0)  # no file can pass: the path a failing format takes
+    results = exported.folder.parent.parent
+    assert main(["export", "--study", "p", "--results-dir", str(results), "--format", "onnx,litert,savedmodel"]) == 5
+    err = capsys.readouterr().err
+    assert "error: export to litert: did not reproduce the Keras model on the test split" in err
+    best = exported.folder
+    assert {p.name for p in best.iterdir()} == {"model.keras", "model.onnx", "model.savedmodel", "metrics.json",
+                                                "embeddings.npz"}
+    formats = json.loads((best / "metrics.json").read_text())["formats"]
+    assert list(formats) == ["keras", "onnx", "litert", "savedmodel"]
+    n_test = exported.metrics["test"]["n_images"]
+    for name, limit in (("savedmodel", 1e-5), ("onnx", 1e-4), ("litert", 1e-3)):
+        check = formats[name]
+        assert check["max_abs_difference"] < limit and check["top1_agreement"] == 1.0 and check["images"] == n_test
+        assert check["passed"] is (name != "litert")
+    onnx_model = lepidopt.load_model(best / "model.onnx")
+    assert onnx_model.card == lepidopt.load_model(best / "model.keras").card
