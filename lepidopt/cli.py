@@ -25,8 +25,9 @@ __all__ = ["main"]
 log = logging.getLogger("lepidopt")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 # Settings whose Python name is not their flag's; the others are the flag's name with '_' for '-'.
-_FLAG_OF = {"data": "--data", "interval": "--heartbeat", "head_checkpoint_every": "--checkpoint-every",
-            "image_size": "--size", "feature_cache": "--no-feature-cache"}
+_FLAG_OF = {"data": "--data", "path": "--model", "interval": "--heartbeat",
+            "head_checkpoint_every": "--checkpoint-every", "image_size": "--size",
+            "feature_cache": "--no-feature-cache"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(embed)
     embed.add_argument("sources", nargs="+", metavar="SOURCE", help="as for predict")
     embed.add_argument("--out", default="embeddings.npz", help="a .npz with paths and labels inside (what report "
-                       "--embeddings reads), or a .npy with a .csv of path and label beside it "
+                       "--embeddings reads), or a .npy with X.paths.csv of path and label beside it "
                        "(default embeddings.npz)")
     _manifest_options(embed)
 

@@ -64,10 +64,14 @@ def problem_with(path: str | Path, *, min_size: int) -> str | None:
 
 def load_resized(path: str | Path, size: int) -> np.ndarray:
     """The image at ``path`` as a (size, size, 3) uint8 array, squashed to a square (as Keras does)."""
-    img = load_rgb(path)
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    return squashed(load_rgb(path), size)
+
+
+def squashed(rgb: Image.Image, size: int) -> np.ndarray:
+    """``rgb`` resized to ``size`` square, ignoring its aspect ratio (bilinear, as the study decodes)."""
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 def read_resized(path: str | Path, size: int, *, min_size: int) -> tuple[np.ndarray | None, str | None]:
@@ -80,6 +84,4 @@ def read_resized(path: str | Path, size: int, *, min_size: int) -> tuple[np.ndar
             rgb = to_rgb(img)
     except Exception:  # the scan's own words for what is wrong with it
         return None, problem_with(path, min_size=min_size) or "unreadable image"
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(rgb, dtype=np.uint8), None
+    return squashed(rgb, size), None

@@ -47,13 +47,15 @@ def build_deployable(classifier: keras.Model, *, image_size: int) -> keras.Model
 
 
 def build_servable(deployable: keras.Model) -> keras.Model:
-    """``deployable`` with two outputs, probabilities then embeddings, computed once: what SavedModel, ONNX
-    and LiteRT export, so each format can both classify and embed."""
+    """``deployable`` with two named outputs, ``probabilities`` and ``embeddings``, computed once: what
+    SavedModel, ONNX and LiteRT export, so each format can both classify and embed. Named, because the
+    converters do not keep the order of a list of outputs."""
     k = _keras()
     head = deployable.get_layer("classifier").get_layer("head")
     embeddings = deployable_embedder(deployable).output
     probabilities = head.get_layer("probabilities")(head.get_layer("embedding_to_logits")(embeddings))
-    return k.Model(deployable.input, [probabilities, embeddings], name="lepidopt_servable")
+    return k.Model(deployable.input, {"probabilities": probabilities, "embeddings": embeddings},
+                   name="lepidopt_servable")
 
 
 def deployable_embedder(deployable: keras.Model) -> keras.Model:

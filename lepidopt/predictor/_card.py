@@ -91,6 +91,6 @@ def read_card(path: str | Path) -> ModelCard:
                 raise _no_card(where, CARD_MEMBER)
             return card_from_json(zipped.read(CARD_MEMBER), where=where)
     except FileNotFoundError:
-        raise ModelError(where, "does not exist.", fix=f"Check {option('model')}.") from None
+        raise ModelError(where, "does not exist.", fix=f"Check {option('path')}.") from None
     except zipfile.BadZipFile:
-        raise ModelError(where, "is not a .keras archive (not a zip file).", fix=f"Check {option('model')}.") from None
+        raise ModelError(where, "is not a .keras archive (not a zip file).", fix=f"Check {option('path')}.") from None

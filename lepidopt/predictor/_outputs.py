@@ -63,7 +63,7 @@ class PredictionWriter:
                 raise MissingExtraError("Parquet output", "needs pyarrow.",
                                         fix="pip install 'lepidopt[parquet]', or write .csv or .jsonl.") from None
         else:
-            self._text = self._part.open("w", newline="" if self.format == "csv" else None)
+            self._text = self._part.open("w", newline="" if self.format == "csv" else None, encoding="utf-8")
             if self.format == "csv":
                 self._csv = csv.DictWriter(self._text, fieldnames=self.columns)
                 self._csv.writeheader()

@@ -4,10 +4,11 @@ images, and its metrics on any labelled source."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Generator, Sequence
 
 import numpy as np
 
@@ -16,14 +17,14 @@ from ..data import read_resized
 from ..errors import DataError, ModelError, SettingError, StudyError, command, option
 from ..runs import study_dir
 from ._card import ModelCard, card_from_json, read_card
-from ._formats import ONNX_CARD_KEY
+from ._formats import FORMAT_FILES, ONNX_CARD_KEY
 from ._inputs import Item, items_of, labelled_items
 from ._metrics import classification_metrics
 from ._runners import KerasRunner, LiteRTRunner, OnnxRunner, Runner, SavedModelRunner, format_of
 
-__all__ = ["Predictor", "Scored", "load_model", "MODEL_FILE"]
+__all__ = ["Predictor", "Scored", "load_model", "MODEL_FILE", "check_batch_size"]
 
-MODEL_FILE = "model.keras"  # in a study's best/ folder, as export writes it
+MODEL_FILE = FORMAT_FILES["keras"]  # in a study's best/ folder, as export writes it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,24 +104,25 @@ class Predictor:
             raise DataError(f"source {str(source)!r}", f"none of its {len(items)} images has a label the model "
                             f"knows: it has {sorted(unknown)[:10]}, the model {list(self.classes)[:10]}.",
                             fix=f"Check {option('label_level')} or {option('label_column')}.")
+        check_batch_size(batch_size)
         labels, probabilities, skipped = [], [], []
         for scored in self.stream(known, batch_size=batch_size):
             labels += [index[item.label] for item in scored.read if item.label is not None]
-            probabilities.append(scored.values)
+            probabilities += [scored.values] if len(scored.values) else []
             skipped += scored.skipped
         if not labels:
-            raise DataError(f"source {str(source)!r}", f"none of its {len(known)} images can be read.",
-                            fix="Check the files; the reasons are listed in the output of lepidopt predict.")
+            raise DataError(f"source {str(source)!r}", f"none of its {len(known)} images can be read "
+                            f"({_listed(skipped)}).", fix="Check the files.")
         metrics = classification_metrics(np.array(labels), np.concatenate(probabilities), list(self.classes))
         return {"source": str(source), "label_level": level, "n_images_in_source": len(items), **metrics,
                 "unknown_labels": dict(unknown.most_common()),
                 "skipped": [{"path": item.path, "reason": reason} for item, reason in skipped]}
 
-    def stream(self, items: Sequence[Item], *, batch_size: int = 64, embeddings: bool = False) -> Iterator[Scored]:
+    def stream(self, items: Sequence[Item], *, batch_size: int = 64,
+               embeddings: bool = False) -> Generator[Scored, None, None]:
         """``items`` in batches of ``batch_size``: decoded by two threads while the model works on the batch
         before, so memory holds two batches whatever the number of images."""
-        if not whole_number(batch_size, at_least=1):
-            raise SettingError("batch_size", batch_size, "must be a whole number, at least 1.")
+        check_batch_size(batch_size)
         chunks = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
         with ThreadPoolExecutor(max_workers=2) as decoder, ThreadPoolExecutor(max_workers=1) as ahead:
             def decode(chunk: Sequence[Item]) -> list[tuple[np.ndarray | None, str | None]]:
@@ -133,7 +135,7 @@ class Predictor:
                 pending = ahead.submit(decode, chunks[position + 1]) if position + 1 < len(chunks) else None
                 arrays = [array for array, _ in decoded if array is not None]
                 values = (self._run(np.stack(arrays), embeddings=embeddings) if arrays
-                          else np.zeros((0, len(self.classes)), np.float32))
+                          else np.zeros((0, 0), np.float32))  # a batch of unreadable files: no rows
                 yield Scored(items=list(chunk), reasons=[reason for _, reason in decoded], values=values)
 
     def _run(self, batch: np.ndarray, *, embeddings: bool) -> np.ndarray:
@@ -141,6 +143,7 @@ class Predictor:
         return self.runner.embeddings(batch) if embeddings else self.runner.probabilities(batch)
 
     def _values(self, images: Any, *, batch_size: int, embeddings: bool) -> np.ndarray:
+        check_batch_size(batch_size)
         if isinstance(images, np.ndarray):
             batch = images[None] if images.ndim == 3 else images
             if batch.ndim != 4 or batch.shape[-1] != 3:
@@ -151,12 +154,12 @@ class Predictor:
         sources = [images] if isinstance(images, (str, Path)) else list(images)
         items = items_of(sources)
         rows, skipped = [], []
-        for scored in self.stream(items, batch_size=batch_size, embeddings=embeddings):
-            rows.append(scored.values)
-            skipped += scored.skipped
+        with contextlib.closing(self.stream(items, batch_size=batch_size, embeddings=embeddings)) as batches:
+            for scored in batches:
+                rows += [scored.values] if len(scored.values) else []
+                skipped += scored.skipped
         if skipped:
-            listed = "; ".join(f"{item.path!r}: {reason}" for item, reason in skipped[:5])
-            raise DataError(f"{len(skipped)} of {len(items)} images", f"cannot be used ({listed}).",
+            raise DataError(f"{len(skipped)} of {len(items)} images", f"cannot be used ({_listed(skipped)}).",
                             fix="Remove them, or use Predictor.stream, which skips them and says why.")
         return np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), np.float32)
 
@@ -181,9 +184,9 @@ def load_model(path: str | Path | None = None, *, study: str | None = None,
         ModelError: A file that is not a model lepidopt exported.
     """
     if (path is None) == (study is None):
-        raise SettingError("model", path, "needs a model file or a study, one of the two" +
+        raise SettingError("path", path, "needs a model file or a study, one of the two" +
                            (f", not both (study {study!r})." if path else "."),
-                           fix=f"Pass {option('model')} or {option('study')}.")
+                           fix=f"Pass {option('path')} or {option('study')}.")
     if study is not None:
         file = study_dir(results_dir, study) / "best" / MODEL_FILE
         if not file.is_file():
@@ -207,12 +210,18 @@ def _opened(path: Path) -> tuple[Runner, ModelCard]:
                              "classes and input size are unknown: it was not exported by lepidopt.",
                              fix="Export the study with "
                                  f"{command('export', 'study', 'formats', function='export_best')}.")
-        card = card_from_json(metadata[ONNX_CARD_KEY], where=f"model {str(path)!r}")
-        runner.n_classes = len(card.classes)
-        return runner, card
+        return runner, card_from_json(metadata[ONNX_CARD_KEY], where=f"model {str(path)!r}")
     card = read_card(path)
-    if fmt == "keras":
-        return KerasRunner(path), card
-    two = SavedModelRunner(path) if fmt == "savedmodel" else LiteRTRunner(path)
-    two.n_classes = len(card.classes)
-    return two, card
+    runners: dict[str, Callable[[Path], Runner]] = {"keras": KerasRunner, "savedmodel": SavedModelRunner,
+                                                    "litert": LiteRTRunner}
+    return runners[fmt](path), card
+
+
+def check_batch_size(batch_size: int) -> None:
+    if not whole_number(batch_size, at_least=1):
+        raise SettingError("batch_size", batch_size, "must be a whole number, at least 1.")
+
+
+def _listed(skipped: Sequence[tuple[Item, str]]) -> str:
+    more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return "; ".join(f"{item.path!r}: {reason}" for item, reason in skipped[:5]) + more

@@ -43,7 +43,7 @@ class KerasRunner:
         except (ValueError, OSError) as exc:
             raise ModelError(f"model {str(path)!r}", f"Keras cannot load it ({exc}).") from None
         self._embedder: keras.Model | None = None
-        self._rows = 0
+        self._shape: tuple[int, ...] = ()  # the largest batch of the images' current size
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return self._predicted(self.model, batch)
@@ -56,37 +56,28 @@ class KerasRunner:
         return self._predicted(self._embedder, batch)
 
     def _predicted(self, model: keras.Model, batch: np.ndarray) -> np.ndarray:
-        # A batch smaller than the ones before (a stream's last) is padded to their size: a new shape would
-        # make Keras trace the model again, which costs a ResNet-50 about a second.
+        # A batch smaller than the one before of the same image size (a stream's last) is padded to its
+        # size: a new batch shape would make Keras trace the model again, about a second for a ResNet-50.
         n = len(batch)
-        self._rows = max(self._rows, n)
-        if n < self._rows:
-            batch = np.concatenate([batch, np.zeros((self._rows - n, *batch.shape[1:]), batch.dtype)])
+        if batch.shape[1:] != self._shape[1:] or n > self._shape[0]:
+            self._shape = batch.shape
+        elif n < self._shape[0]:
+            batch = np.concatenate([batch, np.zeros((self._shape[0] - n, *batch.shape[1:]), batch.dtype)])
         return np.asarray(model.predict_on_batch(batch), dtype=np.float32)[:n]
 
 
 class _TwoOutputs:
-    """A runtime that gives probabilities and embeddings together (the servable model export writes). The
-    converters do not keep the outputs' order; their names do (``...:0`` before ``...:1``), and the
-    probabilities have one column per class."""
+    """A runtime that gives probabilities and embeddings together: the servable model export writes, whose
+    outputs are named ``probabilities`` and ``embeddings``."""
 
-    n_classes = 0  # set by the loader, from the model's card
-
-    def _run(self, batch: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    def _both(self, batch: np.ndarray) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _both(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        named = sorted(self._run(batch), key=lambda pair: _output_index(pair[0]))
-        arrays = [np.asarray(array, np.float32) for _, array in named]
-        if arrays[0].shape[-1] != self.n_classes and arrays[1].shape[-1] == self.n_classes:
-            arrays.reverse()
-        return arrays[0], arrays[1]
-
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return self._both(batch)[0]
+        return np.asarray(self._both(batch)["probabilities"], np.float32)
 
     def embeddings(self, batch: np.ndarray) -> np.ndarray:
-        return self._both(batch)[1]
+        return np.asarray(self._both(batch)["embeddings"], np.float32)
 
 
 class OnnxRunner(_TwoOutputs):
@@ -101,13 +92,13 @@ class OnnxRunner(_TwoOutputs):
         except Exception as exc:  # onnxruntime raises its own kinds for unreadable files
             raise ModelError(f"model {str(path)!r}", f"onnxruntime cannot load it ({exc}).") from None
         self._input = self.session.get_inputs()[0].name
+        self._outputs = [output.name for output in self.session.get_outputs()]
 
     def metadata(self) -> dict[str, str]:
         return dict(self.session.get_modelmeta().custom_metadata_map)
 
-    def _run(self, batch: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        names = [output.name for output in self.session.get_outputs()]
-        return list(zip(names, self.session.run(names, {self._input: batch})))
+    def _both(self, batch: np.ndarray) -> dict[str, Any]:
+        return dict(zip(self._outputs, self.session.run(self._outputs, {self._input: batch})))
 
 
 class SavedModelRunner(_TwoOutputs):
@@ -117,9 +108,8 @@ class SavedModelRunner(_TwoOutputs):
         self.loaded: Any = tensorflow().saved_model.load(str(path))  # kept: serve refers to its variables
         self.serve: Any = self.loaded.serve
 
-    def _run(self, batch: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        probabilities, embeddings = self.serve(batch)
-        return [(":0", probabilities), (":1", embeddings)]
+    def _both(self, batch: np.ndarray) -> dict[str, Any]:
+        return dict(self.serve(batch))
 
 
 class LiteRTRunner(_TwoOutputs):
@@ -131,20 +121,8 @@ class LiteRTRunner(_TwoOutputs):
 
             Interpreter = tensorflow().lite.Interpreter
         self.interpreter = Interpreter(model_path=str(path))
-        self._input = self.interpreter.get_input_details()[0]["index"]
-        self._outputs = [(d["name"], d["index"]) for d in self.interpreter.get_output_details()]
-        self._shape: tuple[int, ...] | None = None
+        signature = next(iter(self.interpreter.get_signature_list()))
+        self.run = self.interpreter.get_signature_runner(signature)  # resizes its input to each batch
 
-    def _run(self, batch: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        if batch.shape != self._shape:
-            self.interpreter.resize_tensor_input(self._input, batch.shape)
-            self.interpreter.allocate_tensors()
-            self._shape = batch.shape
-        self.interpreter.set_tensor(self._input, batch)
-        self.interpreter.invoke()
-        return [(name, self.interpreter.get_tensor(index)) for name, index in self._outputs]
-
-
-def _output_index(name: str) -> int:
-    tail = name.rsplit(":", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
+    def _both(self, batch: np.ndarray) -> dict[str, Any]:
+        return dict(self.run(images=batch))

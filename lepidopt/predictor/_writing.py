@@ -3,6 +3,7 @@ their paths and labels in the form ``lepidopt report --embeddings`` reads."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import logging
@@ -17,9 +18,9 @@ from ..data import progress
 from ..errors import DataError, SettingError
 from ._inputs import Item
 from ._outputs import PredictionWriter
-from ._predictor import Predictor
+from ._predictor import Predictor, check_batch_size
 
-__all__ = ["WrittenPredictions", "write_predictions", "write_embeddings", "EMBEDDING_SUFFIXES"]
+__all__ = ["WrittenPredictions", "write_predictions", "write_embeddings", "EMBEDDING_SUFFIXES", "beside_npy"]
 
 log = logging.getLogger("lepidopt")
 EMBEDDING_SUFFIXES = (".npz", ".npy")
@@ -59,16 +60,17 @@ def write_predictions(model: Predictor, items: Sequence[Item], *, out: str | Pat
         raise DataError("sources", "name no images.", fix="Give a folder, image files, a manifest or a list.")
     if not whole_number(top_k, at_least=1):
         raise SettingError("top_k", top_k, "must be a whole number, at least 1.")
+    check_batch_size(batch_size)
     labelled = any(item.label is not None for item in items)
     skipped: list[tuple[Item, str]] = []
     with PredictionWriter(out, classes=model.classes, top_k=top_k, labelled=labelled,
                           all_probabilities=all_probabilities, format=output_format) as writer:
-        batches = model.stream(items, batch_size=batch_size)
-        for scored in progress(batches, total=-(-len(items) // batch_size), desc="predicting"):
-            writer.write(scored)
-            for item, reason in scored.skipped:
-                log.warning("skipped %s: %s", item.path, reason)
-            skipped += scored.skipped
+        with contextlib.closing(model.stream(items, batch_size=batch_size)) as batches:
+            for scored in progress(batches, total=-(-len(items) // batch_size), desc="predicting"):
+                writer.write(scored)
+                for item, reason in scored.skipped:
+                    log.warning("skipped %s: %s", item.path, reason)
+                skipped += scored.skipped
     if len(skipped) == len(items):
         raise DataError(f"{len(items)} images", f"none can be used; {str(writer.out)!r} lists the reasons.",
                         fix="Check the files.")
@@ -77,9 +79,10 @@ def write_predictions(model: Predictor, items: Sequence[Item], *, out: str | Pat
 
 def write_embeddings(model: Predictor, items: Sequence[Item], *, out: str | Path,
                      batch_size: int = 64) -> WrittenPredictions:
-    """The penultimate-layer embeddings of ``items`` in ``out``: a .npz of embeddings, paths and (when the
-    items have labels) labels and classes, as ``lepidopt report --embeddings`` reads it; or a .npy of the
-    embeddings with a .csv of path and label beside it (``report --labels X.csv --label-column label``).
+    """The penultimate-layer embeddings of ``items`` in ``out``: a .npz of embeddings, paths and (when every
+    item has a label) labels and classes, as ``lepidopt report --embeddings`` reads it; or a .npy of the
+    embeddings with X.paths.csv beside it, of path and label (``report --labels X.paths.csv --label-column
+    label``).
 
     Args:
         model: The model whose penultimate layer to read (:func:`load_model`).
@@ -99,19 +102,23 @@ def write_embeddings(model: Predictor, items: Sequence[Item], *, out: str | Path
         raise SettingError("out", str(out), f"must end in {' or '.join(EMBEDDING_SUFFIXES)}.")
     if not items:
         raise DataError("sources", "name no images.", fix="Give a folder, image files, a manifest or a list.")
+    check_batch_size(batch_size)
     rows, read, skipped = [], [], []
-    for scored in progress(model.stream(items, batch_size=batch_size, embeddings=True),
-                           total=-(-len(items) // batch_size), desc="embedding"):
-        rows.append(scored.values)
-        read += scored.read
-        for item, reason in scored.skipped:
-            log.warning("skipped %s: %s", item.path, reason)
-        skipped += scored.skipped
+    with contextlib.closing(model.stream(items, batch_size=batch_size, embeddings=True)) as batches:
+        for scored in progress(batches, total=-(-len(items) // batch_size), desc="embedding"):
+            rows += [scored.values] if len(scored.values) else []
+            read += scored.read
+            for item, reason in scored.skipped:
+                log.warning("skipped %s: %s", item.path, reason)
+            skipped += scored.skipped
     if not read:
         raise DataError(f"{len(items)} images", "none can be used.", fix="Check the files.")
     embeddings = np.concatenate(rows)
     paths = np.array([item.path for item in read])
     labelled = all(item.label is not None for item in read)
+    if not labelled and any(item.label is not None for item in read):
+        log.warning("%d of the %d images have no label, so the embeddings are written without labels",
+                    sum(item.label is None for item in read), len(read))
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npz":
         extra: dict[str, Any] = {}
@@ -124,8 +131,13 @@ def write_embeddings(model: Predictor, items: Sequence[Item], *, out: str | Path
     else:
         with replacing(out) as tmp, tmp.open("wb") as handle:
             np.save(handle, embeddings)
-        with replacing(out.with_suffix(".csv")) as tmp, tmp.open("w", newline="") as handle:
+        with replacing(beside_npy(out)) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
             table = csv.writer(handle)
             table.writerow(["path", "label"])
             table.writerows([item.path, item.label or ""] for item in read)
     return WrittenPredictions(out=out, images=len(read), skipped=skipped)
+
+
+def beside_npy(out: Path) -> Path:
+    """The table of paths and labels written beside embeddings saved as ``out`` (.npy)."""
+    return out.with_name(out.stem + ".paths.csv")

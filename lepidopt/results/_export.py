@@ -15,8 +15,8 @@ from .._files import replacing_folder
 from ..data import image_batches
 from .. import __version__
 from ..model import build_deployable, embedding_model, embeddings_of
-from ..predictor import (TOLERANCE, ModelCard, check_formats, classification_metrics, load_model, remove_format,
-                         write_format)
+from ..predictor import (FORMAT_FILES, TOLERANCE, ModelCard, check_formats, classification_metrics, load_model,
+                         remove_format, write_format)
 from ..recipe import Recipe
 from ..study import attrs
 from ..trial import NullReporter, run_trial, study_data
@@ -132,16 +132,26 @@ def _written(name: str, deployable: keras.Model, card: ModelCard, folder: Path,
     """Write format ``name``, run it on the test images and compare its probabilities with the Keras model's;
     a file that fails is removed."""
     started = time.perf_counter()
-    path = write_format(name, deployable, card, folder)
-    seconds = time.perf_counter() - started
     if name == "keras":
-        return {"file": path.name, "passed": True, "seconds": round(seconds, 2), "bytes": _size(path)}
-    runner = load_model(path).runner
-    batches = [runner.probabilities(images[i:i + 32].astype(np.float32)) for i in range(0, len(images), 32)]
+        path = write_format(name, deployable, card, folder)
+        return {"file": path.name, "passed": True, "seconds": round(time.perf_counter() - started, 2),
+                "bytes": _size(path)}
+    path = folder / FORMAT_FILES[name]
+    try:
+        write_format(name, deployable, card, folder)
+        seconds = time.perf_counter() - started
+        runner = load_model(path).runner
+        batches = [runner.probabilities(images[i:i + 32].astype(np.float32)) for i in range(0, len(images), 32)]
+    except Exception as exc:  # a converter or runtime that cannot handle this model costs this format only
+        remove_format(path)
+        log.debug("export to %s failed", name, exc_info=True)
+        return {"file": path.name, "passed": False, "verdict": f"conversion failed: {type(exc).__name__}: {exc}"}
     probabilities = np.concatenate(batches) if batches else np.zeros_like(reference)
     difference = float(np.abs(probabilities - reference).max()) if len(reference) else 0.0
     agreement = float((probabilities.argmax(axis=1) == reference.argmax(axis=1)).mean()) if len(reference) else 1.0
-    passed = difference <= TOLERANCE[name] and agreement == 1.0
+    # Within the tolerance, top-1 can differ only where the Keras model's two best classes are that close:
+    # the agreement is reported, the tolerance decides.
+    passed = difference <= TOLERANCE[name]
     check = {"file": path.name, "passed": passed, "max_abs_difference": difference, "top1_agreement": agreement,
              "tolerance": TOLERANCE[name], "images": int(len(reference)), "seconds": round(seconds, 2),
              "bytes": _size(path)}

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import lepidopt
 from lepidopt.errors import MissingExtraError, ModelError, SettingError
@@ -80,3 +81,17 @@ def test_a_file_that_is_no_model_lepidopt_knows_is_refused(keras_model, tmp_path
     (tmp_path / "model.tflite.json").unlink()
     with pytest.raises(ModelError, match=r"carries no card model.tflite.json beside it"):
         lepidopt.load_model(path)
+
+
+def test_lepidopt_predict_with_an_onnx_model_never_imports_tensorflow(keras_model, tmp_path):
+    if not ONNX_INSTALLED:
+        pytest.skip("ONNX needs pip install 'lepidopt[onnx]'")
+    path = write_format("onnx", keras_model.runner.model, keras_model.card, tmp_path)
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(tmp_path / "a.png")
+    code = ("import sys\n"
+            "from lepidopt.cli import main\n"
+            "code = main(['-q', 'predict', '--model', sys.argv[1], 'a.png', '--out', 'p.csv'])\n"
+            "print(code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.splitlines()[-1].split() == ["0", "False", "False"], done.stderr
+    assert (tmp_path / "p.csv").read_text().count("\n") == 2

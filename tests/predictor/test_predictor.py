@@ -198,12 +198,13 @@ def test_embed_then_report_gives_the_clustering_report(model, labelled, tmp_path
     assert "clustering" in json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert main(["embed", "--model", str(model.path), str(labelled), "--class-folders",
                  "--out", str(tmp_path / "e.npy")]) == 0
-    beside = list(csv.DictReader((tmp_path / "e.csv").open()))
+    beside = list(csv.DictReader((tmp_path / "e.paths.csv").open()))
     assert np.load(tmp_path / "e.npy").shape == (16, 5) and {row["label"] for row in beside} >= set(CLASSES)
 
 
 def test_a_model_is_named_once_and_a_bad_one_is_refused(model_file, tmp_path, capsys):
-    with pytest.raises(SettingError, match=r"model=None: needs a model file or a study"):
+    with pytest.raises(SettingError, match=r"path=None: needs a model file or a study, one of the two. Pass "
+                                           r"path= or study="):
         lepidopt.load_model()
     with pytest.raises(StudyError, match=r"study 'nope': has no exported model .* Export its best trial first: "
                                          r"lepidopt.export_best\(study=...\)"):
@@ -225,9 +226,48 @@ def test_a_model_is_named_once_and_a_bad_one_is_refused(model_file, tmp_path, ca
     assert "is not a .keras archive (not a zip file)" in capsys.readouterr().err
 
 
-def test_predict_runs_from_another_folder_without_tensorflow_state_or_study(model_file, drawer, tmp_path):
+def test_predict_runs_from_another_folder_with_the_model_file_alone(model_file, drawer, tmp_path):
     out = subprocess.run([sys.executable, "-m", "lepidopt", "-q", "predict", "--model", str(model_file),
                           str(drawer / "a.jpg"), "--out", "here.csv"], cwd=tmp_path, capture_output=True, text=True,
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert out.returncode == 0, out.stderr
     assert list(csv.DictReader((tmp_path / "here.csv").open()))[0]["prediction_1"] in CLASSES
+
+
+def test_many_batches_keep_rows_in_order_through_bad_files_whole_bad_batches_and_a_short_last_one(model, drawer,
+                                                                                                 labelled, tmp_path):
+    good = sorted(labelled.rglob("*.png"))
+    bad = [drawer / "broken.jpg", drawer / "empty.png", drawer / "tiny.png"]
+    order = [good[0], bad[0], bad[1], bad[2], *good[1:8]]  # in batches of 2: one all bad, a short last one
+    expected = model.predict_proba([p for p in order if p not in bad])
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(model.path), *map(str, order), "--out", str(out), "--batch-size", "2",
+                 "--top-k", "1"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [row["path"] for row in rows] == [str(p) for p in order]
+    read = [row for row in rows if not row["error"]]
+    assert [row["prediction_1"] for row in read] == [CLASSES[i] for i in expected.argmax(axis=1)]
+    assert [float(row["probability_1"]) for row in read] == pytest.approx(expected.max(axis=1).tolist(), abs=1e-6)
+    assert main(["embed", "--model", str(model.path), *map(str, order), "--out", str(tmp_path / "e.npz"),
+                 "--batch-size", "2"]) == 0
+    with np.load(tmp_path / "e.npz") as saved:
+        assert list(saved["paths"]) == [str(p) for p in order if p not in bad]
+        assert np.allclose(saved["embeddings"], model.embed(list(saved["paths"]), batch_size=3), atol=1e-6)
+    result = model.evaluate(labelled, batch_size=5)
+    assert result == model.evaluate(labelled, batch_size=64)
+
+
+def test_a_batch_size_below_one_is_refused_before_any_work(model, drawer, tmp_path, capsys):
+    assert main(["predict", "--model", str(model.path), str(drawer), "--batch-size", "0",
+                 "--out", str(tmp_path / "p.csv")]) == 2
+    assert "lepidopt predict: error: --batch-size 0: must be a whole number, at least 1." in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(SettingError, match=r"batch_size=0: must be a whole number"):
+        model.predict_proba(np.zeros((2, 16, 16, 3)), batch_size=0)
+
+
+def test_evaluate_with_no_readable_image_says_why(model, tmp_path):
+    (tmp_path / "Pieridae").mkdir()
+    (tmp_path / "Pieridae" / "a.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match=r"none of its 1 images can be read \('.*a.jpg': zero-byte file\)"):
+        model.evaluate(tmp_path)
