@@ -161,7 +161,7 @@ class _Trials:
             discard(setup.checkpoints)
             raise keras_tuner.errors.FailedTrialError(self.last_failure) from exc
         recorded.update(attrs.outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
-                                            n_train=result.n_train))
+                                            n_train=result.n_train, stop_reason=result.stop_reason))
         self._import(params, recorded, started=started, value=result.value, history=result.history)
         discard(setup.checkpoints)
         self.last_value = result.value

@@ -139,7 +139,7 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
             discard(setup.checkpoints)
             raise
         for key, value in attrs.outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
-                                              n_train=result.n_train).items():
+                                              n_train=result.n_train, stop_reason=result.stop_reason).items():
             trial.set_user_attr(key, value)
         discard(setup.checkpoints)
         return result.value

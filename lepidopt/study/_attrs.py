@@ -10,8 +10,8 @@ from typing import Any
 from ..recipe import Recipe
 
 __all__ = ["RUN", "ENGINE", "TOTAL", "OBJECTIVE", "ARTIFACTS", "BASELINE", "ROOT", "RECIPE", "SEED", "WORKER",
-           "FAIL_REASON", "RESUMED_FROM", "SURPLUS", "HISTORY", "TIMINGS", "METRICS", "N_TRAIN", "RSS_MB",
-           "IMPORTED_FROM", "KERAS_TUNER_TRIAL_ID", "KERAS_TUNER_EPOCHS", "RETRY_HISTORY", "identity_attrs",
+           "FAIL_REASON", "STOP_REASON", "RESUMED_FROM", "SURPLUS", "HISTORY", "TIMINGS", "METRICS", "N_TRAIN",
+           "RSS_MB", "IMPORTED_FROM", "KERAS_TUNER_TRIAL_ID", "KERAS_TUNER_EPOCHS", "RETRY_HISTORY", "identity_attrs",
            "outcome_attrs"]
 
 # The study's user attributes.
@@ -28,6 +28,7 @@ RECIPE = "recipe"  # the recipe as trained, flat
 SEED = "seed"
 WORKER = "worker"  # {"host", "pid"} of the process that ran it
 FAIL_REASON = "fail_reason"
+STOP_REASON = "stop_reason"  # why a trial that completed ended before its last epoch (fine-tuning diverged)
 RESUMED_FROM = "resumed_from"  # the checkpoint position it went on from
 SURPLUS = "lepidopt:surplus"  # started after the study's total was claimed; not run and not counted
 HISTORY = "history"
@@ -50,9 +51,9 @@ def identity_attrs(recipe: Recipe, *, seed: int, root: int) -> dict[str, Any]:
 
 
 def outcome_attrs(*, history: list[dict], timings: dict[str, float], metrics: dict[str, float] | None = None,
-                  n_train: int | None = None) -> dict[str, Any]:
+                  n_train: int | None = None, stop_reason: str | None = None) -> dict[str, Any]:
     """Per-epoch history, seconds per stage and resident memory after a trial; metrics and training-set size
-    when it finished."""
+    when it finished, and why it ended early when it did."""
     import psutil
 
     attrs: dict[str, Any] = {HISTORY: history, TIMINGS: {k: round(v, 4) for k, v in timings.items()}}
@@ -60,5 +61,7 @@ def outcome_attrs(*, history: list[dict], timings: dict[str, float], metrics: di
         attrs[METRICS] = metrics
     if n_train is not None:
         attrs[N_TRAIN] = n_train
+    if stop_reason is not None:
+        attrs[STOP_REASON] = stop_reason
     attrs[RSS_MB] = round(psutil.Process().memory_info().rss / 2**20)
     return attrs

@@ -73,7 +73,7 @@ def status_of(optuna_study: Any, folder: Path, *, engine_note: str = "") -> Stud
 
 
 def _note(trial: optuna.trial.FrozenTrial, retry: int | None) -> str:
-    """What the status table's footnotes say of a trial: why it failed, was retried or not run."""
+    """What the status table's footnotes say of a trial: why it failed, was retried, not run or ended early."""
     state = trial.state.name
     if trial.user_attrs.get(attrs.SURPLUS):
         return "not run: the study's total was claimed by other workers (not counted)"
@@ -83,10 +83,14 @@ def _note(trial: optuna.trial.FrozenTrial, retry: int | None) -> str:
     history = trial.system_attrs.get(attrs.RETRY_HISTORY)
     if state in ("WAITING", "RUNNING") and history:
         return f"{state.lower()}: retries trial {history[-1]} from its last checkpoint"
+    notes = []
     resumed = trial.user_attrs.get(attrs.RESUMED_FROM)
     if resumed and state in ("COMPLETE", "PRUNED"):
-        return f"resumed trial {trial.user_attrs.get(attrs.ROOT)} after its {resumed['phase']} epoch {resumed['epoch']}"
-    return ""
+        notes.append(f"resumed trial {trial.user_attrs.get(attrs.ROOT)} after its {resumed['phase']} epoch "
+                     f"{resumed['epoch']}")
+    if trial.user_attrs.get(attrs.STOP_REASON):
+        notes.append(f"ended early: {trial.user_attrs[attrs.STOP_REASON]}")
+    return "; ".join(notes)
 
 
 def format_status(st: StudyStatus, *, last: int | None = None) -> str:

@@ -5,10 +5,11 @@ from ._checkpoint import Checkpoints, Saved, discard
 from ._metrics import OBJECTIVES, classification_metrics, objective_direction
 from ._reporter import NullReporter, Reporter, TrialStopped
 from ._study_data import StudyData, study_data
-from ._trial import TrialResult, head_trainers, run_trial
+from ._trial import DIVERGED_SHARE, TrialResult, fine_tuning_diverged, head_trainers, run_trial
 
 __all__ = [
     "Checkpoints",
+    "DIVERGED_SHARE",
     "NullReporter",
     "OBJECTIVES",
     "Reporter",
@@ -18,6 +19,7 @@ __all__ = [
     "TrialStopped",
     "classification_metrics",
     "discard",
+    "fine_tuning_diverged",
     "head_trainers",
     "objective_direction",
     "run_trial",

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import gc
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..model import HeadTrainers
 
-__all__ = ["TrialResult", "run_trial", "head_trainers"]
+__all__ = ["TrialResult", "run_trial", "head_trainers", "fine_tuning_diverged", "DIVERGED_SHARE"]
 
 log = logging.getLogger("lepidopt")
 
@@ -39,6 +40,25 @@ class TrialResult:
     timings: dict[str, float]  # seconds per stage
     n_train: int  # training images after undersampling
     model: Any = None  # with keep_model: the trained classifier, images in [0, 255] -> probabilities
+    stop_reason: str | None = None  # why it ended before its last epoch: fine-tuning diverged
+
+
+# A fine-tuning epoch scoring below this share of the head's best has collapsed, not dipped: fine-tuning at
+# too high a learning rate falls to chance within an epoch and does not come back, and an epoch of it costs
+# about a hundred head trials.
+DIVERGED_SHARE = 0.5
+
+
+def fine_tuning_diverged(value: float, head_best: float, direction: str, *, n_classes: int) -> bool:
+    """Whether a fine-tuning epoch's objective ``value`` has collapsed from the head's best: a score below
+    half of it, or a loss above both twice the head's and a uniform guess's (ln of the number of classes)."""
+    if direction == "maximize":
+        return value < DIVERGED_SHARE * head_best
+    return value > max(head_best / DIVERGED_SHARE, math.log(n_classes))
+
+
+class _Diverged(Exception):
+    pass
 
 
 def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
@@ -56,9 +76,11 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
     With ``checkpoints``, the trial saves its progress after epochs and, when a checkpoint is there
     already (a retried trial), first reports the saved epochs' values again, then continues after the
-    last saved epoch. A diverging loss (not finite) fails the trial with a ModelError.
+    last saved epoch. A diverging loss (not finite) fails the trial with a ModelError. A fine-tuning epoch
+    that falls far below the head's best (``fine_tuning_diverged``) ends the trial after that epoch, with
+    its value and the reason in ``stop_reason``.
     """
-    objective_direction(objective)
+    direction = objective_direction(objective)
     if recipe.total_epochs == 0:
         raise StudyError("recipe trains for zero epochs", "set epochs_head (or epochs_finetune with an unfrozen "
                          "stage) above 0.")
@@ -96,6 +118,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     metrics: dict[str, float] = {k: v for k, v in history[-1].items() if k not in ("phase", "epoch", "step")} \
         if history else {}
 
+    stop_reason: str | None = None
+
     def after_epoch(phase: str, epoch: int, probabilities: np.ndarray, model: keras.Model) -> None:
         nonlocal metrics
         metrics = classification_metrics(y_val, probabilities)
@@ -117,6 +141,12 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         timings["report"] += time.perf_counter() - clock
         if stop:
             raise TrialStopped(step, value, history)
+        heads = [entry[objective] for entry in history if entry["phase"] == "head"]
+        if phase == "finetune" and heads:
+            head_best = max(heads) if direction == "maximize" else min(heads)
+            if fine_tuning_diverged(value, head_best, direction, n_classes=data.n_classes):
+                raise _Diverged(f"fine-tuning diverged at epoch {epoch}: {objective} {value:.2f} after the head's "
+                                f"{head_best:.2f}")
 
     try:
         clock, features_before = time.perf_counter(), timings.get("features", 0.0)
@@ -145,9 +175,13 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         if recipe.finetune_unfreeze != "none" and recipe.epochs_finetune > 0:
             clock = time.perf_counter()
             _housekeeping.fit_since_cleared = True
-            finetune(recipe, data, network, head, train_idx=train_idx, val_idx=val_idx, class_weight=weights, seed=seed,
-                     after_epoch=after_epoch, timings=timings, checkpoints=checkpoints,
-                     resume=saved if saved and saved.phase == "finetune" else None)
+            try:
+                finetune(recipe, data, network, head, train_idx=train_idx, val_idx=val_idx, class_weight=weights,
+                         seed=seed, after_epoch=after_epoch, timings=timings, checkpoints=checkpoints,
+                         resume=saved if saved and saved.phase == "finetune" else None)
+            except _Diverged as diverged:
+                stop_reason = str(diverged)
+                log.info("%s", stop_reason)
             timings["finetune"] = time.perf_counter() - clock - timings.get("prefix", 0.0)
     except TrialStopped as stop:
         stop.timings = {**timings, "trial": time.perf_counter() - started}
@@ -157,7 +191,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     model = build_classifier(network.backbone, head, pooling=recipe.head_pooling) if keep_model else None
     timings["trial"] = time.perf_counter() - started
     return TrialResult(value=value, metrics=metrics, history=history, timings=timings, n_train=len(train_idx),
-                       model=model)
+                       model=model, stop_reason=stop_reason)
 
 
 @functools.cache
