@@ -18,7 +18,8 @@ from .data import DataSpec
 from .engines import KerasTunerRole, TrialPolicy, get_engine
 from .errors import SettingError, StudyError, WorkerInterrupted, command, option, rendered
 from .results import ClusteringSettings, export_best, report_embeddings, report_study, serve_dashboard
-from .predictor import Predictor, items_of, labelled_items, load_model, write_embeddings, write_predictions
+from .predictor import (Predictor, check_embedding_settings, check_prediction_settings, items_of, labelled_items,
+                        load_model, write_embeddings, write_predictions)
 from .resolve import resolve_run
 from .runs import Run, read_run, study_dir
 from .study import (Heartbeat, StudyStatus, attrs, check_storage_url, count_finished, create_study, creation_lock,
@@ -29,7 +30,8 @@ from .workers import Recycling, WorkerSettings, check_recycling, run_trials
 __all__ = ["search", "worker", "recover", "status", "format_status", "export_best", "report_study",
            "report_embeddings", "serve_dashboard", "SearchSummary", "WorkerSummary", "RecoverSummary", "StudyStatus",
            "WorkerSettings", "Recycling", "Heartbeat", "TrialPolicy", "KerasTunerRole", "ClusteringSettings",
-           "load_model", "Predictor", "items_of", "labelled_items", "write_predictions", "write_embeddings"]
+           "load_model", "Predictor", "items_of", "labelled_items", "write_predictions", "write_embeddings",
+           "check_prediction_settings", "check_embedding_settings"]
 
 log = logging.getLogger("lepidopt")
 

@@ -442,8 +442,9 @@ def _export(args: argparse.Namespace) -> int:
 
 @command("predict")
 def _predict(args: argparse.Namespace) -> int:
-    from .api import write_predictions
+    from .api import check_prediction_settings, write_predictions
 
+    check_prediction_settings(out=args.out, top_k=args.top_k, output_format=None, batch_size=args.batch_size)
     model = _loaded_model(args)
     written = write_predictions(model, _items(args, model), out=args.out, top_k=args.top_k,
                                 all_probabilities=args.all_probabilities, batch_size=args.batch_size)
@@ -481,8 +482,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 @command("embed")
 def _embed(args: argparse.Namespace) -> int:
-    from .api import write_embeddings
+    from .api import check_embedding_settings, write_embeddings
 
+    check_embedding_settings(out=args.out, batch_size=args.batch_size)
     model = _loaded_model(args)
     written = write_embeddings(model, _items(args, model), out=args.out, batch_size=args.batch_size)
     skipped = f"; {len(written.skipped)} skipped" if written.skipped else ""

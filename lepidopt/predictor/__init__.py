@@ -6,7 +6,8 @@ from ._inputs import Item, items_of, labelled_items
 from ._metrics import classification_metrics
 from ._outputs import PREDICTION_FORMATS, PredictionWriter
 from ._predictor import MODEL_FILE, Predictor, Scored, load_model
-from ._writing import EMBEDDING_SUFFIXES, WrittenPredictions, write_embeddings, write_predictions
+from ._writing import (EMBEDDING_SUFFIXES, WrittenPredictions, check_embedding_settings, check_prediction_settings,
+                       write_embeddings, write_predictions)
 
 __all__ = [
     "CARD_MEMBER",
@@ -25,6 +26,8 @@ __all__ = [
     "Predictor",
     "Scored",
     "WrittenPredictions",
+    "check_embedding_settings",
+    "check_prediction_settings",
     "classification_metrics",
     "items_of",
     "labelled_items",

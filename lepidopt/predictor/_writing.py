@@ -17,10 +17,11 @@ from .._numbers import whole_number
 from ..data import progress
 from ..errors import DataError, SettingError
 from ._inputs import Item
-from ._outputs import PredictionWriter
+from ._outputs import PredictionWriter, prediction_format
 from ._predictor import Predictor, check_batch_size
 
-__all__ = ["WrittenPredictions", "write_predictions", "write_embeddings", "EMBEDDING_SUFFIXES", "beside_npy"]
+__all__ = ["WrittenPredictions", "write_predictions", "write_embeddings", "EMBEDDING_SUFFIXES", "beside_npy",
+           "check_prediction_settings", "check_embedding_settings"]
 
 log = logging.getLogger("lepidopt")
 EMBEDDING_SUFFIXES = (".npz", ".npy")
@@ -56,11 +57,9 @@ def write_predictions(model: Predictor, items: Sequence[Item], *, out: str | Pat
         MissingExtraError: Parquet without pyarrow.
         DataError: None of the images could be read (the file is still written, with every reason).
     """
+    check_prediction_settings(out=out, top_k=top_k, output_format=output_format, batch_size=batch_size)
     if not items:
         raise DataError("sources", "name no images.", fix="Give a folder, image files, a manifest or a list.")
-    if not whole_number(top_k, at_least=1):
-        raise SettingError("top_k", top_k, "must be a whole number, at least 1.")
-    check_batch_size(batch_size)
     labelled = any(item.label is not None for item in items)
     skipped: list[tuple[Item, str]] = []
     with PredictionWriter(out, classes=model.classes, top_k=top_k, labelled=labelled,
@@ -98,11 +97,9 @@ def write_embeddings(model: Predictor, items: Sequence[Item], *, out: str | Path
         DataError: No items, or none of them can be read.
     """
     out = Path(out)
-    if out.suffix not in EMBEDDING_SUFFIXES:
-        raise SettingError("out", str(out), f"must end in {' or '.join(EMBEDDING_SUFFIXES)}.")
+    check_embedding_settings(out=out, batch_size=batch_size)
     if not items:
         raise DataError("sources", "name no images.", fix="Give a folder, image files, a manifest or a list.")
-    check_batch_size(batch_size)
     rows, read, skipped = [], [], []
     with contextlib.closing(model.stream(items, batch_size=batch_size, embeddings=True)) as batches:
         for scored in progress(batches, total=-(-len(items) // batch_size), desc="embedding"):
@@ -136,6 +133,21 @@ def write_embeddings(model: Predictor, items: Sequence[Item], *, out: str | Path
             table.writerow(["path", "label"])
             table.writerows([item.path, item.label or ""] for item in read)
     return WrittenPredictions(out=out, images=len(read), skipped=skipped)
+
+
+def check_prediction_settings(*, out: str | Path, top_k: int, output_format: str | None, batch_size: int) -> None:
+    """What write_predictions refuses, checked before a model is loaded or an image read."""
+    prediction_format(out, output_format)
+    if not whole_number(top_k, at_least=1):
+        raise SettingError("top_k", top_k, "must be a whole number, at least 1.")
+    check_batch_size(batch_size)
+
+
+def check_embedding_settings(*, out: str | Path, batch_size: int) -> None:
+    """What write_embeddings refuses, checked before a model is loaded or an image read."""
+    if Path(out).suffix not in EMBEDDING_SUFFIXES:
+        raise SettingError("out", str(out), f"must end in {' or '.join(EMBEDDING_SUFFIXES)}.")
+    check_batch_size(batch_size)
 
 
 def beside_npy(out: Path) -> Path:

@@ -264,6 +264,11 @@ def test_a_batch_size_below_one_is_refused_before_any_work(model, drawer, tmp_pa
     assert not list(tmp_path.iterdir())
     with pytest.raises(SettingError, match=r"batch_size=0: must be a whole number"):
         model.predict_proba(np.zeros((2, 16, 16, 3)), batch_size=0)
+    missing = str(tmp_path / "no-such-model.keras")  # refused before the model is looked for
+    assert main(["predict", "--model", missing, str(drawer), "--out", str(tmp_path / "p.txt")]) == 2
+    assert "--out " in capsys.readouterr().err
+    assert main(["embed", "--model", missing, str(drawer), "--out", str(tmp_path / "e.bin")]) == 2
+    assert "--out " in capsys.readouterr().err
 
 
 def test_evaluate_with_no_readable_image_says_why(model, tmp_path):
