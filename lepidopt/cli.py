@@ -533,6 +533,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"\nresults: {summary.run.folder}")
     print(f"report: {demo.report.index}")
     print(f"review in optuna-dashboard: lepidopt dashboard --study {args.study} --results-dir {args.results_dir}")
+    print(f"classify images with the model found: lepidopt predict --study {args.study} --results-dir "
+          f"{args.results_dir} FOLDER")
     print(f"took {demo.seconds:.0f} s")
     return 0
 
