@@ -105,8 +105,10 @@ def fit_on_arrays(model: keras.Model, features_for_epoch: Callable[[int], np.nda
             if self.epoch < epochs:
                 self._start_epoch()
 
+    # shuffle=False: the order is EpochFeatures' own, drawn from (seed, epoch); Keras would shuffle the batches
+    # again with Python's global random state, so a trial would train differently after whatever reseeded it.
     model.fit(EpochFeatures(), epochs=epochs, initial_epoch=initial_epoch, class_weight=class_weight,
-              callbacks=[_AfterEpoch(after_epoch)], verbose=0)
+              callbacks=[_AfterEpoch(after_epoch)], verbose=0, shuffle=False)
 
 
 def predict_arrays(model: keras.Model, inputs: np.ndarray | Rows, *, chunk: int = 4096) -> np.ndarray:
