@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
+
 from ..recipe import Recipe
 from ._backbone import _keras
 
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["build_head", "pooling_layer"]
+__all__ = ["build_head", "pooling_layer", "start_normalised"]
 
 
 def pooling_layer(kind: str, *, name: str = "pool") -> keras.layers.Layer:
@@ -46,3 +48,14 @@ def build_head(recipe: Recipe, *, n_classes: int, feature_dim: int,
     x = keras.layers.Dense(n_classes, name="embedding_to_logits")(x)
     outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="head")
+
+
+def start_normalised(head: keras.Model, features: np.ndarray) -> None:
+    """Start the head's input batch norm at the statistics of ``features`` (the training features), rather
+    than at mean 0 and variance 1: its moving statistics, which validation uses, would otherwise take hundreds
+    of steps (momentum 0.99) to reach the features' scale, and a small collection's head would be scored at
+    chance for its first tens of epochs."""
+    layer = head.get_layer("head_input_bn")
+    values = np.asarray(features, dtype=np.float64)
+    layer.moving_mean.assign(values.mean(axis=0).astype("float32"))
+    layer.moving_variance.assign(values.var(axis=0).astype("float32"))

@@ -8,7 +8,7 @@ import gc
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -84,7 +84,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     if recipe.total_epochs == 0:
         raise StudyError("recipe trains for zero epochs", "set epochs_head (or epochs_finetune with an unfrozen "
                          "stage) above 0.")
-    from ..model import build_classifier, build_head, compile_model, fit_on_arrays, predict_arrays, set_seeds
+    from ..model import (build_classifier, build_head, compile_model, fit_on_arrays, predict_arrays, set_seeds,
+                         start_normalised)
 
     _clear_previous_trials()
     set_seeds(seed)
@@ -104,6 +105,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
     set_seeds(seed)  # the head starts the same whether or not the backbone was built
     head = build_head(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
+    if recipe.head_batchnorm and features.views is not None:
+        start_normalised(head, features.views[0])  # before the trainer copies the head; a resume restores later
     if features.views is not None:  # trained by the process's traced trainer of its architecture, then copied back
         trainer = head_trainers().trainer(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
         trainer.start(head, learning_rate=recipe.head_lr)
@@ -163,7 +166,10 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
                                 after_epoch=lambda epoch, outputs: after_epoch("head", epoch, outputs, trained))
                 elif features.per_epoch is not None:
                     _housekeeping.fit_since_cleared = True
-                    fit_on_arrays(head, features.per_epoch, y_train, epochs=recipe.epochs_head,
+                    per_epoch = features.per_epoch
+                    if recipe.head_batchnorm and saved is None:
+                        per_epoch = _normalising_first(head, per_epoch)
+                    fit_on_arrays(head, per_epoch, y_train, epochs=recipe.epochs_head,
                                   batch_size=recipe.batch_size, class_weight=weights, seed=seed,
                                   initial_epoch=first_head_epoch, after_epoch=lambda epoch: after_epoch(
                                       "head", epoch, predict_arrays(head, features.val), head))
@@ -195,6 +201,24 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
 
 @functools.cache
+def _normalising_first(head: keras.Model, per_epoch: Callable[[int], np.ndarray]) -> Callable[[int], np.ndarray]:
+    """``per_epoch``, starting the head's input batch norm at the first epoch's training features before the
+    head trains on them (features computed in the trial, not cached, exist one epoch at a time)."""
+    from ..model import start_normalised
+
+    first = True
+
+    def features(epoch: int) -> np.ndarray:
+        nonlocal first
+        values = per_epoch(epoch)
+        if first:
+            start_normalised(head, values)
+            first = False
+        return values
+
+    return features
+
+
 def head_trainers() -> HeadTrainers:
     """The head trainers this process keeps across its trials, one traced epoch per head architecture."""
     from ..model import HeadTrainers
