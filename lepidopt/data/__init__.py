@@ -8,7 +8,7 @@ from ._progress import progress
 from ._records import SUBSETS, Record
 from ._sampling import class_weights, undersample
 from ._scan import ScanResult, Skipped, scan_records, scan_source
-from ._sources import LABEL_LEVELS, DataSpec, read_records
+from ._sources import LABEL_LEVELS, DataSpec, read_records, visible_files
 from ._split import Split, make_split, read_split, write_split
 
 __all__ = [
@@ -38,5 +38,6 @@ __all__ = [
     "scan_records",
     "scan_source",
     "undersample",
+    "visible_files",
     "write_split",
 ]

@@ -12,7 +12,7 @@ from .._numbers import whole_number
 from ..errors import DataError, SettingError, option
 from ._records import Record
 
-__all__ = ["DataSpec", "read_records", "manifest_root", "LABEL_LEVELS", "IMAGE_SUFFIXES"]
+__all__ = ["DataSpec", "read_records", "manifest_root", "visible_files", "LABEL_LEVELS", "IMAGE_SUFFIXES"]
 
 LABEL_LEVELS = ("family", "subfamily", "genus", "species")
 FORMATS = ("auto", "folder", "ethec", "csv")
@@ -105,11 +105,9 @@ def _folder_records(root: Path) -> list[Record]:
     """Files under one subfolder per class; hidden files and folders (a leading '.') are skipped."""
     if not root.is_dir():
         raise DataError(f"image folder {str(root)!r}", "is not a folder.")
-    records = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for file in sorted(class_dir.rglob("*")):
-            if file.is_file() and not any(part.startswith(".") for part in file.relative_to(class_dir).parts):
-                records.append(Record(path=str(file.resolve()), label=class_dir.name))
+    records = [Record(path=str(file.resolve()), label=class_dir.name)
+               for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+               for file in visible_files(class_dir)]
     if not records:
         top = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
         images = [p for p in top if p.suffix.lower() in IMAGE_SUFFIXES]
@@ -121,6 +119,12 @@ def _folder_records(root: Path) -> list[Record]:
                 "images labelled another way, give a CSV manifest with a path and a label column."
         )
     return records
+
+
+def visible_files(folder: Path) -> list[Path]:
+    """Every file below ``folder``, sorted, leaving out hidden files and folders (a leading '.')."""
+    return [file for file in sorted(folder.rglob("*"))
+            if file.is_file() and not any(part.startswith(".") for part in file.relative_to(folder).parts)]
 
 
 def _refuse_repeated_paths(spec: DataSpec, records: list[Record]) -> None:

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Iterable
 
-from ..data import DataSpec, read_records
+from ..data import DataSpec, read_records, visible_files
 from ..errors import DataError, option
 
 __all__ = ["Item", "items_of", "labelled_items"]
@@ -47,8 +47,7 @@ def items_of(sources: Iterable[str | Path], *, path_column: str = "path", label_
         if path.is_dir() and class_folders:
             items += [Item(r.path, r.label) for r in read_records(DataSpec(str(path), format="folder"))]
         elif path.is_dir():
-            items += [Item(str(file.resolve())) for file in sorted(path.rglob("*"))
-                      if file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts)]
+            items += [Item(str(file.resolve())) for file in visible_files(path)]
         elif not path.exists():
             items.append(Item(str(path.resolve())))  # the scan skips it as a missing file, and says so
         elif path.suffix.lower() == ".csv":

@@ -8,12 +8,12 @@ import contextlib
 import dataclasses
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Generator, Sequence
+from typing import Any, Callable, Generator, Iterable, Sequence
 
 import numpy as np
 
 from .._numbers import whole_number
-from ..data import read_resized
+from ..data import DataSpec, read_resized
 from ..errors import DataError, ModelError, SettingError, StudyError, command, option
 from ..runs import study_dir
 from ._card import ModelCard, card_from_json, read_card
@@ -22,7 +22,7 @@ from ._inputs import Item, items_of, labelled_items
 from ._metrics import classification_metrics
 from ._runners import KerasRunner, LiteRTRunner, OnnxRunner, Runner, SavedModelRunner, format_of
 
-__all__ = ["Predictor", "Scored", "load_model", "MODEL_FILE", "check_batch_size"]
+__all__ = ["Predictor", "Scored", "load_model", "MODEL_FILE", "check_batch_size", "collected"]
 
 MODEL_FILE = FORMAT_FILES["keras"]  # in a study's best/ folder, as export writes it
 
@@ -74,7 +74,7 @@ class Predictor:
     @property
     def min_size(self) -> int:
         """Images with a shorter side below this are skipped, as the study's scan skipped them."""
-        return int(self.card.data.get("min_size", 32))
+        return int(self.card.data.get("min_size", DataSpec.min_size))
 
     def predict_proba(self, images: Any, *, batch_size: int = 64) -> np.ndarray:
         """Class probabilities, one row per image, columns in the order of :attr:`classes`."""
@@ -94,7 +94,7 @@ class Predictor:
         """The metrics export writes for the test split, on a labelled source (a folder of class subfolders, a
         CSV or an ETHEC manifest). Images whose label the model does not know are counted by label and left
         out of the metrics; unreadable images are listed with the reason."""
-        level = label_level or str(self.card.data.get("label_level", "family"))
+        level = label_level or str(self.card.data.get("label_level", DataSpec.label_level))
         items = labelled_items(source, format=format, path_column=path_column, label_column=label_column,
                                label_level=level, image_root=image_root)
         index = {name: i for i, name in enumerate(self.classes)}
@@ -104,16 +104,12 @@ class Predictor:
             raise DataError(f"source {str(source)!r}", f"none of its {len(items)} images has a label the model "
                             f"knows: it has {sorted(unknown)[:10]}, the model {list(self.classes)[:10]}.",
                             fix=f"Check {option('label_level')} or {option('label_column')}.")
-        check_batch_size(batch_size)
-        labels, probabilities, skipped = [], [], []
-        for scored in self.stream(known, batch_size=batch_size):
-            labels += [index[item.label] for item in scored.read if item.label is not None]
-            probabilities += [scored.values] if len(scored.values) else []
-            skipped += scored.skipped
-        if not labels:
+        probabilities, read, skipped = collected(self.stream(known, batch_size=batch_size))
+        if probabilities is None:
             raise DataError(f"source {str(source)!r}", f"none of its {len(known)} images can be read "
                             f"({_listed(skipped)}).", fix="Check the files.")
-        metrics = classification_metrics(np.array(labels), np.concatenate(probabilities), list(self.classes))
+        labels = np.array([index[str(item.label)] for item in read])
+        metrics = classification_metrics(labels, probabilities, list(self.classes))
         return {"source": str(source), "label_level": level, "n_images_in_source": len(items), **metrics,
                 "unknown_labels": dict(unknown.most_common()),
                 "skipped": [{"path": item.path, "reason": reason} for item, reason in skipped]}
@@ -153,15 +149,12 @@ class Predictor:
                                    for i in range(0, len(batch), batch_size)] or [np.zeros((0, 0), np.float32)])
         sources = [images] if isinstance(images, (str, Path)) else list(images)
         items = items_of(sources)
-        rows, skipped = [], []
         with contextlib.closing(self.stream(items, batch_size=batch_size, embeddings=embeddings)) as batches:
-            for scored in batches:
-                rows += [scored.values] if len(scored.values) else []
-                skipped += scored.skipped
+            values, _, skipped = collected(batches)
         if skipped:
             raise DataError(f"{len(skipped)} of {len(items)} images", f"cannot be used ({_listed(skipped)}).",
                             fix="Remove them, or use Predictor.stream, which skips them and says why.")
-        return np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), np.float32)
+        return values if values is not None else np.zeros((0, len(self.classes)), np.float32)
 
 
 def load_model(path: str | Path | None = None, *, study: str | None = None,
@@ -215,6 +208,17 @@ def _opened(path: Path) -> tuple[Runner, ModelCard]:
     runners: dict[str, Callable[[Path], Runner]] = {"keras": KerasRunner, "savedmodel": SavedModelRunner,
                                                     "litert": LiteRTRunner}
     return runners[fmt](path), card
+
+
+def collected(batches: Iterable[Scored]) -> tuple[np.ndarray | None, list[Item], list[tuple[Item, str]]]:
+    """A stream gathered: the values of every image read (None when none was), those images, and the images
+    skipped with their reasons."""
+    rows, read, skipped = [], [], []
+    for scored in batches:
+        rows += [scored.values] if len(scored.values) else []
+        read += scored.read
+        skipped += scored.skipped
+    return (np.concatenate(rows) if rows else None), read, skipped
 
 
 def check_batch_size(batch_size: int) -> None:

@@ -8,7 +8,7 @@ import csv
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Generator, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from ..data import progress
 from ..errors import DataError, SettingError
 from ._inputs import Item
 from ._outputs import PredictionWriter, prediction_format
-from ._predictor import Predictor, check_batch_size
+from ._predictor import Predictor, Scored, check_batch_size, collected
 
 __all__ = ["WrittenPredictions", "write_predictions", "write_embeddings", "EMBEDDING_SUFFIXES", "beside_npy",
            "check_prediction_settings", "check_embedding_settings"]
@@ -58,17 +58,14 @@ def write_predictions(model: Predictor, items: Sequence[Item], *, out: str | Pat
         DataError: None of the images could be read (the file is still written, with every reason).
     """
     check_prediction_settings(out=out, top_k=top_k, output_format=output_format, batch_size=batch_size)
-    if not items:
-        raise DataError("sources", "name no images.", fix="Give a folder, image files, a manifest or a list.")
+    _refuse_no_items(items)
     labelled = any(item.label is not None for item in items)
     skipped: list[tuple[Item, str]] = []
     with PredictionWriter(out, classes=model.classes, top_k=top_k, labelled=labelled,
                           all_probabilities=all_probabilities, format=output_format) as writer:
-        with contextlib.closing(model.stream(items, batch_size=batch_size)) as batches:
-            for scored in progress(batches, total=-(-len(items) // batch_size), desc="predicting"):
+        with contextlib.closing(_reported(model, items, batch_size=batch_size, embeddings=False)) as batches:
+            for scored in batches:
                 writer.write(scored)
-                for item, reason in scored.skipped:
-                    log.warning("skipped %s: %s", item.path, reason)
                 skipped += scored.skipped
     if len(skipped) == len(items):
         raise DataError(f"{len(items)} images", f"none can be used; {str(writer.out)!r} lists the reasons.",
@@ -98,19 +95,11 @@ def write_embeddings(model: Predictor, items: Sequence[Item], *, out: str | Path
     """
     out = Path(out)
     check_embedding_settings(out=out, batch_size=batch_size)
-    if not items:
-        raise DataError("sources", "name no images.", fix="Give a folder, image files, a manifest or a list.")
-    rows, read, skipped = [], [], []
-    with contextlib.closing(model.stream(items, batch_size=batch_size, embeddings=True)) as batches:
-        for scored in progress(batches, total=-(-len(items) // batch_size), desc="embedding"):
-            rows += [scored.values] if len(scored.values) else []
-            read += scored.read
-            for item, reason in scored.skipped:
-                log.warning("skipped %s: %s", item.path, reason)
-            skipped += scored.skipped
-    if not read:
+    _refuse_no_items(items)
+    with contextlib.closing(_reported(model, items, batch_size=batch_size, embeddings=True)) as batches:
+        embeddings, read, skipped = collected(batches)
+    if embeddings is None:
         raise DataError(f"{len(items)} images", "none can be used.", fix="Check the files.")
-    embeddings = np.concatenate(rows)
     paths = np.array([item.path for item in read])
     labelled = all(item.label is not None for item in read)
     if not labelled and any(item.label is not None for item in read):
@@ -133,6 +122,22 @@ def write_embeddings(model: Predictor, items: Sequence[Item], *, out: str | Path
             table.writerow(["path", "label"])
             table.writerows([item.path, item.label or ""] for item in read)
     return WrittenPredictions(out=out, images=len(read), skipped=skipped)
+
+
+def _refuse_no_items(items: Sequence[Item]) -> None:
+    if not items:
+        raise DataError("sources", "name no images.", fix="Give a folder, image files, a manifest or a list.")
+
+
+def _reported(model: Predictor, items: Sequence[Item], *, batch_size: int,
+              embeddings: bool) -> Generator[Scored, None, None]:
+    """``model.stream`` with a progress bar, each skipped image a warning as its batch is done."""
+    with contextlib.closing(model.stream(items, batch_size=batch_size, embeddings=embeddings)) as batches:
+        for scored in progress(batches, total=-(-len(items) // batch_size),
+                               desc="embedding" if embeddings else "predicting"):
+            for item, reason in scored.skipped:
+                log.warning("skipped %s: %s", item.path, reason)
+            yield scored
 
 
 def check_prediction_settings(*, out: str | Path, top_k: int, output_format: str | None, batch_size: int) -> None:
