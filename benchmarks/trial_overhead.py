@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from search_throughput import space_without_finetuning  # noqa: E402
 
 from lepidopt.trial import Reporter, TrialStopped  # noqa: E402
+from lepidopt.engines import PruningSchedule  # noqa: E402
 
 
 def copy_study(source: Path, target: Path) -> None:
@@ -147,7 +148,7 @@ def lepidopt_arm(run, study, data, *, n_total: int) -> dict:
             "reporting": sum(reporting) / n, "slower": (sum(inside) - sum(alone)) / n, "traced": traced}
 
 
-def bare_optuna(storage, space, replay: list[tuple[list[float], bool]], *, schedule: tuple[int, int],
+def bare_optuna(storage, space, replay: list[tuple[list[float], bool]], *, schedule: PruningSchedule,
                 judge_from: int) -> dict[str, float]:
     """Seconds per trial of Optuna alone on ``storage`` (a URL or an opened storage) with an objective that
     trains nothing and replays lepidopt's trials: trial i reports the values ``replay[i]`` and ends as it
@@ -158,9 +159,10 @@ def bare_optuna(storage, space, replay: list[tuple[list[float], bool]], *, sched
 
     from lepidopt.engines import make_pruner, make_sampler, suggest_optuna
 
-    max_steps, warmup = schedule
     study = optuna.load_study(study_name="o", storage=storage, sampler=make_sampler("tpe", seed=0),
-                              pruner=make_pruner("median", max_steps=max_steps, warmup_steps=warmup))
+                              pruner=make_pruner("median", max_steps=schedule.max_steps,
+                                                 warmup_steps=schedule.warmup_steps,
+                                                 startup_trials=schedule.startup_trials))
     study.get_trials(deepcopy=False)  # the first read, outside the clock, as for lepidopt
     spent = {"suggest": 0.0, "report": 0.0, "prune": 0.0, "reports": 0, "questions": 0}
     trials = iter(replay)
@@ -231,7 +233,7 @@ def main() -> int:
                   for t in ours["trials"]]
 
         schedule = pruning_schedule(run)
-        warmup = schedule[1]
+        warmup = schedule.warmup_steps
         plain = bare_optuna(f"sqlite:///{tmp / 'baseline.db'}", space, replay, schedule=schedule, judge_from=0)
         copy_study(tmp / "baseline.db", tmp / "floor.db")
         floor = bare_optuna(open_storage(f"sqlite:///{tmp / 'floor.db'}"), space, replay, schedule=schedule,

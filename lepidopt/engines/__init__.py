@@ -6,10 +6,10 @@ from ._optuna import OptunaEngine  # registered first: the default engine
 from ._keras_tuner import TUNERS, KerasTunerEngine  # noqa: I001
 from ._keras_tuner_role import KerasTunerRole
 from ._keras_tuner_space import suggest_keras_tuner
-from ._optuna import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from ._optuna import SAMPLERS, make_sampler
 from ._optuna_space import suggest as suggest_optuna
 from ._policy import TrialPolicy
-from ._trial_setup import pruning_schedule
+from ._pruning import PRUNERS, PruningSchedule, epoch_kind, make_pruner, pruning_schedule
 
 __all__ = [
     "Engine",
@@ -17,10 +17,12 @@ __all__ = [
     "KerasTunerRole",
     "OptunaEngine",
     "PRUNERS",
+    "PruningSchedule",
     "SAMPLERS",
     "TUNERS",
     "TrialPolicy",
     "engine_names",
+    "epoch_kind",
     "get_engine",
     "make_pruner",
     "make_sampler",

@@ -31,7 +31,8 @@ from ._keras_tuner_role import KerasTunerRole
 from ._keras_tuner_space import active_params, check_keras_tuner_space, keras_tuner_space
 from ._optuna_space import distributions
 from ._policy import TrialPolicy
-from ._trial_setup import failure_text, pruning_schedule, set_up_trial, trial_recipe
+from ._pruning import pruning_schedule
+from ._trial_setup import failure_text, set_up_trial, trial_recipe
 
 if TYPE_CHECKING:
     import keras_tuner
@@ -87,7 +88,8 @@ def make_oracle(run: Run, *, n_trials: int | None) -> keras_tuner.Oracle:
                   max_consecutive_failed_trials=2**31)  # TrialPolicy.max_failures decides, per process
     oracles = keras_tuner.oracles
     if run.tuner == "hyperband":
-        oracle = _guarded(oracles.HyperbandOracle)(max_epochs=max(pruning_schedule(run)[0], 1), factor=HYPERBAND_FACTOR,
+        max_epochs = max(pruning_schedule(run).max_steps, 1)
+        oracle = _guarded(oracles.HyperbandOracle)(max_epochs=max_epochs, factor=HYPERBAND_FACTOR,
                                                   hyperband_iterations=1 if n_trials is None else None, **common)
         oracle.max_trials = n_trials  # brackets repeat until the study's total
         return oracle

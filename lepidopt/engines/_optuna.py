@@ -17,16 +17,16 @@ from ..trial import Reporter, StudyData, TrialStopped, discard, run_trial
 from ._base import Engine, register
 from ._optuna_space import suggest
 from ._policy import TrialPolicy
-from ._trial_setup import failure_text, pruning_schedule, set_up_trial, trial_recipe
+from ._pruning import PRUNERS, make_pruner, pruning_schedule
+from ._trial_setup import failure_text, set_up_trial, trial_recipe
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["OptunaEngine", "optimize", "make_sampler", "make_pruner", "log_trial", "SAMPLERS", "PRUNERS"]
+__all__ = ["OptunaEngine", "optimize", "make_sampler", "log_trial", "SAMPLERS"]
 
 log = logging.getLogger("lepidopt")
 SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc")  # the default first
-PRUNERS = ("median", "hyperband", "sh", "none")
 
 
 class OptunaReporter(Reporter):
@@ -71,22 +71,6 @@ def make_sampler(name: str | None, *, seed: int) -> Any:
     raise SettingError("sampler", name, f"must be one of {', '.join(SAMPLERS)}.")
 
 
-def make_pruner(name: str | None, *, max_steps: int, warmup_steps: int) -> Any:
-    """Pruners that judge a trial only after ``warmup_steps`` epochs: heads on fresh features start
-    near chance and separate later, so judging them at once would prune the good ones too."""
-    import optuna
-
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup_steps)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(warmup_steps, 1), max_resource=max(max_steps, 1))
-    if name == "sh":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(warmup_steps, 1))
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise SettingError("pruner", name, f"must be one of {', '.join(PRUNERS)}.")
-
-
 def log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     value = "-" if trial.value is None else f"{trial.value:.4f}"
     reason = trial.user_attrs.get(attrs.FAIL_REASON) or ""
@@ -104,7 +88,7 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
     """
     import optuna
 
-    judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run)[1]
+    judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run).warmup_steps
     def objective(trial: optuna.Trial) -> float:
         # At most trial.number trials are numbered below this one, so below the total it cannot be surplus and
         # the study need not be read again.
@@ -256,5 +240,6 @@ def _sampler(run: Run) -> Any:
 
 
 def _pruner(run: Run) -> Any:
-    max_steps, warmup = pruning_schedule(run)
-    return make_pruner(run.pruner, max_steps=max_steps, warmup_steps=warmup)
+    schedule = pruning_schedule(run)
+    return make_pruner(run.pruner, max_steps=schedule.max_steps, warmup_steps=schedule.warmup_steps,
+                       startup_trials=schedule.startup_trials)

@@ -12,7 +12,7 @@ from ..study import attrs
 from ..trial import Checkpoints, Saved
 from ._policy import TrialPolicy
 
-__all__ = ["TrialSetup", "set_up_trial", "trial_recipe", "failure_text", "pruning_schedule"]
+__all__ = ["TrialSetup", "set_up_trial", "trial_recipe", "failure_text"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +45,3 @@ def set_up_trial(run: Run, recipe: Recipe, *, root: int, folder: str, policy: Tr
 def failure_text(exc: BaseException) -> str:
     """A failed trial's reason as the study records it."""
     return f"{type(exc).__name__}: {exc}"[:2000]
-
-
-def pruning_schedule(run: Run) -> tuple[int, int]:
-    """(the most steps a trial reports, the warm-up: steps before any pruner may stop a trial)."""
-    longest = run.space.recipe({})
-    return longest.epochs_head + longest.epochs_finetune, longest.epochs_head // 2

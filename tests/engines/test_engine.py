@@ -14,7 +14,8 @@ from lepidopt.api import Recycling, WorkerSettings, search
 from lepidopt.engines import TrialPolicy, get_engine
 from lepidopt.study import attrs, create_study, open_storage
 from lepidopt.trial import study_data
-from lepidopt.engines._optuna import make_pruner, make_sampler, optimize
+from lepidopt.engines import make_pruner
+from lepidopt.engines._optuna import make_sampler, optimize
 
 
 @pytest.fixture
