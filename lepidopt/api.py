@@ -46,7 +46,8 @@ class SearchSummary:
 def search(*, study: str, data: DataSpec | str | None = None, space: str | None = None,
            results_dir: str | Path = "results", n_trials: int | None = None, timeout: float | None = None,
            storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
-           seed: int | None = None, objective: str | None = None, weights: str | None = None,
+           strategy: str | None = None, seed: int | None = None, objective: str | None = None,
+           weights: str | None = None,
            augment_views: int | None = None, feature_cache: bool | None = None,
            feature_cache_limit: str | int | None = None, engine: str | None = None, tuner: str | None = None,
            workers: WorkerSettings = WorkerSettings(), create_only: bool = False) -> SearchSummary:
@@ -67,7 +68,12 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
         storage: ``sqlite:///PATH``, ``postgresql://...``, ``mysql://...`` or ``journal:PATH``; default
             SQLite in the study's folder.
         sampler: Optuna's sampler: tpe (default), gp, cmaes, random or qmc.
-        pruner: Optuna's pruner: median (default), hyperband, sh or none.
+        pruner: Optuna's pruner: median (default), hyperband, sh or none. The median and successive-halving
+            pruners judge a head epoch against head epochs and a fine-tuning epoch against fine-tuning epochs at
+            the same unfreeze depth.
+        strategy: ``joint`` (default): every trial samples a whole recipe. ``staged``: trials train heads on
+            cached features, and the top quarter of heads goes on to a trial that fine-tunes it, searching
+            the unfreeze depth and fine-tuning learning rate (Optuna only; defines the study).
         seed: Seeds the split, the sampler and every trial.
         objective: The validation metric to optimise: balanced_accuracy (default), accuracy, macro_f1 or loss.
         weights: Backbone weights for every trial (imagenet, none or a local file), over the space's.
@@ -98,7 +104,8 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
     started = time.perf_counter()
     with creation_lock(study_dir(results_dir, study)):  # the same command started twice creates the study once
         run = resolve_run(study=study, results_dir=results_dir, data=data, space=space, storage=storage,
-                          sampler=sampler, pruner=pruner, seed=seed, objective=objective, weights=weights,
+                          sampler=sampler, pruner=pruner, strategy=strategy, seed=seed, objective=objective,
+                          weights=weights,
                           augment_views=augment_views, feature_cache=feature_cache,
                           feature_cache_limit=feature_cache_limit, engine=engine, tuner=tuner)
         objective_direction(run.objective)

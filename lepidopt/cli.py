@@ -89,7 +89,7 @@ def _data_spec(args: argparse.Namespace) -> DataSpec | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .engines import PRUNERS, SAMPLERS, TUNERS, engine_names
+    from .engines import PRUNERS, SAMPLERS, STRATEGIES, TUNERS, engine_names
     from .trial import OBJECTIVES
 
     parser = _Parser(
@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="what chooses the trials (default optuna; kept in run.yaml)")
     search.add_argument("--sampler", choices=SAMPLERS, help="Optuna: default tpe")
     search.add_argument("--pruner", choices=PRUNERS, help="Optuna: default median")
+    search.add_argument("--strategy", choices=STRATEGIES,
+                        help="Optuna: joint (default) samples whole recipes; staged trains heads first and fine-tunes "
+                        "the top quarter of them (kept in run.yaml)")
     search.add_argument("--tuner", choices=TUNERS,
                         help="Keras Tuner's oracle (default hyperband)")
     search.add_argument("--seed", type=int, help="seeds the split, the sampler and every trial (default 0)")
@@ -183,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="retrain the best trial, save it and evaluate it on the test split")
     _study_options(export, create=False)
     export.add_argument("--all-splits", action="store_true", help="save embeddings of every split, not just test")
+    export.add_argument("--trial", type=int, metavar="N", help="export completed trial N instead of the best")
     export.add_argument("--format", dest="formats", default="keras", metavar="FORMATS",
                         help="comma-separated: keras (always written), savedmodel, onnx (needs lepidopt[onnx]), "
                         "litert; each is checked against the Keras model on the test split (default keras)")
@@ -371,7 +375,8 @@ def _search(args: argparse.Namespace) -> int:
 
     summary = search(study=args.study, data=_data_spec(args), space=args.space, results_dir=args.results_dir,
                      n_trials=args.n_trials, timeout=args.timeout, storage=args.storage, sampler=args.sampler,
-                     pruner=args.pruner, seed=args.seed, objective=args.objective, weights=args.weights,
+                     pruner=args.pruner, strategy=args.strategy, seed=args.seed, objective=args.objective,
+                     weights=args.weights,
                      augment_views=args.augment_views, feature_cache=args.feature_cache,
                      feature_cache_limit=args.feature_cache_limit, engine=args.engine, tuner=args.tuner,
                      create_only=args.create_only, workers=_worker_settings(args))
@@ -421,9 +426,10 @@ def _export(args: argparse.Namespace) -> int:
     from .api import export_best
 
     result = export_best(study=args.study, storage=args.storage, results_dir=args.results_dir,
-                         all_splits=args.all_splits, formats=args.formats)
+                         all_splits=args.all_splits, formats=args.formats, trial=args.trial)
     m, t = result.metrics, result.metrics["test"]
-    print(f"best trial #{m['trial']}: validation {m['objective']} {m['trial_validation_value']:.4f} in the study, "
+    which = "best trial" if args.trial is None else "trial"
+    print(f"{which} #{m['trial']}: validation {m['objective']} {m['trial_validation_value']:.4f} in the study, "
           f"{m['retrained_validation_value']:.4f} retrained")
     print(f"test ({t['n_images']} images): accuracy {t['accuracy']:.4f}, "
           f"balanced accuracy {t['balanced_accuracy']:.4f}, "

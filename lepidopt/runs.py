@@ -28,7 +28,7 @@ RUN_VERSION = 1
 DEFAULT_AUGMENT_VIEWS = 4
 DEFAULT_FEATURE_CACHE_LIMIT = 50 * 1024**3  # bytes
 DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction", "feature_cache",
-             "augment_views", "engine", "tuner")
+             "augment_views", "engine", "tuner", "strategy")
 DEFAULTS: dict[str, Any] = {
     "objective": "balanced_accuracy",
     "weights": None,
@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "test_fraction": 0.15,
     "sampler": None,  # the engine's: Optuna's default is tpe
     "pruner": None,  # the engine's: Optuna's default is median
+    "strategy": "joint",  # Optuna's trials sample whole recipes; "staged" fine-tunes only the best heads
     "seed": 0,
     "augment_views": DEFAULT_AUGMENT_VIEWS,
     "feature_cache": True,
@@ -59,6 +60,7 @@ class Run:
     test_fraction: float = 0.15
     sampler: str | None = "tpe"  # None with engine keras-tuner
     pruner: str | None = "median"
+    strategy: str = "joint"
     seed: int = 0
     augment_views: int = DEFAULT_AUGMENT_VIEWS
     feature_cache: bool = True  # trials share backbone features through the study's cache
@@ -84,6 +86,7 @@ class Run:
             "test_fraction": self.test_fraction,
             "sampler": self.sampler,
             "pruner": self.pruner,
+            "strategy": self.strategy,
             "seed": self.seed,
             "augment_views": self.augment_views,
             "feature_cache": self.feature_cache,

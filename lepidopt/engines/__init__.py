@@ -9,6 +9,7 @@ from ._keras_tuner_space import suggest_keras_tuner
 from ._optuna import SAMPLERS, make_sampler
 from ._optuna_space import suggest as suggest_optuna
 from ._policy import TrialPolicy
+from ._staged import PROMOTED_SHARE, STRATEGIES
 from ._pruning import PRUNERS, PruningSchedule, epoch_kind, make_pruner, pruning_schedule
 
 __all__ = [
@@ -16,9 +17,11 @@ __all__ = [
     "KerasTunerEngine",
     "KerasTunerRole",
     "OptunaEngine",
+    "PROMOTED_SHARE",
     "PRUNERS",
     "PruningSchedule",
     "SAMPLERS",
+    "STRATEGIES",
     "TUNERS",
     "TrialPolicy",
     "engine_names",

@@ -262,6 +262,9 @@ class KerasTunerEngine(Engine):
                 raise SettingError(optuna_only, given[optuna_only], "is an Optuna setting, and this study's engine is "
                                    f"keras-tuner; choose Keras Tuner's oracle: set {option('tuner')} to "
                                    f"{', '.join(TUNERS[:-1])} or {TUNERS[-1]}.")
+        if settings["strategy"] != "joint":
+            raise SettingError("strategy", settings["strategy"], "is Optuna's: Keras Tuner's oracles choose whole "
+                               f"recipes; leave {option('strategy')} out, or search with the optuna engine.")
         settings["tuner"] = settings["tuner"] or TUNERS[0]
         settings["sampler"] = settings["pruner"] = None  # Keras Tuner's oracle samples and schedules
         if settings["tuner"] not in TUNERS:

@@ -18,6 +18,8 @@ from ._base import Engine, register
 from ._optuna_space import suggest
 from ._policy import TrialPolicy
 from ._pruning import PRUNERS, make_pruner, pruning_schedule
+from ._staged import (PROMOTED_SHARE, STRATEGIES, check_staged, promote, stage_one_space, stage_two_space,
+                      start_from_parent)
 from ._trial_setup import failure_text, set_up_trial, trial_recipe
 
 if TYPE_CHECKING:
@@ -89,6 +91,9 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
     import optuna
 
     judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run).warmup_steps
+    check_staged(run, policy)
+    stage_spaces = (stage_one_space(run.space), stage_two_space(run.space)) if run.strategy == "staged" else None
+
     def objective(trial: optuna.Trial) -> float:
         # At most trial.number trials are numbered below this one, so below the total it cannot be surplus and
         # the study need not be read again.
@@ -97,18 +102,38 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
             trial.set_user_attr(attrs.SURPLUS, True)
             raise optuna.TrialPruned("surplus: the study's total was claimed by other workers; not run")
         root = trial.user_attrs.get(attrs.ROOT, trial.number)
-        setup = set_up_trial(run, trial_recipe(run, suggest(trial, run.space)), root=root, folder=str(root),
-                             policy=policy)
-        for key, value in setup.attrs.items():
+        stage: int | None = None
+        space = run.space
+        if stage_spaces is not None:
+            stage = int(trial.user_attrs.get(attrs.STAGE) or 1)
+            space = stage_spaces[stage - 1]
+        params = suggest(trial, space)
+        seed = None
+        if stage == 2:
+            fresh = not (run.folder / "trials" / str(root) / "state.json").exists()
+            try:
+                seed = start_from_parent(run, study, trial, run.folder / "trials" / str(root))
+            except Exception as exc:
+                trial.set_user_attr(attrs.FAIL_REASON, failure_text(exc))
+                raise
+        setup = set_up_trial(run, trial_recipe(run, params), root=root, folder=str(root), policy=policy, seed=seed)
+        recorded = dict(setup.attrs)
+        if stage is not None:
+            recorded[attrs.STAGE] = stage
+        if stage == 2 and fresh:
+            recorded.pop(attrs.RESUMED_FROM, None)  # it starts from its parent's head, not from a run of its own
+        for key, value in recorded.items():
             trial.set_user_attr(key, value)
         if attrs.FAIL_REASON in trial.user_attrs:  # copied from the failed run this trial retries
             trial.set_user_attr(attrs.FAIL_REASON, None)
-        if setup.saved:
+        if stage == 2 and fresh:
+            log.info("trial %d fine-tunes the head of trial %d", trial.number, trial.user_attrs[attrs.PARENT])
+        elif setup.saved:
             log.info("trial %d resumes trial %d after its %s epoch %d", trial.number, root, setup.saved.phase,
                      setup.saved.epoch)
         try:
             result = run_trial(setup.recipe, data, OptunaReporter(trial, judge_from=judge_from), seed=setup.seed,
-                               objective=run.objective, checkpoints=setup.checkpoints)
+                               objective=run.objective, checkpoints=setup.checkpoints, keep_head=stage == 1)
         except TrialStopped as stop:
             for key, value in attrs.outcome_attrs(history=stop.history, timings=stop.timings).items():
                 trial.set_user_attr(key, value)
@@ -125,7 +150,8 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
         for key, value in attrs.outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
                                               n_train=result.n_train, stop_reason=result.stop_reason).items():
             trial.set_user_attr(key, value)
-        discard(setup.checkpoints)
+        if stage != 1:  # a finished head is kept for its stage two
+            discard(setup.checkpoints)
         return result.value
 
     failures: list[str] = []
@@ -143,6 +169,8 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
             failures.append(trial.user_attrs.get(attrs.FAIL_REASON) or "no reason recorded")
         else:
             failures.clear()
+        if trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs.get(attrs.STAGE) == 1:
+            promote(run, study_, n_trials=n_trials)
         if len(failures) >= policy.max_failures:
             study_.stop()
         elif n_trials is not None and count_claimed(study_) >= n_trials:
@@ -206,10 +234,19 @@ class OptunaEngine(Engine):
             raise SettingError("sampler", settings["sampler"], f"must be one of {', '.join(SAMPLERS)}.")
         if settings["pruner"] not in PRUNERS:
             raise SettingError("pruner", settings["pruner"], f"must be one of {', '.join(PRUNERS)}.")
+        if settings["strategy"] not in STRATEGIES:
+            raise SettingError("strategy", settings["strategy"], f"must be one of {', '.join(STRATEGIES)}.")
 
     def check(self, run: Run) -> None:
         _sampler(run)
         _pruner(run)
+        check_staged(run)
+
+    def status_note(self, run: Run) -> str:
+        if run.strategy != "staged":
+            return ""
+        return (f"strategy staged: stage-1 trials train heads on cached features; the top {PROMOTED_SHARE:.0%} of "
+                "finished heads go on to a stage-2 trial that fine-tunes them")
 
     def initialize(self, study: Any, run: Run) -> None:
         super().initialize(study, run)

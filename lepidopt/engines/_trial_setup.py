@@ -30,10 +30,12 @@ def trial_recipe(run: Run, params: dict[str, Any]) -> Recipe:
     return dataclasses.replace(recipe, weights=run.weights) if run.weights else recipe
 
 
-def set_up_trial(run: Run, recipe: Recipe, *, root: int, folder: str, policy: TrialPolicy) -> TrialSetup:
+def set_up_trial(run: Run, recipe: Recipe, *, root: int, folder: str, policy: TrialPolicy,
+                 seed: int | None = None) -> TrialSetup:
     """The trial ``root`` (the trial whose seed and checkpoints this run of it uses), its checkpoints in
-    ``trials/<folder>`` of the study's folder and the checkpoint it resumes from."""
-    seed = run.seed + root
+    ``trials/<folder>`` of the study's folder and the checkpoint it resumes from. ``seed``: when not the root's
+    own (a stage-two trial trains on with its head's)."""
+    seed = run.seed + root if seed is None else seed
     checkpoints = policy.checkpoints_in(run.folder / "trials" / folder)
     saved = checkpoints.latest() if checkpoints else None
     recorded = attrs.identity_attrs(recipe, seed=seed, root=root)

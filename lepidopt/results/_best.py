@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ReportError
+from ..errors import ReportError, command
 from ..runs import Run
 
 if TYPE_CHECKING:
@@ -26,8 +26,10 @@ class BestTrial:
         return self.run.folder
 
 
-def load_best(*, study: str, storage: str | None = None, results_dir: str | Path | None = None) -> BestTrial:
-    """The best completed trial of an existing study, with the run the study records."""
+def load_best(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
+              trial: int | None = None) -> BestTrial:
+    """The best completed trial of an existing study (or its completed trial numbered ``trial``), with the run
+    the study records."""
     import optuna
 
     from ..study import open_study
@@ -42,4 +44,15 @@ def load_best(*, study: str, storage: str | None = None, results_dir: str | Path
             f"{', '.join(f'{states.count(s)} {s}' for s in sorted(set(states))) or 'none'}); "
             "run lepidopt search until one completes."
         )
-    return BestTrial(run=run, study=loaded, trial=loaded.best_trial)
+    if trial is None:
+        return BestTrial(run=run, study=loaded, trial=loaded.best_trial)
+    chosen = [t for t in complete if t.number == trial]
+    if not chosen:
+        numbers = [t.number for t in complete]
+        state = next((t.state.name.lower() for t in loaded.get_trials(deepcopy=False) if t.number == trial), None)
+        found = "does not exist" if state is None else f"was {state}"
+        raise ReportError(f"trial {trial} of study {study!r}", f"{found}; only a completed trial has a model "
+                          "to export, and the completed ones are "
+                          f"{', '.join(map(str, numbers[:20]))}{' ...' if len(numbers) > 20 else ''}.",
+                          fix=f"Choose one of them (see {command('status', 'study')}).")
+    return BestTrial(run=run, study=loaded, trial=chosen[0])

@@ -37,7 +37,8 @@ class ExportResult:
 
 
 def export_best(*, study: str, storage: str | None = None, results_dir: str | Path | None = None,
-                all_splits: bool = False, formats: str | Sequence[str] = ("keras",)) -> ExportResult:
+                all_splits: bool = False, formats: str | Sequence[str] = ("keras",),
+                trial: int | None = None) -> ExportResult:
     """Write ``results/<study>/best/``: model.keras, metrics.json (test split) and embeddings.npz, and the
     model in the other ``formats`` asked for: model.savedmodel/, model.onnx, model.tflite.
 
@@ -60,6 +61,7 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
         results_dir: Where the study's folder is, if not where it was created.
         all_splits: Save the embeddings of every split, not only the test split's.
         formats: keras (always written), savedmodel, onnx and litert, as a list or comma-separated.
+        trial: Export this completed trial instead of the best.
 
     Returns:
         The folder written and its metrics (as metrics.json holds them).
@@ -72,15 +74,15 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
         DataError: The study's split no longer matches its data.
     """
     formats = check_formats(formats)  # before anything is trained
-    best = load_best(study=study, storage=storage, results_dir=results_dir)
-    trial, run = best.trial, best.run
-    recipe = Recipe.from_flat(trial.user_attrs[attrs.RECIPE], where=f"trial {trial.number} recipe")
-    seed = int(trial.user_attrs.get(attrs.SEED, run.seed + trial.number))
+    best = load_best(study=study, storage=storage, results_dir=results_dir, trial=trial)
+    chosen, run = best.trial, best.run
+    recipe = Recipe.from_flat(chosen.user_attrs[attrs.RECIPE], where=f"trial {chosen.number} recipe")
+    seed = int(chosen.user_attrs.get(attrs.SEED, run.seed + chosen.number))
     data = study_data(run)
     split = data.split
-    log.info("retraining trial %d (%s %.4f) with seed %d", trial.number, run.objective, trial.value, seed)
+    log.info("retraining trial %d (%s %.4f) with seed %d", chosen.number, run.objective, chosen.value, seed)
     result = run_trial(recipe, data, NullReporter(), seed=seed, objective=run.objective, keep_model=True)
-    log.info("retrained: %s %.4f (trial: %.4f)", run.objective, result.value, trial.value)
+    log.info("retrained: %s %.4f (trial: %.4f)", run.objective, result.value, chosen.value)
 
     images = data.images(recipe.image_size)
     test_idx = split.indices("test")
@@ -88,13 +90,13 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
     probabilities = result.model.predict(test_batches, verbose=0)
     metrics: dict[str, Any] = {
         "study": study,
-        "trial": trial.number,
+        "trial": chosen.number,
         "objective": run.objective,
-        "trial_validation_value": trial.value,
+        "trial_validation_value": chosen.value,
         "retrained_validation_value": result.value,
         "retrained_validation_metrics": result.metrics,
         "seed": seed,
-        "params": trial.params,
+        "params": chosen.params,
         "recipe": recipe.to_flat(),
         "test": classification_metrics(split.labels[test_idx], probabilities, list(split.classes)),
     }
@@ -103,7 +105,7 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
     idx = np.concatenate([split.indices(s) for s in subsets])
     embedder = embedding_model(result.model)
     embeddings = embeddings_of(embedder, image_batches(images, split.labels, idx, batch_size=recipe.batch_size))
-    card = ModelCard(classes=tuple(split.classes), image_size=recipe.image_size, study=study, trial=trial.number,
+    card = ModelCard(classes=tuple(split.classes), image_size=recipe.image_size, study=study, trial=chosen.number,
                      objective=run.objective, recipe=recipe.to_flat(), data=run.data.to_dict(),
                      lepidopt_version=__version__)
     folder = run.folder / "best"

@@ -73,7 +73,8 @@ def status_of(optuna_study: Any, folder: Path, *, engine_note: str = "") -> Stud
 
 
 def _note(trial: optuna.trial.FrozenTrial, retry: int | None) -> str:
-    """What the status table's footnotes say of a trial: why it failed, was retried, not run or ended early."""
+    """What the status table's footnotes say of a trial: why it failed, was retried, not run or ended early, and
+    whose head a stage-two trial fine-tunes."""
     state = trial.state.name
     if trial.user_attrs.get(attrs.SURPLUS):
         return "not run: the study's total was claimed by other workers (not counted)"
@@ -84,6 +85,8 @@ def _note(trial: optuna.trial.FrozenTrial, retry: int | None) -> str:
     if state in ("WAITING", "RUNNING") and history:
         return f"{state.lower()}: retries trial {history[-1]} from its last checkpoint"
     notes = []
+    if trial.user_attrs.get(attrs.STAGE) == 2:
+        notes.append(f"stage 2: fine-tunes the head of trial {trial.user_attrs.get(attrs.PARENT)}")
     resumed = trial.user_attrs.get(attrs.RESUMED_FROM)
     if resumed and state in ("COMPLETE", "PRUNED"):
         notes.append(f"resumed trial {trial.user_attrs.get(attrs.ROOT)} after its {resumed['phase']} epoch "

@@ -63,7 +63,7 @@ class _Diverged(Exception):
 
 def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
               objective: str = "balanced_accuracy", keep_model: bool = False,
-              checkpoints: Checkpoints | None = None) -> TrialResult:
+              checkpoints: Checkpoints | None = None, keep_head: bool = False) -> TrialResult:
     """Train one recipe on the study's data and return its validation score.
 
     Reports the objective after every epoch of both phases; raises TrialStopped when the reporter
@@ -78,7 +78,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     already (a retried trial), first reports the saved epochs' values again, then continues after the
     last saved epoch. A diverging loss (not finite) fails the trial with a ModelError. A fine-tuning epoch
     that falls far below the head's best (``fine_tuning_diverged``) ends the trial after that epoch, with
-    its value and the reason in ``stop_reason``.
+    its value and the reason in ``stop_reason``. With ``keep_head`` (and ``checkpoints``) the trained head's
+    last epoch is saved as a checkpoint whether or not one was due, for a later trial to fine-tune it.
     """
     direction = objective_direction(objective)
     if recipe.total_epochs == 0:
@@ -176,6 +177,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         finally:
             if trained is not head:
                 head.set_weights(trained.get_weights())
+        if keep_head and checkpoints and recipe.epochs_head > 0 and (saved is None or saved.phase == "head"):
+            checkpoints.save("head", recipe.epochs_head - 1, history[:recipe.epochs_head], trained)
         timings["head"] = time.perf_counter() - clock - (timings.get("features", 0.0) - features_before)
 
         if recipe.finetune_unfreeze != "none" and recipe.epochs_finetune > 0:

@@ -1,0 +1,135 @@
+"""The staged strategy: fine-tuning paid only by recipes whose head earned it.
+
+Stage one samples everything but the fine-tuning params and trains heads on cached features, keeping each
+finished head as a checkpoint in its trial's folder. Each time a head finishes, the best head not yet
+promoted among the top ``PROMOTED_SHARE`` of finished heads goes on to stage two (as successive halving
+promotes, asynchronously: no worker waits for a rung to fill): a trial enqueued with the head's params,
+whose sampler chooses the unfreeze depth and fine-tuning learning rate, and which starts from a copy of the
+head's checkpoint and its seed. Both stages are trials of the one Optuna study, tagged with
+``attrs.STAGE``; a stage-two trial is retried from its own checkpoints like any other, and exported by
+training its head again with the same seed, then fine-tuning it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._files import write_text_atomically
+from ..errors import SettingError, StudyError, option
+from ..recipe import Recipe
+from ..runs import Run
+from ..spaces import Choice, Space
+from ..study import attrs, count_claimed
+from ._policy import TrialPolicy
+from ._pruning import pruning_schedule
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["STRATEGIES", "PROMOTED_SHARE", "check_staged", "stage_one_space", "stage_two_space", "promote",
+           "start_from_parent", "is_fine_tuning_param"]
+
+log = logging.getLogger("lepidopt")
+STRATEGIES = ("joint", "staged")  # the default first
+# The top quarter of heads is fine-tuned: with fine-tuning ~10-100x a head's cost, stage two then takes most
+# of the machine time, spent on recipes among the best a quarter of stage one found.
+PROMOTED_SHARE = 0.25
+
+
+def is_fine_tuning_param(name: str) -> bool:
+    return name.startswith("finetune.")
+
+
+def _depths(space: Space) -> tuple[Any, ...]:
+    """The unfreeze depths other than none that ``space`` can fine-tune at."""
+    if any(p.name == "finetune.unfreeze" for p in space.params):
+        choice = space.param("finetune.unfreeze")
+        assert isinstance(choice, Choice)
+        return tuple(v for v in choice.values if v != "none")
+    fixed = space.fixed.get("finetune.unfreeze", Recipe.finetune_unfreeze)
+    return () if fixed == "none" else (fixed,)
+
+
+def check_staged(run: Run, policy: TrialPolicy | None = None) -> None:
+    """Refuse a staged run that cannot work: a space that never fine-tunes, or trials without checkpoints (the
+    head a stage-two trial starts from is one)."""
+    if run.strategy != "staged":
+        return
+    if not _depths(run.space):
+        raise SettingError("strategy", "staged", f"fine-tunes the best heads, and space {run.space.name!r} never "
+                           "fine-tunes (finetune.unfreeze is none).",
+                           fix=f"Add finetune.unfreeze to its params, or leave {option('strategy')} at joint.")
+    if policy is not None and not policy.checkpoints:
+        raise SettingError("strategy", "staged", "starts stage two from a checkpoint of each head, and checkpoints "
+                           "are off.", fix=f"Turn checkpoints on, or leave {option('strategy')} at joint.")
+
+
+def stage_one_space(space: Space) -> Space:
+    """``space`` without its fine-tuning params, never fine-tuning."""
+    return dataclasses.replace(space, params=tuple(p for p in space.params if not is_fine_tuning_param(p.name)),
+                               fixed={**space.fixed, "finetune.unfreeze": "none"})
+
+
+def stage_two_space(space: Space) -> Space:
+    """``space`` with its unfreeze depth chosen among those that fine-tune (its head params come fixed with the
+    enqueued trial)."""
+    def stage_two(p: Any) -> Any:
+        return dataclasses.replace(p, values=_depths(space)) if p.name == "finetune.unfreeze" else p
+
+    return dataclasses.replace(space, params=tuple(stage_two(p) for p in space.params))
+
+
+def _head_folder(run: Run, trial: optuna.trial.FrozenTrial) -> Path:
+    return run.folder / "trials" / str(trial.user_attrs.get(attrs.ROOT, trial.number))
+
+
+def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | None:
+    """Enqueue the stage two of the best finished head not yet promoted, if it is in the top ``PROMOTED_SHARE``
+    of the finished heads (counted once there are as many as the pruner's startup trials) and the study's total
+    has room for it. Returns the promoted trial's number."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    heads = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get(attrs.STAGE) == 1
+             and t.value is not None]
+    if len(heads) < pruning_schedule(run).startup_trials:
+        return None
+    waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
+    if n_trials is not None and count_claimed(study) + waiting >= n_trials:
+        return None
+    promoted = {t.user_attrs.get(attrs.PARENT) for t in trials if t.user_attrs.get(attrs.STAGE) == 2}
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    ranked = sorted(heads, key=lambda t: float(t.value or 0.0), reverse=maximize)
+    for head in ranked[:max(1, int(len(ranked) * PROMOTED_SHARE))]:
+        if head.number in promoted or not (_head_folder(run, head) / "state.json").exists():
+            continue
+        params = dict(head.params)
+        baseline = run.space.baseline or {}
+        if head.user_attrs.get(attrs.BASELINE) and baseline.get("finetune.unfreeze", "none") != "none":
+            params.update({k: v for k, v in baseline.items() if is_fine_tuning_param(k)})  # the baseline's own
+        study.enqueue_trial(params, user_attrs={attrs.STAGE: 2, attrs.PARENT: head.number})
+        log.info("trial %d's head (%s %.4f) goes on to fine-tuning", head.number, run.objective, head.value)
+        return head.number
+    return None
+
+
+def start_from_parent(run: Run, study: optuna.Study, trial: optuna.Trial, folder: Path) -> int:
+    """Copy the head checkpoint of the stage-two ``trial``'s parent into ``folder`` (unless ``folder`` holds a
+    checkpoint already: a retried stage two goes on from its own); return the parent's seed."""
+    number = trial.user_attrs[attrs.PARENT]
+    parent = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    if not (folder / "state.json").exists():
+        source = _head_folder(run, parent)
+        if not (source / "state.json").exists():
+            raise StudyError(f"stage two of trial {number}", f"its head's checkpoint ({source}) is gone, so there is "
+                             "no trained head to fine-tune.", fix="Leave the study's trials/ folder in place while it "
+                             "runs.")
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in source.glob("step-*.npz"):
+            shutil.copyfile(path, folder / path.name)
+        write_text_atomically(folder / "state.json", (source / "state.json").read_text())  # last: names whole files
+    return int(parent.user_attrs[attrs.SEED])
