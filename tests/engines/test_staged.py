@@ -1,0 +1,121 @@
+"""The staged strategy: heads first, then fine-tuning for the best of them, as trials of one Optuna study that
+resume and export like any other."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import optuna
+import pytest
+import yaml
+
+from conftest import TINY_SPACE, wait_for_checkpoint
+from lepidopt.engines import get_engine
+from lepidopt.engines._staged import check_staged, stage_one_space, stage_two_space
+from lepidopt.errors import SettingError, StudyError
+from lepidopt.resolve import resolve_run
+from lepidopt.results import export_best
+from lepidopt.spaces import load_space
+from lepidopt.study import attrs, count_finished
+
+HEAD_EPOCHS, FINETUNE_EPOCHS = 3, 3
+
+
+def test_stage_one_never_fine_tunes_and_stage_two_always_does():
+    space = load_space(TINY_SPACE)
+    one, two = stage_one_space(space), stage_two_space(space)
+    assert [p.name for p in one.params] == ["head.dense_layers", "head.units", "head.lr", "sampling.ratio"]
+    assert one.recipe({"head.lr": 0.01}).finetune_unfreeze == "none"
+    assert two.param("finetune.unfreeze").values == ("conv5",)
+    assert [p.name for p in two.params] == [p.name for p in space.params]
+
+
+def test_a_staged_search_is_refused_where_it_cannot_work(demo_folder, tmp_path):
+    space = yaml.safe_load(TINY_SPACE.read_text())
+    space["params"] = {k: v for k, v in space["params"].items() if not k.startswith("finetune.")}
+    space["baseline"] = {k: v for k, v in space["baseline"].items() if not k.startswith("finetune.")}
+    (tmp_path / "heads.yaml").write_text(yaml.safe_dump(space))
+    run = resolve_run(study="h", results_dir=tmp_path, data=str(demo_folder), space=str(tmp_path / "heads.yaml"),
+                      strategy="staged")
+    with pytest.raises(SettingError, match=r"strategy='staged': fine-tunes the best heads, and space 'tiny' never "
+                       r"fine-tunes .* leave strategy= at joint"):
+        get_engine(run.engine).check(run)
+    with pytest.raises(SettingError, match=r"strategy='staged': is Optuna's: Keras Tuner's oracles"):
+        resolve_run(study="k", results_dir=tmp_path, data=str(demo_folder), space=str(TINY_SPACE), strategy="staged",
+                    engine="keras-tuner")
+    with pytest.raises(SettingError, match=r"strategy='stages': must be one of joint, staged"):
+        resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space=str(TINY_SPACE), strategy="stages")
+    from lepidopt.engines import TrialPolicy
+
+    fine = resolve_run(study="f", results_dir=tmp_path, data=str(demo_folder), space=str(TINY_SPACE),
+                       strategy="staged")
+    with pytest.raises(SettingError, match="checkpoints are off"):
+        check_staged(fine, TrialPolicy(checkpoints=False))
+
+
+def search(*args, cwd) -> subprocess.Popen:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen([sys.executable, "-m", "lepidopt", "search", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_staged_study_killed_in_stage_two_resumes_it_and_exports_it_to_its_value(demo_folder, tmp_path):
+    space = yaml.safe_load(TINY_SPACE.read_text())
+    space["fixed"].update(epochs_head=HEAD_EPOCHS, epochs_finetune=FINETUNE_EPOCHS)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
+    command = ("--study", "st", "--data", str(demo_folder), "--space", str(tmp_path / "space.yaml"), "--strategy",
+               "staged", "--pruner", "none", "--n-trials", "8", "--checkpoint-every", "0")
+    first = search(*command, cwd=tmp_path)
+    # Six heads (one per searched param) finish before the best of them is promoted; stage two fine-tunes it.
+    saved = wait_for_checkpoint(tmp_path / "results" / "st", step=HEAD_EPOCHS + 1)
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 143, err
+    assert saved["history"][-1]["phase"] == "finetune"
+
+    second = search(*command, cwd=tmp_path)
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert "stage 2: fine-tunes the head of trial" in out
+
+    study = optuna.load_study(study_name="st", storage=f"sqlite:///{tmp_path}/results/st/study.db")
+    trials = study.get_trials(deepcopy=False)
+    assert count_finished(study) == 8
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    interrupted = next(t for t in trials if t.state.name == "FAIL")
+    assert interrupted.user_attrs[attrs.STAGE] == 2 and str(interrupted.number) == saved["trial"]
+    retry = next(t for t in trials if t.system_attrs.get(attrs.RETRY_HISTORY) == [interrupted.number])
+    parent = next(t for t in trials if t.number == retry.user_attrs[attrs.PARENT])
+    assert retry.state.name == "COMPLETE"
+    assert retry.user_attrs[attrs.PARENT] == interrupted.user_attrs[attrs.PARENT]
+    assert parent.user_attrs[attrs.STAGE] == 1 and parent.state.name == "COMPLETE"
+    assert retry.user_attrs[attrs.SEED] == parent.user_attrs[attrs.SEED]
+    assert {k: retry.params[k] for k in parent.params} == parent.params
+    assert retry.params["finetune.unfreeze"] == "conv5"
+    # Resumed after the fine-tuning epoch its first run saved: every step once, the head's as its parent had them.
+    assert retry.user_attrs[attrs.RESUMED_FROM] == {"phase": "finetune", "epoch": saved["epoch"],
+                                                    "step": saved["step"]}
+    history = retry.user_attrs[attrs.HISTORY]
+    assert [h["step"] for h in history] == list(range(HEAD_EPOCHS + FINETUNE_EPOCHS))
+    assert [h["phase"] for h in history] == ["head"] * HEAD_EPOCHS + ["finetune"] * FINETUNE_EPOCHS
+    assert history[:HEAD_EPOCHS] == parent.user_attrs[attrs.HISTORY]
+    assert sorted(retry.intermediate_values) == list(range(HEAD_EPOCHS + FINETUNE_EPOCHS))
+    stages = [t.user_attrs.get(attrs.STAGE) for t in trials if t.state.name == "COMPLETE"]
+    assert stages.count(1) == 7 and stages.count(2) == 1
+
+    exported = export_best(study="st", results_dir=tmp_path / "results", trial=retry.number)
+    metrics = json.loads((exported.folder / "metrics.json").read_text())
+    assert metrics["trial"] == retry.number
+    assert metrics["retrained_validation_value"] == pytest.approx(retry.value, abs=1e-6)
+
+
+def test_the_strategy_defines_the_study(demo_folder, tmp_path):
+    from lepidopt.api import search as search_in_process
+
+    search_in_process(study="d", data=str(demo_folder), space=str(TINY_SPACE), results_dir=tmp_path,
+                      strategy="staged", create_only=True)
+    with pytest.raises(StudyError, match="strategy cannot change within a study"):
+        search_in_process(study="d", results_dir=tmp_path, strategy="joint", create_only=True)
