@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo_data.add_argument("--size", type=int, default=96, help="image side in px (default 96, at least 32)")
     demo_data.add_argument("--seed", type=int, default=0)
     demo_data.add_argument("--manifest", action="store_true", help="also write an ETHEC-format JSON manifest")
+    demo_data.add_argument("--genera", type=int, default=1,
+                           help="genera per family, 1 to 5, drawn as variants of it and named in the manifest "
+                           "(search them with --label-level genus; default 1)")
 
     spaces = sub.add_parser("spaces", help="list, show or validate search spaces")
     spaces_sub = spaces.add_subparsers(dest="spaces_command", metavar="ACTION")
@@ -337,10 +340,13 @@ def _data(args: argparse.Namespace) -> int:
         from .data import make_demo_collection
 
         made = make_demo_collection(args.out, scale=args.scale, image_size=args.size, seed=args.seed,
-                                    manifest=args.manifest)
+                                    manifest=args.manifest, genera=args.genera)
         print(f"wrote {sum(made.counts.values())} images in {len(made.counts)} classes to {made.root}")
         for name, n in made.counts.items():
             print(f"  {name}: {n}")
+        if args.genera > 1:
+            print(f"{len(made.genera)} genera (the manifest's genus): "
+                  + ", ".join(f"{name} {n}" for name, n in made.genera.items()))
         if made.manifest:
             print(f"ETHEC manifest: {made.manifest}")
         return 0

@@ -1,7 +1,9 @@
 """A synthetic butterfly collection for the demo and the tests: drawn, not downloaded.
 
 Six classes named after the ETHEC families, each with its own wing shape, colours and spot
-pattern, in random pose, scale and background; class sizes shaped like ETHEC's imbalance.
+pattern, in random pose, scale and background; class sizes shaped like ETHEC's imbalance. A family may
+hold several genera, drawn as variants of it (shifted colours, more spots, stripes), which the ETHEC
+manifest names: a harder, finer-grained task at ``label_level="genus"``.
 """
 
 from __future__ import annotations
@@ -53,11 +55,20 @@ _FAMILIES = {
 }
 
 
+# Genus g of a family draws the family shifted by the g-th of these: base colour change, extra spots, extra
+# stripes. Genus 0 is the family as drawn without genera.
+_GENUS_SHIFTS = (((0, 0, 0), 0, 0), ((45, -35, -25), 3, 0), ((-35, 30, 45), 0, 2), ((25, 40, -45), 5, 1),
+                 ((-45, -25, 30), 2, 3))
+_GENUS_ENDINGS = ("us", "ia", "ops", "ina", "ella")
+MAX_GENERA = len(_GENUS_SHIFTS)
+
+
 @dataclasses.dataclass(frozen=True)
 class DemoCollection:
     root: Path
-    counts: dict[str, int]
+    counts: dict[str, int]  # images per family (the folder classes)
     manifest: Path | None
+    genera: dict[str, int] = dataclasses.field(default_factory=dict)  # images per genus, as the manifest names them
 
 
 def demo_class_sizes(scale: float = 0.1, *, minimum: int = 12) -> dict[str, int]:
@@ -65,8 +76,28 @@ def demo_class_sizes(scale: float = 0.1, *, minimum: int = 12) -> dict[str, int]
     return {name: max(minimum, round(n * scale)) for name, n in ETHEC_SHAPE.items()}
 
 
+def genus_name(family: str, g: int) -> str:
+    return f"{family[:-4]}{_GENUS_ENDINGS[g]}"
+
+
+def _genus_of(i: int, count: int, genera: int) -> int:
+    """The genus of a family's image ``i`` of ``count``: genus g > 0 takes a share proportional to 1 / (g + 1)
+    and genus 0 the rest, so genera are imbalanced within a family as families are among themselves."""
+    total = sum(1 / (g + 1) for g in range(genera))
+    sizes = [round(count / (g + 1) / total) for g in range(1, genera)]
+    bounds = np.cumsum([count - sum(sizes), *sizes])
+    return int(np.searchsorted(bounds, i, side="right"))
+
+
+def _genus_variant(family: _Family, g: int) -> _Family:
+    shift, spots, stripes = _GENUS_SHIFTS[g]
+    red, green, blue = (int(np.clip(c + d, 0, 255)) for c, d in zip(family.base, shift))
+    return dataclasses.replace(family, base=(red, green, blue), spots=family.spots + spots,
+                               stripes=family.stripes + stripes, spot_size=family.spot_size or 2.0)
+
+
 def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: int = 96, seed: int = 0,
-                         manifest: bool = False, minimum: int = 12) -> DemoCollection:
+                         manifest: bool = False, minimum: int = 12, genera: int = 1) -> DemoCollection:
     """Write the collection as an image folder (``root/<family>/<n>.jpg``), optionally with an ETHEC manifest.
     Deterministic: the same seed, scale and size always draw the same pixels.
 
@@ -76,13 +107,14 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
         image_size: The images' side in pixels, 32 or more.
         seed: Seeds the drawing.
         manifest: Also write an ETHEC-style JSON manifest of the images.
-        minimum: The fewest images any family gets.
+        minimum: The fewest images any family gets (with genera: any genus).
+        genera: Genera per family, 1 to 5, drawn as variants of it; the manifest names them.
 
     Returns:
         The folder, the images per family and the manifest's path.
 
     Raises:
-        SettingError: A size below 32 px or a scale of 0 or less.
+        SettingError: A size below 32 px, a scale of 0 or less, or genera outside 1 to 5.
         DataError: ``root`` holds files already.
     """
     root = Path(root)
@@ -91,6 +123,8 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
                            "and ResNet-50 takes.")
     if not scale > 0:
         raise SettingError("scale", scale, "must be above 0 (a fraction of ETHEC's family sizes, e.g. 0.1).")
+    if not whole_number(genera, at_least=1) or genera > MAX_GENERA:
+        raise SettingError("genera", genera, f"must be a whole number from 1 to {MAX_GENERA} (genera per family).")
     held = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) \
         if root.is_dir() else None
     if held or (held is None and root.exists()):
@@ -98,24 +132,29 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
         raise DataError(f"demo folder {str(root)!r}", f"{what}; the demo collection is drawn into a new or empty "
                         "folder, so it never mixes with other images.", fix="Choose another folder.")
     counts = demo_class_sizes(scale, minimum=minimum)
+    if genera > 1:  # the smallest genus, with 1 / (1 + 1/2 + ...) of its family's images, gets ``minimum``
+        smallest_share = (1 / genera) / sum(1 / (g + 1) for g in range(genera))
+        counts = {family: max(n, math.ceil(minimum / smallest_share)) for family, n in counts.items()}
     records = {}
+    per_genus: dict[str, int] = {}
     for class_index, (family, count) in enumerate(counts.items()):
         folder = root / family
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(count):
             rng = np.random.default_rng([seed, class_index, i])
             name = f"{family.lower()}_{i:05d}.jpg"
-            draw_butterfly(_FAMILIES[family], rng, image_size).save(folder / name, quality=92)
-            records[f"{family[:3].lower()}{i:05d}"] = _ethec_record(family, name, i, rng)
+            g = _genus_of(i, count, genera)
+            draw_butterfly(_genus_variant(_FAMILIES[family], g), rng, image_size).save(folder / name, quality=92)
+            records[f"{family[:3].lower()}{i:05d}"] = _ethec_record(family, genus_name(family, g), name, i, rng)
+            per_genus[genus_name(family, g)] = per_genus.get(genus_name(family, g), 0) + 1
     manifest_path = None
     if manifest:
         manifest_path = root / "ethec_manifest.json"
         manifest_path.write_text(json.dumps(records, indent=1))
-    return DemoCollection(root=root, counts=counts, manifest=manifest_path)
+    return DemoCollection(root=root, counts=counts, manifest=manifest_path, genera=per_genus)
 
 
-def _ethec_record(family: str, file_name: str, i: int, rng: np.random.Generator) -> dict[str, str]:
-    genus = f"{family[:-4]}{'ia' if i % 2 else 'us'}"
+def _ethec_record(family: str, genus: str, file_name: str, i: int, rng: np.random.Generator) -> dict[str, str]:
     record = {
         "token": f"{family[:3].lower()}{i:05d}",
         "image_path": f"{family}/",

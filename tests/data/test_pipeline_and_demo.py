@@ -48,3 +48,25 @@ def test_demo_collection_is_deterministic_and_shaped_like_ethec(tmp_path):
     assert all((a.root / f).read_bytes() == (b.root / f).read_bytes() for f in files)
     assert any((a.root / f).read_bytes() != (c.root / f).read_bytes() for f in files)
     assert a.manifest is None
+
+
+def test_demo_genera_are_drawn_variants_and_genus_zero_is_the_family_as_before(tmp_path):
+    import json
+
+    from lepidopt.data import make_demo_collection
+
+    plain = make_demo_collection(tmp_path / "plain", scale=0.005, image_size=40, seed=2, minimum=6, manifest=True)
+    split = make_demo_collection(tmp_path / "split", scale=0.005, image_size=40, seed=2, minimum=6, manifest=True,
+                                 genera=3)
+    records = json.loads(split.manifest.read_text()).values()
+    genus_of = {r["image_name"] or r["image_path"].split("/")[-1]: r["genus"] for r in records}
+    assert set(genus_of.values()) == set(split.genera) and len(split.genera) == 18
+    assert all(n >= 6 for n in split.genera.values())
+    sizes = [split.genera[f"Nymphal{ending}"] for ending in ("us", "ia", "ops")]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[2]  # imbalanced within the family too
+    assert {r["genus"] for r in json.loads(plain.manifest.read_text()).values()} == set(plain.genera)
+    assert len(plain.genera) == 6  # without genera, one genus per family
+    for path in sorted((tmp_path / "plain" / "Pieridae").glob("*.jpg")):
+        twin = tmp_path / "split" / "Pieridae" / path.name
+        same = path.read_bytes() == twin.read_bytes()
+        assert same == (genus_of[path.name] == "Pierus"), path.name  # genus 0 draws as before; the others differ

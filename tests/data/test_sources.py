@@ -30,14 +30,18 @@ def test_ethec_manifest_with_empty_image_name_quirk_and_csv_load_what_the_folder
     assert len(folder.records) == sum(1 for _ in demo_folder.glob("*/*.jpg"))
 
 
-def test_ethec_label_levels(demo_folder):
-    manifest = str(demo_folder / "ethec_manifest.json")
+def test_ethec_label_levels(tmp_path):
+    from lepidopt.data import make_demo_collection
+
+    made = make_demo_collection(tmp_path / "g", scale=0.005, image_size=32, manifest=True, minimum=3, genera=2)
+    manifest = str(made.manifest)
     species = {r.label for r in read_records(DataSpec(manifest, label_level="species"))}
     genus = {r.label for r in read_records(DataSpec(manifest, label_level="genus"))}
     subfamily = {r.label for r in read_records(DataSpec(manifest, label_level="subfamily"))}
     assert all(s.split("_")[0] in genus for s in species)
     assert "Nymphalus_alba" in species or any(s.startswith("Nymphal") for s in species)
-    assert len(subfamily) == 6 and len(genus) == 12
+    assert len(subfamily) == 6 and len(genus) == 12 and genus == set(made.genera)
+    assert all(n >= 3 for n in made.genera.values())
 
 
 def test_ethec_own_split_files_are_the_split(demo_folder, tmp_path):
