@@ -18,8 +18,8 @@ from ._base import Engine, register
 from ._optuna_space import suggest
 from ._policy import TrialPolicy
 from ._pruning import PRUNERS, make_pruner, pruning_schedule
-from ._staged import (PROMOTED_SHARE, STRATEGIES, check_staged, promote, stage_one_space, stage_two_space,
-                      start_from_parent)
+from ._staged import (PROMOTED_SHARE, STRATEGIES, check_staged, promote, promoted_already, stage_one_space,
+                      stage_two_space, start_from_parent)
 from ._trial_setup import failure_text, set_up_trial, trial_recipe
 
 if TYPE_CHECKING:
@@ -108,25 +108,24 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
             stage = int(trial.user_attrs.get(attrs.STAGE) or 1)
             space = stage_spaces[stage - 1]
         params = suggest(trial, space)
-        seed = None
+        seed, copied = None, False
         if stage == 2:
-            fresh = not (run.folder / "trials" / str(root) / "state.json").exists()
-            try:
-                seed = start_from_parent(run, study, trial, run.folder / "trials" / str(root))
-            except Exception as exc:
-                trial.set_user_attr(attrs.FAIL_REASON, failure_text(exc))
-                raise
-        setup = set_up_trial(run, trial_recipe(run, params), root=root, folder=str(root), policy=policy, seed=seed)
+            if promoted_already(study, trial):
+                trial.set_user_attr(attrs.SURPLUS, attrs.PROMOTED_TWICE)
+                raise optuna.TrialPruned(f"surplus: {attrs.PROMOTED_TWICE}; not run")
+            seed, copied = start_from_parent(run, study, trial, run.folder / "trials" / str(root))
+        setup = set_up_trial(run, trial_recipe(run, params, space), root=root, folder=str(root), policy=policy,
+                             seed=seed)
         recorded = dict(setup.attrs)
         if stage is not None:
             recorded[attrs.STAGE] = stage
-        if stage == 2 and fresh:
+        if copied:
             recorded.pop(attrs.RESUMED_FROM, None)  # it starts from its parent's head, not from a run of its own
         for key, value in recorded.items():
             trial.set_user_attr(key, value)
         if attrs.FAIL_REASON in trial.user_attrs:  # copied from the failed run this trial retries
             trial.set_user_attr(attrs.FAIL_REASON, None)
-        if stage == 2 and fresh:
+        if copied:
             log.info("trial %d fine-tunes the head of trial %d", trial.number, trial.user_attrs[attrs.PARENT])
         elif setup.saved:
             log.info("trial %d resumes trial %d after its %s epoch %d", trial.number, root, setup.saved.phase,
@@ -160,6 +159,9 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
     def after_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal ran
         ran += 1
+        if trial.user_attrs.get(attrs.SURPLUS) == attrs.PROMOTED_TWICE:
+            log.info("trial %d not run: %s", trial.number, attrs.PROMOTED_TWICE)
+            return
         if trial.user_attrs.get(attrs.SURPLUS):
             log.info("trial %d not run: the study's total is claimed by other workers", trial.number)
             study_.stop()

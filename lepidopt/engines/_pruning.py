@@ -26,14 +26,16 @@ MIN_STARTUP_TRIALS = 5  # Optuna's own default for its median and percentile pru
 class PruningSchedule:
     max_steps: int  # the most epochs a trial reports
     warmup_steps: int  # epochs before any pruner may stop a trial
-    startup_trials: int  # finished trials of the same kind of epoch before the median pruner judges one
+    startup_trials: int  # finished trials with the same kind of head epoch before the median pruner judges one
 
 
 def pruning_schedule(run: Run) -> PruningSchedule:
     """The run's schedule: heads on fresh features start near chance and separate later, so nothing is judged
-    in the first half of the head's epochs; and a median of a few trials is noise, so the median pruner waits
-    for one finished trial per searched parameter (at least ``MIN_STARTUP_TRIALS``) among the trials it
-    compares."""
+    in the first half of the head's epochs; and a median of a few trials is noise, so the median pruner judges
+    a head epoch once there are as many finished trials as the space searches params (at least
+    ``MIN_STARTUP_TRIALS``). A fine-tuning epoch is judged once ``MIN_STARTUP_TRIALS`` trials fine-tuned at its
+    depth: fine-tuning is the dear fidelity, searched over fewer params, and waiting for a trial per param at
+    each depth would leave it unjudged for most of a study."""
     longest = run.space.recipe({})
     return PruningSchedule(max_steps=longest.epochs_head + longest.epochs_finetune,
                            warmup_steps=longest.epochs_head // 2,
@@ -47,8 +49,9 @@ def make_pruner(name: str | None, *, max_steps: int, warmup_steps: int,
     import optuna
 
     if name == "median":
-        median = optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps)
-        return _like_with_like()(median)
+        heads = optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps)
+        fine_tuning = optuna.pruners.MedianPruner(n_startup_trials=MIN_STARTUP_TRIALS, n_warmup_steps=warmup_steps)
+        return _like_with_like()(heads, fine_tuning)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(warmup_steps, 1), max_resource=max(max_steps, 1))
     if name == "sh":
@@ -60,12 +63,13 @@ def make_pruner(name: str | None, *, max_steps: int, warmup_steps: int,
 
 def epoch_kind(trial: optuna.trial.FrozenTrial, step: int) -> Hashable:
     """What the trial's ``step`` was: a head epoch, or a fine-tuning epoch at its unfreeze depth after a head
-    of its length (the recipe the trial records; trials without one are alike)."""
+    of its length (the recipe the trial records; trials without one are alike). A stage-two trial's head epochs
+    repeat its parent's and are a kind of their own, so no head counts twice."""
     recipe = trial.user_attrs.get(attrs.RECIPE)
     if recipe is None:
         return None
     if step < recipe["epochs_head"]:
-        return "head"
+        return "head, again" if attrs.PARENT in trial.user_attrs else "head"
     return "finetune", recipe["finetune.unfreeze"], recipe["epochs_head"]
 
 
@@ -79,19 +83,22 @@ def _like_with_like() -> type:
         the same kind of epoch, and the trial's own values to its epochs of that kind: a fine-tuning epoch is
         never judged against a head epoch, nor conv5 against conv4."""
 
-        def __init__(self, pruner: optuna.pruners.BasePruner) -> None:
+        def __init__(self, pruner: optuna.pruners.BasePruner,
+                     fine_tuning: optuna.pruners.BasePruner | None = None) -> None:
             self.pruner = pruner
+            self.fine_tuning = fine_tuning or pruner  # for fine-tuning epochs
 
         def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
             step = trial.last_step
             if step is None:
                 return False
             kind = epoch_kind(trial, step)
+            pruner = self.fine_tuning if isinstance(kind, tuple) else self.pruner
             own = copy.copy(trial)  # its own best so far, too, counts only epochs of this kind
             own.intermediate_values = {
                 s: value for s, value in trial.intermediate_values.items() if epoch_kind(trial, s) == kind}
             peers = _Peers(study, lambda other: epoch_kind(other, step) == kind)
-            return bool(self.pruner.prune(cast("optuna.Study", peers), own))
+            return bool(pruner.prune(cast("optuna.Study", peers), own))
 
     return _LikeWithLike
 

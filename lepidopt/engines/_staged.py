@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._files import write_text_atomically
-from ..errors import SettingError, StudyError, option
+from ..errors import SettingError, option
 from ..recipe import Recipe
 from ..runs import Run
 from ..spaces import Choice, Space
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = ["STRATEGIES", "PROMOTED_SHARE", "check_staged", "stage_one_space", "stage_two_space", "promote",
-           "start_from_parent", "is_fine_tuning_param"]
+           "promoted_already", "start_from_parent", "is_fine_tuning_param"]
 
 log = logging.getLogger("lepidopt")
 STRATEGIES = ("joint", "staged")  # the default first
@@ -90,7 +90,8 @@ def _head_folder(run: Run, trial: optuna.trial.FrozenTrial) -> Path:
 def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | None:
     """Enqueue the stage two of the best finished head not yet promoted, if it is in the top ``PROMOTED_SHARE``
     of the finished heads (counted once there are as many as the pruner's startup trials) and the study's total
-    has room for it. Returns the promoted trial's number."""
+    has room for it; and remove the checkpoints of heads outside the top share, which a later promotion trains
+    again (from the same seed, to the same weights). Returns the promoted trial's number."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
@@ -98,14 +99,18 @@ def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | Non
              and t.value is not None]
     if len(heads) < pruning_schedule(run).startup_trials:
         return None
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    ranked = sorted(heads, key=lambda t: float(t.value or 0.0), reverse=maximize)
+    top = max(1, int(len(ranked) * PROMOTED_SHARE))
+    for head in ranked[top:]:
+        shutil.rmtree(_head_folder(run, head), ignore_errors=True)
     waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
     if n_trials is not None and count_claimed(study) + waiting >= n_trials:
         return None
-    promoted = {t.user_attrs.get(attrs.PARENT) for t in trials if t.user_attrs.get(attrs.STAGE) == 2}
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    ranked = sorted(heads, key=lambda t: float(t.value or 0.0), reverse=maximize)
-    for head in ranked[:max(1, int(len(ranked) * PROMOTED_SHARE))]:
-        if head.number in promoted or not (_head_folder(run, head) / "state.json").exists():
+    promoted = {t.user_attrs.get(attrs.PARENT) for t in trials
+                if t.user_attrs.get(attrs.STAGE) == 2 and not t.user_attrs.get(attrs.SURPLUS)}
+    for head in ranked[:top]:
+        if head.number in promoted:
             continue
         params = dict(head.params)
         baseline = run.space.baseline or {}
@@ -117,19 +122,36 @@ def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | Non
     return None
 
 
-def start_from_parent(run: Run, study: optuna.Study, trial: optuna.Trial, folder: Path) -> int:
+def promoted_already(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Whether another worker promoted the stage-two ``trial``'s head first: a stage-two trial of the same
+    parent, started earlier (a lower first number: a retry keeps its first run's), not itself surplus."""
+    parent, root = trial.user_attrs[attrs.PARENT], trial.user_attrs.get(attrs.ROOT, trial.number)
+    return any(t.user_attrs.get(attrs.PARENT) == parent and t.user_attrs.get(attrs.ROOT, t.number) < root
+               and not t.user_attrs.get(attrs.SURPLUS) for t in study.get_trials(deepcopy=False))
+
+
+def start_from_parent(run: Run, study: optuna.Study, trial: optuna.Trial, folder: Path) -> tuple[int, bool]:
     """Copy the head checkpoint of the stage-two ``trial``'s parent into ``folder`` (unless ``folder`` holds a
-    checkpoint already: a retried stage two goes on from its own); return the parent's seed."""
+    checkpoint already: a retried stage two goes on from its own) and remove the parent's; return the parent's
+    seed and whether the head was copied. When the parent's checkpoint is not there (removed when the head left
+    the top share, or on another machine's disk), nothing is copied and the trial trains the head again from the
+    parent's seed, to the same weights."""
     number = trial.user_attrs[attrs.PARENT]
     parent = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    if not (folder / "state.json").exists():
-        source = _head_folder(run, parent)
-        if not (source / "state.json").exists():
-            raise StudyError(f"stage two of trial {number}", f"its head's checkpoint ({source}) is gone, so there is "
-                             "no trained head to fine-tune.", fix="Leave the study's trials/ folder in place while it "
-                             "runs.")
+    seed = int(parent.user_attrs[attrs.SEED])
+    if (folder / "state.json").exists():
+        return seed, False
+    source = _head_folder(run, parent)
+    try:
+        state = (source / "state.json").read_text()
         folder.mkdir(parents=True, exist_ok=True)
         for path in source.glob("step-*.npz"):
             shutil.copyfile(path, folder / path.name)
-        write_text_atomically(folder / "state.json", (source / "state.json").read_text())  # last: names whole files
-    return int(parent.user_attrs[attrs.SEED])
+    except OSError:  # gone, or removed while copied
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("trial %d trains the head of trial %d again: its checkpoint is not in %s", trial.number, number,
+                 source)
+        return seed, False
+    write_text_atomically(folder / "state.json", state)  # last: it names whole files
+    shutil.rmtree(source, ignore_errors=True)
+    return seed, True

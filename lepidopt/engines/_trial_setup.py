@@ -8,6 +8,7 @@ from typing import Any
 
 from ..recipe import Recipe
 from ..runs import Run
+from ..spaces import Space
 from ..study import attrs
 from ..trial import Checkpoints, Saved
 from ._policy import TrialPolicy
@@ -24,9 +25,10 @@ class TrialSetup:
     attrs: dict[str, Any]  # what the trial records before it trains
 
 
-def trial_recipe(run: Run, params: dict[str, Any]) -> Recipe:
-    """The recipe of ``params`` in the run's space, with the run's weights when the run overrides them."""
-    recipe = run.space.recipe(params)
+def trial_recipe(run: Run, params: dict[str, Any], space: Space | None = None) -> Recipe:
+    """The recipe of ``params`` in ``space`` (default: the run's), with the run's weights when the run overrides
+    them."""
+    recipe = (space or run.space).recipe(params)
     return dataclasses.replace(recipe, weights=run.weights) if run.weights else recipe
 
 

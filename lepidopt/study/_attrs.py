@@ -10,9 +10,9 @@ from typing import Any
 from ..recipe import Recipe
 
 __all__ = ["RUN", "ENGINE", "TOTAL", "OBJECTIVE", "ARTIFACTS", "BASELINE", "ROOT", "RECIPE", "SEED", "WORKER",
-           "FAIL_REASON", "STOP_REASON", "STAGE", "PARENT", "RESUMED_FROM", "SURPLUS", "HISTORY", "TIMINGS", "METRICS",
-           "N_TRAIN", "RSS_MB", "IMPORTED_FROM", "KERAS_TUNER_TRIAL_ID", "KERAS_TUNER_EPOCHS", "RETRY_HISTORY",
-           "identity_attrs", "outcome_attrs"]
+           "FAIL_REASON", "STOP_REASON", "STAGE", "PARENT", "RESUMED_FROM", "SURPLUS", "PROMOTED_TWICE", "HISTORY",
+           "TIMINGS", "METRICS", "N_TRAIN", "RSS_MB", "IMPORTED_FROM", "KERAS_TUNER_TRIAL_ID", "KERAS_TUNER_EPOCHS",
+           "RETRY_HISTORY", "identity_attrs", "outcome_attrs"]
 
 # The study's user attributes.
 RUN = "lepidopt:run"  # the run as recorded (Run.to_dict() and the folder on the creating machine)
@@ -32,7 +32,8 @@ STOP_REASON = "stop_reason"  # why a trial that completed ended before its last 
 STAGE = "lepidopt:stage"  # 1 or 2 in a staged study: a head on cached features, or its fine-tuning
 PARENT = "lepidopt:parent"  # the stage-one trial whose trained head a stage-two trial fine-tunes
 RESUMED_FROM = "resumed_from"  # the checkpoint position it went on from
-SURPLUS = "lepidopt:surplus"  # started after the study's total was claimed; not run and not counted
+SURPLUS = "lepidopt:surplus"  # not run and not counted: True when the study's total was claimed, else why
+PROMOTED_TWICE = "another worker promoted the same head"  # a staged study's SURPLUS
 HISTORY = "history"
 TIMINGS = "timings"
 METRICS = "metrics"

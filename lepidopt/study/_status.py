@@ -76,8 +76,10 @@ def _note(trial: optuna.trial.FrozenTrial, retry: int | None) -> str:
     """What the status table's footnotes say of a trial: why it failed, was retried, not run or ended early, and
     whose head a stage-two trial fine-tunes."""
     state = trial.state.name
-    if trial.user_attrs.get(attrs.SURPLUS):
-        return "not run: the study's total was claimed by other workers (not counted)"
+    surplus = trial.user_attrs.get(attrs.SURPLUS)
+    if surplus:
+        why = surplus if isinstance(surplus, str) else "the study's total was claimed by other workers"
+        return f"not run: {why} (not counted)"
     if state == "FAIL":
         reason = trial.user_attrs.get(attrs.FAIL_REASON) or "no reason recorded"
         return f"failed: {reason}" + (f"; retried as trial {retry} (not counted)" if retry is not None else "")

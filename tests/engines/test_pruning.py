@@ -75,6 +75,28 @@ def test_a_head_epoch_is_judged_against_head_epochs_whatever_follows(study):
     assert not verdict(study, [0.95] * 6, "none", epochs_head=8)
 
 
+def test_a_stage_two_trial_s_repeat_of_its_parent_s_head_is_no_head_peer(study):
+    # Five stage-two trials repeating heads of 0.1 would pull the median of head epochs down if they counted.
+    for _ in range(5):
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, value=0.1, intermediate_values=dict(enumerate([0.1] * 6)),
+            user_attrs={attrs.RECIPE: recipe("conv5"), attrs.PARENT: 0}))
+    assert verdict(study, [0.2] * 3, "conv5")  # still judged against the heads' 0.9
+    again = next(t for t in study.trials if attrs.PARENT in t.user_attrs)
+    assert epoch_kind(again, 0) != epoch_kind(study.trials[0], 0)
+    assert epoch_kind(again, HEAD_EPOCHS) == epoch_kind(study.trials[1], HEAD_EPOCHS)  # its fine-tuning is a peer
+
+
+def test_fine_tuning_is_judged_after_five_trials_at_its_depth_whatever_the_space_s_size():
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(
+        "median", max_steps=HEAD_EPOCHS + 2, warmup_steps=1, startup_trials=12))
+    for _ in range(12):
+        finished(study, [0.9] * HEAD_EPOCHS, "none")
+    for _ in range(5):
+        finished(study, [0.9] * HEAD_EPOCHS + [0.8, 0.8], "conv5")
+    assert verdict(study, [0.9] * HEAD_EPOCHS + [0.3], "conv5")
+
+
 def test_the_kind_of_an_epoch_comes_from_the_recipe_the_trial_recorded():
     trial = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=1.0,
                                       user_attrs={attrs.RECIPE: recipe("conv5")})

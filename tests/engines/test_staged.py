@@ -3,6 +3,7 @@ resume and export like any other."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import yaml
 
 from conftest import TINY_SPACE, wait_for_checkpoint
 from lepidopt.engines import get_engine
-from lepidopt.engines._staged import check_staged, stage_one_space, stage_two_space
+from lepidopt.engines._staged import (check_staged, promote, promoted_already, stage_one_space, stage_two_space,
+                                     start_from_parent)
 from lepidopt.errors import SettingError, StudyError
 from lepidopt.resolve import resolve_run
 from lepidopt.results import export_best
@@ -30,6 +32,78 @@ def test_stage_one_never_fine_tunes_and_stage_two_always_does():
     assert one.recipe({"head.lr": 0.01}).finetune_unfreeze == "none"
     assert two.param("finetune.unfreeze").values == ("conv5",)
     assert [p.name for p in two.params] == [p.name for p in space.params]
+
+
+def test_stage_one_trains_no_fine_tuning_even_where_the_space_fixes_it(demo_folder, tmp_path):
+    from lepidopt.engines._trial_setup import trial_recipe
+
+    space = yaml.safe_load(TINY_SPACE.read_text())
+    space["fixed"]["finetune.unfreeze"] = "conv5"
+    space["params"] = {k: v for k, v in space["params"].items() if k != "finetune.unfreeze"}
+    space["params"]["finetune.lr"].pop("when")
+    space["baseline"] = {k: v for k, v in space["baseline"].items() if k != "finetune.unfreeze"}
+    (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(space))
+    run = resolve_run(study="x", results_dir=tmp_path, data=str(demo_folder), space=str(tmp_path / "fixed.yaml"),
+                      strategy="staged")
+    check_staged(run)
+    head = {"head.dense_layers": 0, "head.lr": 0.01, "sampling.ratio": 0.5}
+    assert trial_recipe(run, head, stage_one_space(run.space)).finetune_unfreeze == "none"
+    assert trial_recipe(run, {**head, "finetune.lr": 1e-5}, stage_two_space(run.space)).finetune_unfreeze == "conv5"
+
+
+@pytest.fixture
+def heads(demo_folder, tmp_path):
+    """A staged run and a study of eight finished heads (values 0.1 ... 0.8), each with its checkpoint folder."""
+    run = resolve_run(study="p", results_dir=tmp_path, data=str(demo_folder), space=str(TINY_SPACE),
+                      strategy="staged")
+    study = optuna.create_study(direction="maximize")
+    for n in range(8):
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, value=(n + 1) / 10, params={"head.lr": 0.001 * (n + 1)},
+            distributions={"head.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)},
+            user_attrs={attrs.STAGE: 1, attrs.ROOT: n, attrs.SEED: 100 + n}))
+        folder = run.folder / "trials" / str(n)
+        folder.mkdir(parents=True)
+        (folder / "state.json").write_text(json.dumps({"phase": "head", "epoch": 2, "step": 2, "history": []}))
+        (folder / "step-2.weights.npz").write_bytes(b"weights of head %d" % n)
+    return run, study
+
+
+def test_the_best_unpromoted_head_of_the_top_quarter_is_promoted_once_and_the_rest_forgotten(heads):
+    run, study = heads
+    assert promote(run, study, n_trials=None) == 7
+    assert promote(run, study, n_trials=None) == 6  # the top quarter of eight: trials 7 and 6
+    assert promote(run, study, n_trials=None) is None
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [(t.user_attrs[attrs.PARENT], t.user_attrs[attrs.STAGE], t.system_attrs["fixed_params"]) for t in waiting] == [
+        (7, 2, {"head.lr": 0.008}), (6, 2, {"head.lr": 0.007})]
+    kept = sorted(int(p.name) for p in (run.folder / "trials").iterdir())
+    assert kept == [6, 7]  # heads outside the top quarter are trained again if they are ever promoted
+
+
+def test_a_full_study_promotes_nothing(heads):
+    run, study = heads
+    assert promote(run, study, n_trials=8) is None
+    assert promote(run, study, n_trials=9) == 7
+    assert promote(run, study, n_trials=9) is None  # the waiting promotion takes the last place
+
+
+def test_a_stage_two_trial_starts_from_its_parent_s_head_or_trains_it_again(heads):
+    run, study = heads
+    promote(run, study, n_trials=None)
+    promote(run, study, n_trials=None)
+    first, second = study.ask(), study.ask()  # the two promotions, as workers take them
+    folder = run.folder / "trials" / str(first.number)
+    assert start_from_parent(run, study, first, folder) == (107, True)
+    assert (folder / "step-2.weights.npz").read_bytes() == b"weights of head 7"
+    assert not (run.folder / "trials" / "7").exists()  # the head lives on in its stage two
+    assert start_from_parent(run, study, first, folder) == (107, False)  # a retry goes on from its own checkpoint
+    shutil.rmtree(run.folder / "trials" / "6")
+    elsewhere = run.folder / "trials" / str(second.number)
+    assert start_from_parent(run, study, second, elsewhere) == (106, False) and not elsewhere.exists()
+    assert not promoted_already(study, first) and not promoted_already(study, second)
+    study.enqueue_trial({"head.lr": 0.008}, user_attrs={attrs.STAGE: 2, attrs.PARENT: 7})
+    assert promoted_already(study, study.ask())  # a second promotion of trial 7's head, by a racing worker
 
 
 def test_a_staged_search_is_refused_where_it_cannot_work(demo_folder, tmp_path):
