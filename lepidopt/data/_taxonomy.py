@@ -1,0 +1,127 @@
+"""A collection's taxonomy: its levels, coarse to fine (family, subfamily, genus, species), the classes of
+each level and the tree they form, checked so that every class has one parent; and what the tree says of
+predictions: which paths are real, the best real path for per-level probabilities, and how far a
+mistake is from the truth."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["Taxonomy", "decode_independent", "decode_consistent", "consistent_share", "mistake_severity"]
+
+_SHOWN = 3  # records named per parent in a two-parents error
+
+
+@dataclasses.dataclass(frozen=True)
+class Taxonomy:
+    """``levels`` coarse to fine; ``classes[l]`` the sorted class names of level l; ``parents[l][c]`` the index at
+    level l - 1 of class c of level l (level 0 has no parents: -1)."""
+
+    levels: tuple[str, ...]
+    classes: tuple[tuple[str, ...], ...]
+    parents: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def from_paths(cls, levels: Sequence[str], paths: Sequence[Sequence[str]], *,
+                   names: Sequence[str] | None = None) -> Taxonomy:
+        """The tree of ``paths`` (one label per level, coarse to fine, per record; ``names`` name the records in
+        errors). A class under two parents is a DataError that names both parents and records of each: the
+        tree would otherwise merge two different classes that happen to share a name."""
+        levels = tuple(levels)
+        if len(levels) < 2 or len(set(levels)) != len(levels):
+            raise DataError(f"taxonomy levels {list(levels)}", "need two or more distinct levels, coarse to fine.")
+        names = list(names) if names is not None else [f"record {i}" for i in range(len(paths))]
+        for name, path in zip(names, paths):
+            if len(path) != len(levels) or not all(isinstance(label, str) and label for label in path):
+                raise DataError(name, f"has labels {list(path)}; a taxonomy needs one non-empty label for each of "
+                                f"{', '.join(levels)}.")
+        classes = tuple(tuple(sorted({path[level] for path in paths})) for level in range(len(levels)))
+        parents: list[tuple[int, ...]] = [tuple(-1 for _ in classes[0])]
+        for level in range(1, len(levels)):
+            seen: dict[str, dict[str, list[str]]] = {}
+            for name, path in zip(names, paths):
+                seen.setdefault(path[level], {}).setdefault(path[level - 1], []).append(name)
+            _refuse_two_parents(levels, level, seen)
+            index = {label: i for i, label in enumerate(classes[level - 1])}
+            parents.append(tuple(index[next(iter(seen[label]))] for label in classes[level]))
+        return cls(levels=levels, classes=classes, parents=tuple(parents))
+
+    @property
+    def leaf_paths(self) -> np.ndarray:
+        """Every root-to-leaf path as class indices, one row per class of the finest level."""
+        depth = len(self.levels)
+        paths = np.empty((len(self.classes[-1]), depth), dtype=np.int64)
+        paths[:, -1] = np.arange(len(self.classes[-1]))
+        for level in range(depth - 1, 0, -1):
+            paths[:, level - 1] = np.asarray(self.parents[level])[paths[:, level]]
+        return paths
+
+    def encode(self, paths: Sequence[Sequence[str]]) -> np.ndarray:
+        """Label paths as class indices (n, levels)."""
+        index = [{label: i for i, label in enumerate(names)} for names in self.classes]
+        return np.array([[index[level][label] for level, label in enumerate(path)] for path in paths],
+                        dtype=np.int64).reshape(len(paths), len(self.levels))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"levels": list(self.levels), "classes": [list(c) for c in self.classes],
+                "parents": [list(p) for p in self.parents]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Taxonomy:
+        return cls(levels=tuple(data["levels"]), classes=tuple(tuple(c) for c in data["classes"]),
+                   parents=tuple(tuple(int(i) for i in p) for p in data["parents"]))
+
+
+def _refuse_two_parents(levels: tuple[str, ...], level: int, seen: Mapping[str, Mapping[str, list[str]]]) -> None:
+    doubled = {label: by_parent for label, by_parent in seen.items() if len(by_parent) > 1}
+    if not doubled:
+        return
+    label, by_parent = sorted(doubled.items())[0]
+    where = "; ".join(f"under {levels[level - 1]} {parent!r} in {', '.join(records[:_SHOWN])}"
+                      f"{f' and {len(records) - _SHOWN} more' if len(records) > _SHOWN else ''}"
+                      for parent, records in sorted(by_parent.items()))
+    others = len(doubled) - 1
+    more = f" ({others} other {levels[level]} {'class has' if others == 1 else 'classes have'} two parents too)" \
+        if others else ""
+    raise DataError(f"{levels[level]} {label!r}", f"has two parents: {where}{more}; a taxonomy is a tree, so each "
+                    f"{levels[level]} belongs to one {levels[level - 1]}.",
+                    fix=f"Correct the records' {levels[level - 1]}, or rename one of the two {label!r} classes.")
+
+
+def decode_independent(probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """Each level's own most probable class: (n, levels) indices, which need not form a path of the tree."""
+    return np.stack([np.argmax(p, axis=1) for p in probabilities], axis=1)
+
+
+def decode_consistent(taxonomy: Taxonomy, probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """The root-to-leaf path with the highest joint score (the sum over levels of each class's log
+    probability), so every prediction is a real path of the tree: (n, levels) indices."""
+    paths = taxonomy.leaf_paths
+    scores = sum(np.log(np.clip(p, 1e-12, 1.0))[:, paths[:, level]] for level, p in enumerate(probabilities))
+    return paths[np.argmax(scores, axis=1)]
+
+
+def consistent_share(taxonomy: Taxonomy, predicted: np.ndarray) -> float:
+    """The share of predicted paths that are paths of the tree."""
+    if len(predicted) == 0:
+        return float("nan")
+    real = {tuple(path) for path in taxonomy.leaf_paths.tolist()}
+    return float(np.mean([tuple(row) in real for row in predicted.tolist()]))
+
+
+def mistake_severity(true: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean height of the lowest common ancestor of the true and predicted path over the mistakes (the
+    predictions whose path differs from the truth at some level), as Bertinetto et al., "Making Better
+    Mistakes" (CVPR 2020): a wrong finest class under the right parent is 1, a wrong coarsest class is the
+    number of levels. NaN when there is no mistake."""
+    wrong = true != predicted
+    mistakes = wrong.any(axis=1)
+    if not mistakes.any():
+        return float("nan")
+    first_wrong = np.argmax(wrong[mistakes], axis=1)
+    return float(np.mean(true.shape[1] - first_wrong))
