@@ -80,13 +80,13 @@ def genus_name(family: str, g: int) -> str:
     return f"{family[:-4]}{_GENUS_ENDINGS[g]}"
 
 
-def _genus_of(i: int, count: int, genera: int) -> int:
-    """The genus of a family's image ``i`` of ``count``: genus g > 0 takes a share proportional to 1 / (g + 1)
-    and genus 0 the rest, so genera are imbalanced within a family as families are among themselves."""
+def _genus_bounds(count: int, genera: int) -> np.ndarray:
+    """Where each genus of a family of ``count`` images ends: genus g > 0 takes a share proportional to
+    1 / (g + 1) and genus 0 the rest, so genera are imbalanced within a family as families are among
+    themselves."""
     total = sum(1 / (g + 1) for g in range(genera))
     sizes = [round(count / (g + 1) / total) for g in range(1, genera)]
-    bounds = np.cumsum([count - sum(sizes), *sizes])
-    return int(np.searchsorted(bounds, i, side="right"))
+    return np.cumsum([count - sum(sizes), *sizes])
 
 
 def _genus_variant(family: _Family, g: int) -> _Family:
@@ -140,13 +140,15 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
     for class_index, (family, count) in enumerate(counts.items()):
         folder = root / family
         folder.mkdir(parents=True, exist_ok=True)
+        bounds = _genus_bounds(count, genera)
         for i in range(count):
             rng = np.random.default_rng([seed, class_index, i])
             name = f"{family.lower()}_{i:05d}.jpg"
-            g = _genus_of(i, count, genera)
+            g = int(np.searchsorted(bounds, i, side="right"))
+            genus = genus_name(family, g)
             draw_butterfly(_genus_variant(_FAMILIES[family], g), rng, image_size).save(folder / name, quality=92)
-            records[f"{family[:3].lower()}{i:05d}"] = _ethec_record(family, genus_name(family, g), name, i, rng)
-            per_genus[genus_name(family, g)] = per_genus.get(genus_name(family, g), 0) + 1
+            records[f"{family[:3].lower()}{i:05d}"] = _ethec_record(family, genus, name, i, rng)
+            per_genus[genus] = per_genus.get(genus, 0) + 1
     manifest_path = None
     if manifest:
         manifest_path = root / "ethec_manifest.json"

@@ -1,13 +1,13 @@
 """The staged strategy: fine-tuning paid only by recipes whose head earned it.
 
-Stage one samples everything but the fine-tuning params and trains heads on cached features, keeping each
-finished head as a checkpoint in its trial's folder. Each time a head finishes, the best head not yet
-promoted among the top ``PROMOTED_SHARE`` of finished heads goes on to stage two (as successive halving
+Stage one samples everything but the fine-tuning params and trains heads on cached features, keeping the
+finished heads of the top ``PROMOTED_SHARE`` as checkpoints in their trials' folders. Each time a head
+finishes, the best head not yet promoted among that top share goes on to stage two (as successive halving
 promotes, asynchronously: no worker waits for a rung to fill): a trial enqueued with the head's params,
-whose sampler chooses the unfreeze depth and fine-tuning learning rate, and which starts from a copy of the
-head's checkpoint and its seed. Both stages are trials of the one Optuna study, tagged with
-``attrs.STAGE``; a stage-two trial is retried from its own checkpoints like any other, and exported by
-training its head again with the same seed, then fine-tuning it.
+whose sampler chooses the unfreeze depth and fine-tuning learning rate, and which starts from the head's
+checkpoint and seed, or trains the head again from that seed when the checkpoint is gone. Both stages are
+trials of the one Optuna study, tagged with ``attrs.STAGE``; a stage-two trial is retried from its own
+checkpoints like any other, and exported by training its head again with the same seed, then fine-tuning it.
 """
 
 from __future__ import annotations
