@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Callable, NoReturn, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence, cast
 
 from .errors import LepidoptError, ModelError, SettingError, naming_flags
 
@@ -75,9 +75,9 @@ def _data_spec(args: argparse.Namespace) -> DataSpec | None:
     apply to nothing (a resumed study reads its data settings from its run.yaml)."""
     from .data import DataSpec
 
-    given = {key: getattr(args, key) for key in ("format", "label_level", "image_root", "path_column", "label_column",
-                                                  "val_manifest", "test_manifest", "min_size", "min_per_class")
-             if getattr(args, key) is not None}
+    keys = ("format", "label_level", "image_root", "path_column", "label_column", "val_manifest", "test_manifest",
+            "min_size", "min_per_class", "levels")
+    given: dict[str, Any] = {key: getattr(args, key, None) for key in keys if getattr(args, key, None) is not None}
     if args.source is None:
         if given:
             key = next(iter(given))
@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     inspect = data_sub.add_parser("inspect", help="class counts, imbalance ratio and skipped files of a source")
     _data_options(inspect, required_source=True)
+    inspect.add_argument("--levels", help="a taxonomy's levels, coarse to fine, comma-separated: ETHEC's family,"
+                         "subfamily,genus,species (any two or more, in order), a CSV's label columns, or the names of "
+                         "nested class folders' depths (root/family/genus/img.jpg: family,genus); counts per level")
     demo_data = data_sub.add_parser("demo", help="draw the synthetic demo collection into a folder")
     demo_data.add_argument("out", help="folder to write (one subfolder per family)")
     demo_data.add_argument("--scale", type=float, default=0.1, help="fraction of ETHEC's family sizes (default 0.1)")
@@ -114,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo_data.add_argument("--manifest", action="store_true", help="also write an ETHEC-format JSON manifest")
     demo_data.add_argument("--genera", type=int, default=1,
                            help="genera per family, 1 to 5, drawn as variants of it and named in the manifest "
-                           "(search them with --label-level genus; default 1)")
+                           "(search them with --label-level genus; default 1); pairs of them form subfamilies")
+    demo_data.add_argument("--species", type=int, default=1,
+                           help="species per genus, 1 to 3, drawn as variants of it and named in the manifest "
+                           "(default 1: a random epithet, not drawn); with --genera, a four-level taxonomy")
 
     spaces = sub.add_parser("spaces", help="list, show or validate search spaces")
     spaces_sub = spaces.add_subparsers(dest="spaces_command", metavar="ACTION")
@@ -340,13 +346,16 @@ def _data(args: argparse.Namespace) -> int:
         from .data import make_demo_collection
 
         made = make_demo_collection(args.out, scale=args.scale, image_size=args.size, seed=args.seed,
-                                    manifest=args.manifest, genera=args.genera)
+                                    manifest=args.manifest, genera=args.genera, species=args.species)
         print(f"wrote {sum(made.counts.values())} images in {len(made.counts)} classes to {made.root}")
         for name, n in made.counts.items():
             print(f"  {name}: {n}")
         if args.genera > 1:
             print(f"{len(made.genera)} genera (the manifest's genus): "
                   + ", ".join(f"{name} {n}" for name, n in made.genera.items()))
+        if args.species > 1:
+            print(f"{len(made.species)} species (the manifest's genus_specific_epithet): "
+                  + ", ".join(f"{name} {n}" for name, n in made.species.items()))
         if made.manifest:
             print(f"ETHEC manifest: {made.manifest}")
         return 0

@@ -3,7 +3,10 @@
 Six classes named after the ETHEC families, each with its own wing shape, colours and spot
 pattern, in random pose, scale and background; class sizes shaped like ETHEC's imbalance. A family may
 hold several genera, drawn as variants of it (shifted colours, more spots, stripes), which the ETHEC
-manifest names: a harder, finer-grained task at ``label_level="genus"``.
+manifest names: a harder, finer-grained task at ``label_level="genus"``. Genera pair into subfamilies
+(genera 0 and 1 of a family in its first, 2 and 3 in its second, ...), and a genus may hold several
+species, drawn as variants of it (the accent colour, the spots' size): with both, the manifest carries a
+four-level tree, family, subfamily, genus and species, imbalanced at every level.
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ _GENUS_SHIFTS = (((0, 0, 0), 0, 0), ((45, -35, -25), 3, 0), ((-35, 30, 45), 0, 2
                  ((-45, -25, 30), 2, 3))
 _GENUS_ENDINGS = ("us", "ia", "ops", "ina", "ella")
 MAX_GENERA = len(_GENUS_SHIFTS)
+_SUBFAMILY_ENDINGS = ("inae", "oninae", "ellinae")  # subfamily s holds genera 2s and 2s + 1
+# Species k of a genus draws the genus with its accent colour replaced and its spots scaled by these.
+_SPECIES_SHIFTS = ((None, 1.0), ((200, 30, 30), 1.5), ((240, 240, 240), 0.7))
+_EPITHETS = ("alba", "nigra", "rubra")
+MAX_SPECIES = len(_SPECIES_SHIFTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +77,7 @@ class DemoCollection:
     counts: dict[str, int]  # images per family (the folder classes)
     manifest: Path | None
     genera: dict[str, int] = dataclasses.field(default_factory=dict)  # images per genus, as the manifest names them
+    species: dict[str, int] = dataclasses.field(default_factory=dict)  # images per species (genus_epithet), species > 1
 
 
 def demo_class_sizes(scale: float = 0.1, *, minimum: int = 12) -> dict[str, int]:
@@ -80,13 +89,21 @@ def genus_name(family: str, g: int) -> str:
     return f"{family[:-4]}{_GENUS_ENDINGS[g]}"
 
 
-def _genus_bounds(count: int, genera: int) -> np.ndarray:
-    """Where each genus of a family of ``count`` images ends: genus g > 0 takes a share proportional to
-    1 / (g + 1) and genus 0 the rest, so genera are imbalanced within a family as families are among
-    themselves."""
-    total = sum(1 / (g + 1) for g in range(genera))
-    sizes = [round(count / (g + 1) / total) for g in range(1, genera)]
+def subfamily_name(family: str, g: int) -> str:
+    return f"{family[:-4]}{_SUBFAMILY_ENDINGS[g // 2]}"
+
+
+def _bounds(count: int, parts: int) -> np.ndarray:
+    """Where each part (a genus of a family, a species of a genus) of ``count`` images ends: part k > 0 takes a
+    share proportional to 1 / (k + 1) and part 0 the rest, so parts are imbalanced within their parent as
+    families are among themselves."""
+    total = sum(1 / (k + 1) for k in range(parts))
+    sizes = [round(count / (k + 1) / total) for k in range(1, parts)]
     return np.cumsum([count - sum(sizes), *sizes])
+
+
+def _smallest_share(parts: int) -> float:
+    return (1 / parts) / sum(1 / (k + 1) for k in range(parts))
 
 
 def _genus_variant(family: _Family, g: int) -> _Family:
@@ -96,8 +113,17 @@ def _genus_variant(family: _Family, g: int) -> _Family:
                                stripes=family.stripes + stripes, spot_size=family.spot_size or 2.0)
 
 
+def _species_variant(genus: _Family, k: int) -> _Family:
+    accent, spot_scale = _SPECIES_SHIFTS[k]
+    if accent is None:
+        return genus
+    return dataclasses.replace(genus, accent=accent, spots=max(genus.spots, 3),
+                               spot_size=(genus.spot_size or 2.0) * spot_scale)
+
+
 def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: int = 96, seed: int = 0,
-                         manifest: bool = False, minimum: int = 12, genera: int = 1) -> DemoCollection:
+                         manifest: bool = False, minimum: int = 12, genera: int = 1,
+                         species: int = 1) -> DemoCollection:
     """Write the collection as an image folder (``root/<family>/<n>.jpg``), optionally with an ETHEC manifest.
     Deterministic: the same seed, scale and size always draw the same pixels.
 
@@ -107,14 +133,17 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
         image_size: The images' side in pixels, 32 or more.
         seed: Seeds the drawing.
         manifest: Also write an ETHEC-style JSON manifest of the images.
-        minimum: The fewest images any family gets (with genera: any genus).
-        genera: Genera per family, 1 to 5, drawn as variants of it; the manifest names them.
+        minimum: The fewest images any family gets (with genera or species: any genus or species).
+        genera: Genera per family, 1 to 5, drawn as variants of it; the manifest names them and pairs them into
+            subfamilies.
+        species: Species per genus, 1 to 3, drawn as variants of it; the manifest names them (with 1, each
+            record's specific epithet is drawn at random and does not show in the image).
 
     Returns:
         The folder, the images per family and the manifest's path.
 
     Raises:
-        SettingError: A size below 32 px, a scale of 0 or less, or genera outside 1 to 5.
+        SettingError: A size below 32 px, a scale of 0 or less, genera outside 1 to 5 or species outside 1 to 3.
         DataError: ``root`` holds files already.
     """
     root = Path(root)
@@ -125,6 +154,8 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
         raise SettingError("scale", scale, "must be above 0 (a fraction of ETHEC's family sizes, e.g. 0.1).")
     if not whole_number(genera, at_least=1) or genera > MAX_GENERA:
         raise SettingError("genera", genera, f"must be a whole number from 1 to {MAX_GENERA} (genera per family).")
+    if not whole_number(species, at_least=1) or species > MAX_SPECIES:
+        raise SettingError("species", species, f"must be a whole number from 1 to {MAX_SPECIES} (species per genus).")
     held = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) \
         if root.is_dir() else None
     if held or (held is None and root.exists()):
@@ -132,39 +163,48 @@ def make_demo_collection(root: str | Path, *, scale: float = 0.1, image_size: in
         raise DataError(f"demo folder {str(root)!r}", f"{what}; the demo collection is drawn into a new or empty "
                         "folder, so it never mixes with other images.", fix="Choose another folder.")
     counts = demo_class_sizes(scale, minimum=minimum)
-    if genera > 1:  # the smallest genus, with 1 / (1 + 1/2 + ...) of its family's images, gets ``minimum``
-        smallest_share = (1 / genera) / sum(1 / (g + 1) for g in range(genera))
+    if genera > 1 or species > 1:  # the smallest genus (or species) of a family gets ``minimum``
+        smallest_share = _smallest_share(genera) * _smallest_share(species)
         counts = {family: max(n, math.ceil(minimum / smallest_share)) for family, n in counts.items()}
     records = {}
     per_genus: dict[str, int] = {}
+    per_species: dict[str, int] = {}
     for class_index, (family, count) in enumerate(counts.items()):
         folder = root / family
         folder.mkdir(parents=True, exist_ok=True)
-        bounds = _genus_bounds(count, genera)
+        genus_ends = _bounds(count, genera)
+        genus_starts = [0, *genus_ends[:-1].tolist()]
+        species_ends = [_bounds(int(end) - start, species) for start, end in zip(genus_starts, genus_ends)]
         for i in range(count):
             rng = np.random.default_rng([seed, class_index, i])
             name = f"{family.lower()}_{i:05d}.jpg"
-            g = int(np.searchsorted(bounds, i, side="right"))
+            g = int(np.searchsorted(genus_ends, i, side="right"))
+            k = int(np.searchsorted(species_ends[g], i - genus_starts[g], side="right"))
             genus = genus_name(family, g)
-            draw_butterfly(_genus_variant(_FAMILIES[family], g), rng, image_size).save(folder / name, quality=92)
-            records[f"{family[:3].lower()}{i:05d}"] = _ethec_record(family, genus, name, i, rng)
+            look = _species_variant(_genus_variant(_FAMILIES[family], g), k)
+            draw_butterfly(look, rng, image_size).save(folder / name, quality=92)
+            epithet = _EPITHETS[int(rng.integers(3))] if species == 1 else _EPITHETS[k]
+            records[f"{family[:3].lower()}{i:05d}"] = _ethec_record(family, subfamily_name(family, g), genus, epithet,
+                                                                    name, i)
             per_genus[genus] = per_genus.get(genus, 0) + 1
+            if species > 1:
+                per_species[f"{genus}_{epithet}"] = per_species.get(f"{genus}_{epithet}", 0) + 1
     manifest_path = None
     if manifest:
         manifest_path = root / "ethec_manifest.json"
         manifest_path.write_text(json.dumps(records, indent=1))
-    return DemoCollection(root=root, counts=counts, manifest=manifest_path, genera=per_genus)
+    return DemoCollection(root=root, counts=counts, manifest=manifest_path, genera=per_genus, species=per_species)
 
 
-def _ethec_record(family: str, genus: str, file_name: str, i: int, rng: np.random.Generator) -> dict[str, str]:
+def _ethec_record(family: str, subfamily: str, genus: str, epithet: str, file_name: str, i: int) -> dict[str, str]:
     record = {
         "token": f"{family[:3].lower()}{i:05d}",
         "image_path": f"{family}/",
         "image_name": file_name,
         "family": family,
-        "subfamily": f"{family[:-4]}inae",
+        "subfamily": subfamily,
         "genus": genus,
-        "specific_epithet": ("alba", "nigra", "rubra")[int(rng.integers(3))],
+        "specific_epithet": epithet,
     }
     if i % 7 == 3:  # the quirk of some real ETHEC records: the file name sits in image_path
         record["image_path"], record["image_name"] = f"{family}/{file_name}", ""

@@ -33,10 +33,19 @@ class ScanResult:
     records: tuple[Record, ...]
     skipped: tuple[Skipped, ...]
     dropped_classes: dict[str, int]
+    # With taxonomy levels: per level below the coarsest, the classes too small to split and their images, which
+    # stay in the study labelled down to the level above.
+    unplaced: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    levels: tuple[str, ...] | None = None
 
     @property
     def class_counts(self) -> dict[str, int]:
         return dict(sorted(collections.Counter(r.label for r in self.records).items()))
+
+    def level_counts(self, level: int) -> dict[str, int]:
+        """Images per class of a taxonomy level (0 the coarsest), counting the images placed at that level."""
+        return dict(sorted(collections.Counter(r.lineage[level] for r in self.records
+                                               if len(r.lineage) > level).items()))
 
     @property
     def imbalance_ratio(self) -> float:
@@ -59,7 +68,8 @@ def scan_source(spec: DataSpec) -> ScanResult:
     """
     records = read_records(spec)
     _check_paths_exist(spec, records)
-    return scan_records(records, min_size=spec.min_size, min_per_class=spec.min_per_class, source=spec.source)
+    return scan_records(records, min_size=spec.min_size, min_per_class=spec.min_per_class, source=spec.source,
+                        levels=spec.levels)
 
 
 def _check_paths_exist(spec: DataSpec, records: list[Record]) -> None:
@@ -78,8 +88,11 @@ def _check_paths_exist(spec: DataSpec, records: list[Record]) -> None:
                 spec.source, missing[0], rendered(hint))
 
 
-def scan_records(records: list[Record], *, min_size: int, min_per_class: int, source: str = "data") -> ScanResult:
-    """Decode every image once; keep the good ones; drop classes too small for a stratified split."""
+def scan_records(records: list[Record], *, min_size: int, min_per_class: int, source: str = "data",
+                 levels: tuple[str, ...] | None = None) -> ScanResult:
+    """Decode every image once; keep the good ones; drop classes too small for a stratified split. With taxonomy
+    ``levels``, that applies to the coarsest level; a finer class too small leaves its images placed down to the
+    level above, where they still count."""
     if not records:
         raise DataError(f"data source {source!r}", "names no images.")
     workers = min(32, 2 * (os.cpu_count() or 1))
@@ -119,7 +132,30 @@ def scan_records(records: list[Record], *, min_size: int, min_per_class: int, so
             f"usable images; a classifier needs 2 or more. Dropped: {dropped or 'none'}.",
             fix=f"Add images or lower {option('min_per_class')}."
         )
-    return ScanResult(records=tuple(kept), skipped=skipped, dropped_classes=dropped)
+    unplaced: dict[str, dict[str, int]] = {}
+    if levels is not None:
+        kept, unplaced = _place_fine_levels(kept, levels, min_per_class)
+        for level, classes in unplaced.items():
+            log.warning(rendered(f"%d %s classes have fewer than %d usable images ({option('min_per_class')}), too "
+                                 f"few to split; their %d images are learned down to the level above"),
+                        len(classes), level, min_per_class, sum(classes.values()))
+    return ScanResult(records=tuple(kept), skipped=skipped, dropped_classes=dropped, unplaced=unplaced, levels=levels)
+
+
+def _place_fine_levels(records: list[Record], levels: tuple[str, ...], min_per_class: int
+                       ) -> tuple[list[Record], dict[str, dict[str, int]]]:
+    """Level by level below the coarsest, cut each record's lineage above a class with fewer than
+    ``min_per_class`` images placed at its level, or none for training."""
+    unplaced: dict[str, dict[str, int]] = {}
+    for level in range(1, len(levels)):
+        placed = [r for r in records if len(r.lineage) > level]
+        _, small = _drop_small_classes([dataclasses.replace(r, label=r.lineage[level]) for r in placed],
+                                       min_per_class)
+        if small:
+            unplaced[levels[level]] = small
+            records = [dataclasses.replace(r, lineage=r.lineage[:level])
+                       if len(r.lineage) > level and r.lineage[level] in small else r for r in records]
+    return records, unplaced
 
 
 def _drop_small_classes(records: list[Record], min_per_class: int) -> tuple[list[Record], dict[str, int]]:

@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .._numbers import whole_number
 from ..errors import DataError, SettingError, option
@@ -33,12 +33,15 @@ class DataSpec:
     test_manifest: str | None = None
     min_size: int = 32
     min_per_class: int = 10
+    levels: tuple[str, ...] | None = None  # the taxonomy's levels, coarse to fine; None: one label
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise SettingError("format", self.format, f"must be one of {', '.join(FORMATS)}.")
         if self.label_level not in LABEL_LEVELS:
             raise SettingError("label_level", self.label_level, f"must be one of {', '.join(LABEL_LEVELS)}.")
+        if self.levels is not None:
+            object.__setattr__(self, "levels", _checked_levels(self.levels))
         if not whole_number(self.min_per_class, at_least=3):
             raise SettingError("min_per_class", self.min_per_class,
                                "must be at least 3, one image each for train, val and test.")
@@ -68,7 +71,14 @@ class DataSpec:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """As run.yaml and split.json record it; ``levels`` only when given, so a single-level study's records
+        read as they always have."""
+        data = dataclasses.asdict(self)
+        if self.levels is None:
+            del data["levels"]
+        else:
+            data["levels"] = list(self.levels)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "DataSpec":
@@ -77,6 +87,19 @@ class DataSpec:
         if unknown:
             raise DataError("data settings", f"unknown key {unknown[0]!r}; known: {sorted(known)}.")
         return cls(**data)
+
+
+def _checked_levels(levels: Any) -> tuple[str, ...]:
+    """Two or more distinct, non-empty level names; a comma-separated string is split."""
+    given = levels
+    if isinstance(levels, str):
+        levels = [part.strip() for part in levels.split(",")]
+    if not isinstance(levels, (list, tuple)) or not all(isinstance(level, str) and level for level in levels) \
+            or len(levels) < 2 or len(set(levels)) != len(levels):
+        raise SettingError("levels", given, "must name two or more distinct levels, coarse to fine, e.g. "
+                           "family,subfamily,genus,species (ETHEC), a CSV's label columns, or the depths of nested "
+                           "class folders.")
+    return tuple(levels)
 
 
 def read_records(spec: DataSpec) -> list[Record]:
@@ -90,15 +113,28 @@ def read_records(spec: DataSpec) -> list[Record]:
     if fmt == "folder":
         if spec.val_manifest:
             raise DataError("val_manifest/test_manifest", "only an ETHEC or CSV source can carry its own split.")
-        return _folder_records(Path(spec.source))
-    if Path(spec.source).is_dir():
-        raise DataError(
-            f"data source {spec.source!r}", f"is a folder, not a{'n ETHEC JSON' if fmt == 'ethec' else ' CSV'} "
-            "manifest.", fix=f"Use {option('format', 'folder')} (or auto), or give the manifest's path."
-        )
-    records = _manifest_records(spec, _ethec_records if fmt == "ethec" else _csv_records)
-    _refuse_repeated_paths(spec, records)
+        records = (_folder_records(Path(spec.source)) if spec.levels is None
+                   else _nested_folder_records(Path(spec.source), spec.levels))
+    else:
+        if Path(spec.source).is_dir():
+            raise DataError(
+                f"data source {spec.source!r}", f"is a folder, not a{'n ETHEC JSON' if fmt == 'ethec' else ' CSV'} "
+                "manifest.", fix=f"Use {option('format', 'folder')} (or auto), or give the manifest's path."
+            )
+        if fmt == "ethec" and spec.levels is not None:
+            _check_ethec_levels(spec.levels)
+        records = _manifest_records(spec, _ethec_records if fmt == "ethec" else _csv_records)
+        _refuse_repeated_paths(spec, records)
+    if spec.levels is not None:
+        from ._taxonomy import Taxonomy
+
+        Taxonomy.from_paths(spec.levels, [r.lineage for r in records], names=[f"image {r.path!r}" for r in records])
     return records
+
+
+def _labelled(path: str, lineage: Sequence[str], subset: str | None = None) -> Record:
+    """A record labelled by its lineage, coarse to fine (its label the coarsest level's)."""
+    return Record(path=path, label=lineage[0], subset=subset, lineage=tuple(lineage))
 
 
 def _folder_records(root: Path) -> list[Record]:
@@ -118,6 +154,32 @@ def _folder_records(root: Path) -> list[Record]:
             fix="Expected one subfolder per class with its images inside, e.g. root/Nymphalidae/img001.jpg; for "
                 "images labelled another way, give a CSV manifest with a path and a label column."
         )
+    return records
+
+
+def _nested_folder_records(root: Path, levels: tuple[str, ...]) -> list[Record]:
+    """Files ``len(levels)`` class folders deep, one folder per level (``root/family/subfamily/genus/img.jpg``),
+    labelled by the folders they lie in; a file higher up has no label at some level and is refused."""
+    if not root.is_dir():
+        raise DataError(f"image folder {str(root)!r}", "is not a folder.")
+    records, shallow = [], []
+    for file in visible_files(root):
+        parts = file.relative_to(root).parts
+        if len(parts) <= len(levels):
+            shallow.append(file)
+        else:
+            records.append(_labelled(str(file.resolve()), parts[: len(levels)]))
+    example = f"root/{'/'.join(f'<{level}>' for level in levels)}/img001.jpg"
+    if shallow:
+        raise DataError(
+            f"image folder {str(root)!r}", f"{len(shallow)} files lie fewer than {len(levels)} class folders deep "
+            f"(e.g. {str(shallow[0].relative_to(root))!r}), so they have no {levels[-1]} label; with "
+            f"{option('levels', ','.join(levels))} every image lies in one folder per level, e.g. {example}.",
+            fix=f"Move them into class folders, or give fewer {option('levels')}."
+        )
+    if not records:
+        raise DataError(f"image folder {str(root)!r}", f"holds no images; expected one folder per level, e.g. "
+                        f"{example}.")
     return records
 
 
@@ -178,8 +240,11 @@ def _ethec_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: 
         where = f"ETHEC manifest {manifest.name!r}, record {token!r}"
         if not isinstance(entry, dict):
             raise DataError(where, f"must be an object, got {entry!r}.")
-        records.append(Record(path=str(root / _ethec_relative_path(entry, where)),
-                              label=_ethec_label(entry, spec.label_level, where), subset=subset))
+        path = str(root / _ethec_relative_path(entry, where))
+        if spec.levels is None:
+            records.append(Record(path=path, label=_ethec_label(entry, spec.label_level, where), subset=subset))
+        else:
+            records.append(_labelled(path, [_ethec_label(entry, level, where) for level in spec.levels], subset))
     if not records:
         raise DataError(f"ETHEC manifest {str(manifest)!r}", "has no records.")
     return records
@@ -192,6 +257,14 @@ def _ethec_relative_path(entry: Mapping[str, Any], where: str) -> str:
         raise DataError(where, "has neither 'image_path' nor 'image_name'.")
     # Some real ETHEC records carry the file name in image_path and leave image_name empty.
     return str(Path(image_path) / image_name) if image_name else image_path
+
+
+def _check_ethec_levels(levels: tuple[str, ...]) -> None:
+    unknown = [level for level in levels if level not in LABEL_LEVELS]
+    if unknown or list(levels) != sorted(levels, key=LABEL_LEVELS.index):
+        rule = (f"{unknown[0]!r} is not an ETHEC level" if unknown else "are not in order, coarse to fine")
+        raise SettingError("levels", ",".join(levels), f"{rule}; an ETHEC manifest has the levels "
+                           f"{', '.join(LABEL_LEVELS)}, and any two or more of them, in that order, form its tree.")
 
 
 def _ethec_label(entry: Mapping[str, Any], level: str, where: str) -> str:
@@ -215,7 +288,9 @@ def _csv_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: Pa
         with manifest.open(newline="") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []
-            for column, setting in ((spec.path_column, "path_column"), (spec.label_column, "label_column")):
+            needed = [(spec.path_column, "path_column")] + ([(spec.label_column, "label_column")] if spec.levels is None
+                                                            else [(level, "levels") for level in spec.levels])
+            for column, setting in needed:
                 if column not in columns:
                     raise DataError(
                         f"CSV manifest {str(manifest)!r}", f"has no column {column!r} (columns: {columns}); "
@@ -226,10 +301,20 @@ def _csv_records(manifest: Path, spec: DataSpec, *, subset: str | None, root: Pa
         raise DataError(f"CSV manifest {str(manifest)!r}", "does not exist.") from None
     records = []
     for line, row in enumerate(rows, start=2):
-        path, label = (row.get(spec.path_column) or "").strip(), (row.get(spec.label_column) or "").strip()
-        if not path or not label:
-            raise DataError(f"CSV manifest {manifest.name!r}, line {line}", "empty path or label.")
-        records.append(Record(path=str(root / path), label=label, subset=subset))
+        path = (row.get(spec.path_column) or "").strip()
+        if spec.levels is None:
+            label = (row.get(spec.label_column) or "").strip()
+            if not path or not label:
+                raise DataError(f"CSV manifest {manifest.name!r}, line {line}", "empty path or label.")
+            records.append(Record(path=str(root / path), label=label, subset=subset))
+            continue
+        lineage = [(row.get(level) or "").strip() for level in spec.levels]
+        empty = [level for level, label in zip(spec.levels, lineage) if not label]
+        if not path or empty:
+            raise DataError(f"CSV manifest {manifest.name!r}, line {line}",
+                            f"empty {'path' if not path else 'label in column ' + repr(empty[0])}; with "
+                            f"{option('levels')} every row names its class at each level.")
+        records.append(_labelled(str(root / path), lineage, subset))
     if not records:
         raise DataError(f"CSV manifest {str(manifest)!r}", "has no rows.")
     return records

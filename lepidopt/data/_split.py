@@ -19,9 +19,10 @@ import numpy as np
 
 from .._files import write_text_atomically
 from ..errors import DataError, option
-from ._records import SUBSETS, Record
+from ._records import SUBSETS
 from ._scan import ScanResult
 from ._sources import DataSpec
+from ._taxonomy import Taxonomy
 
 __all__ = ["Split", "make_split", "write_split", "read_split"]
 
@@ -43,6 +44,10 @@ class Split:
     dropped_classes: dict[str, int] = dataclasses.field(default_factory=dict)
     data: Mapping[str, Any] | None = None  # the DataSpec it was made from, as a dict (None: not recorded)
     stats: tuple[tuple[int, int], ...] | None = None  # (size in bytes, mtime in ns) of each image when split
+    # With taxonomy levels: the tree, and each image's class index at every level (-1 below where it is placed);
+    # ``classes`` and ``labels`` are then the coarsest level's.
+    taxonomy: Taxonomy | None = None
+    lineage: np.ndarray | None = None
 
     def indices(self, subset: str) -> np.ndarray:
         return np.array([i for i, s in enumerate(self.subsets) if s == subset], dtype=np.int64)
@@ -53,6 +58,8 @@ class Split:
         for path, label, subset in zip(self.paths, self.labels, self.subsets):
             stat = os.stat(path)
             digest.update(f"{path}\0{label}\0{subset}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        if self.lineage is not None:
+            digest.update(self.lineage.tobytes())
         return digest.hexdigest()
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -61,6 +68,20 @@ class Split:
             idx = self.indices(subset)
             per_class = np.bincount(self.labels[idx], minlength=len(self.classes))
             out[subset] = {c: int(n) for c, n in zip(self.classes, per_class)}
+        return out
+
+    def missing_from(self) -> dict[str, dict[str, int]]:
+        """Per taxonomy level, how many of its classes have no image in val and in test (a source's own split
+        may leave fine classes out of them); empty without a taxonomy or when every class is in both."""
+        if self.taxonomy is None or self.lineage is None:
+            return {}
+        out = {}
+        for level, name in enumerate(self.taxonomy.levels):
+            classes = len(self.taxonomy.classes[level])
+            counts = {subset: classes - len(set(self.lineage[self.indices(subset), level].tolist()) - {-1})
+                      for subset in ("val", "test")}
+            if any(counts.values()):
+                out[name] = counts
         return out
 
 
@@ -81,10 +102,14 @@ def make_split(scan: ScanResult, *, seed: int, val_fraction: float = 0.15, test_
     index = {c: i for i, c in enumerate(classes)}
     given = [r.subset for r in records if r.subset is not None]
     predefined = len(given) == len(records)  # the source's own train/val/test manifests
+    levels = None if data is None else data.levels
+    taxonomy = None if levels is None else Taxonomy.from_paths(levels, [r.lineage for r in records],
+                                                               names=[f"image {r.path!r}" for r in records])
     if predefined:
         subsets = given
     else:
-        subsets = _stratified_subsets(records, seed, val_fraction, test_fraction)
+        strata = [r.lineage if taxonomy is not None else r.label for r in records]
+        subsets = _stratified_subsets(strata, seed, val_fraction, test_fraction, nested=taxonomy is not None)
     return Split(
         classes=classes,
         paths=tuple(r.path for r in records),
@@ -98,6 +123,8 @@ def make_split(scan: ScanResult, *, seed: int, val_fraction: float = 0.15, test_
         dropped_classes=dict(scan.dropped_classes),
         data=None if data is None else data.to_dict(),
         stats=tuple(_stat(r.path) for r in records),
+        taxonomy=taxonomy,
+        lineage=None if taxonomy is None else taxonomy.encode([r.lineage for r in records]),
     )
 
 
@@ -106,16 +133,24 @@ def _stat(path: str) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
-def _stratified_subsets(records: tuple[Record, ...], seed: int, val_fraction: float, test_fraction: float) -> list[str]:
+def _stratified_subsets(strata: list[Any], seed: int, val_fraction: float, test_fraction: float, *,
+                        nested: bool = False) -> list[str]:
+    """Each stratum (a class; with a taxonomy, the images placed down to the same class) split with at least one
+    image in each subset. A nested stratum of one or two images (those of a class whose other images lie in
+    finer, placed classes, which give the class its val and test images) goes to train first."""
     rng = np.random.default_rng(seed)
-    subsets = ["train"] * len(records)
-    by_class: dict[str, list[int]] = {}
-    for i, r in enumerate(records):
-        by_class.setdefault(r.label, []).append(i)
+    subsets = ["train"] * len(strata)
+    by_class: dict[Any, list[int]] = {}
+    for i, stratum in enumerate(strata):
+        by_class.setdefault(stratum, []).append(i)
     for label in sorted(by_class):
         members = np.array(by_class[label])
         rng.shuffle(members)
         n = len(members)
+        if nested and n < 3:
+            if n == 2:
+                subsets[members[1]] = "val" if rng.random() < val_fraction / (val_fraction + test_fraction) else "test"
+            continue
         n_test = max(1, round(n * test_fraction))
         n_val = max(1, round(n * val_fraction))
         if n - n_test - n_val < 1:
@@ -141,15 +176,22 @@ def write_split(split: Split, path: str | Path) -> None:
         "data": None if split.data is None else dict(split.data),
         "items": [
             {"path": p, "label": split.classes[label], "subset": s,
-             **({} if st is None else {"size": st[0], "mtime_ns": st[1]})}
-            for p, label, s, st in zip(split.paths, split.labels.tolist(), split.subsets,
-                                       split.stats or [None] * len(split.paths))
+             **({} if st is None else {"size": st[0], "mtime_ns": st[1]}),
+             **({} if split.lineage is None else {"lineage": _lineage_labels(split, i)})}
+            for i, (p, label, s, st) in enumerate(zip(split.paths, split.labels.tolist(), split.subsets,
+                                                      split.stats or [None] * len(split.paths)))
         ],
+        **({} if split.taxonomy is None else {"taxonomy": split.taxonomy.to_dict()}),
         "skipped": list(split.skipped),
         "dropped_classes": split.dropped_classes,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, json.dumps(data, indent=1))
+
+
+def _lineage_labels(split: Split, i: int) -> list[str]:
+    assert split.taxonomy is not None and split.lineage is not None
+    return [split.taxonomy.classes[level][c] for level, c in enumerate(split.lineage[i].tolist()) if c >= 0]
 
 
 def read_split(path: str | Path, *, data: DataSpec | None = None) -> Split:
@@ -170,6 +212,7 @@ def read_split(path: str | Path, *, data: DataSpec | None = None) -> Split:
     index = {c: i for i, c in enumerate(classes)}
     items = saved["items"]
     _check_images(path, items)
+    taxonomy = Taxonomy.from_dict(saved["taxonomy"]) if "taxonomy" in saved else None
     return Split(
         classes=classes,
         paths=tuple(it["path"] for it in items),
@@ -183,6 +226,8 @@ def read_split(path: str | Path, *, data: DataSpec | None = None) -> Split:
         dropped_classes=dict(saved.get("dropped_classes", {})),
         data=saved.get("data"),
         stats=tuple((it["size"], it["mtime_ns"]) for it in items) if items and "size" in items[0] else None,
+        taxonomy=taxonomy,
+        lineage=None if taxonomy is None else taxonomy.encode([it["lineage"] for it in items]),
     )
 
 

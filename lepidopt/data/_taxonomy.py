@@ -20,7 +20,8 @@ _SHOWN = 3  # records named per parent in a two-parents error
 @dataclasses.dataclass(frozen=True)
 class Taxonomy:
     """``levels`` coarse to fine; ``classes[l]`` the sorted class names of level l; ``parents[l][c]`` the index at
-    level l - 1 of class c of level l (level 0 has no parents: -1)."""
+    level l - 1 of class c of level l (level 0 has no parents: -1). A class above the finest level may have no
+    children (its images are too few to split at the level below): a path of the tree may end there."""
 
     levels: tuple[str, ...]
     classes: tuple[tuple[str, ...], ...]
@@ -29,23 +30,25 @@ class Taxonomy:
     @classmethod
     def from_paths(cls, levels: Sequence[str], paths: Sequence[Sequence[str]], *,
                    names: Sequence[str] | None = None) -> Taxonomy:
-        """The tree of ``paths`` (one label per level, coarse to fine, per record; ``names`` name the records in
-        errors). A class under two parents is a DataError that names both parents and records of each: the
-        tree would otherwise merge two different classes that happen to share a name."""
+        """The tree of ``paths`` (one label per level, coarse to fine, per record, or the first labels of it;
+        ``names`` name the records in errors). A class under two parents is a DataError that names both parents
+        and records of each: the tree would otherwise merge two different classes that happen to share a name."""
         levels = tuple(levels)
         if len(levels) < 2 or len(set(levels)) != len(levels):
             raise DataError(f"taxonomy levels {list(levels)}", "need two or more distinct levels, coarse to fine.")
         names = list(names) if names is not None else [f"record {i}" for i in range(len(paths))]
         for name, path in zip(names, paths):
-            if len(path) != len(levels) or not all(isinstance(label, str) and label for label in path):
+            if not 1 <= len(path) <= len(levels) or not all(isinstance(label, str) and label for label in path):
                 raise DataError(name, f"has labels {list(path)}; a taxonomy needs one non-empty label for each of "
                                 f"{', '.join(levels)}.")
-        classes = tuple(tuple(sorted({path[level] for path in paths})) for level in range(len(levels)))
+        classes = tuple(tuple(sorted({path[level] for path in paths if len(path) > level}))
+                        for level in range(len(levels)))
         parents: list[tuple[int, ...]] = [tuple(-1 for _ in classes[0])]
         for level in range(1, len(levels)):
             seen: dict[str, dict[str, list[str]]] = {}
             for name, path in zip(names, paths):
-                seen.setdefault(path[level], {}).setdefault(path[level - 1], []).append(name)
+                if len(path) > level:
+                    seen.setdefault(path[level], {}).setdefault(path[level - 1], []).append(name)
             _refuse_two_parents(levels, level, seen)
             index = {label: i for i, label in enumerate(classes[level - 1])}
             parents.append(tuple(index[next(iter(seen[label]))] for label in classes[level]))
@@ -53,19 +56,28 @@ class Taxonomy:
 
     @property
     def leaf_paths(self) -> np.ndarray:
-        """Every root-to-leaf path as class indices, one row per class of the finest level."""
+        """Every root-to-leaf path as class indices (a row per class without children), -1 below a path that
+        ends above the finest level."""
         depth = len(self.levels)
-        paths = np.empty((len(self.classes[-1]), depth), dtype=np.int64)
-        paths[:, -1] = np.arange(len(self.classes[-1]))
-        for level in range(depth - 1, 0, -1):
-            paths[:, level - 1] = np.asarray(self.parents[level])[paths[:, level]]
-        return paths
+        rows = []
+        for level in range(depth):
+            with_children = set(self.parents[level + 1]) if level + 1 < depth else set()
+            rows += [self._path_to(level, c) for c in range(len(self.classes[level])) if c not in with_children]
+        return np.array(rows, dtype=np.int64).reshape(len(rows), depth)
+
+    def _path_to(self, level: int, index: int) -> list[int]:
+        path = [-1] * len(self.levels)
+        for up in range(level, -1, -1):
+            path[up] = index
+            index = self.parents[up][index]
+        return path
 
     def encode(self, paths: Sequence[Sequence[str]]) -> np.ndarray:
-        """Label paths as class indices (n, levels)."""
+        """Label paths (or their first labels) as class indices (n, levels), -1 below where a path ends."""
         index = [{label: i for i, label in enumerate(names)} for names in self.classes]
-        return np.array([[index[level][label] for level, label in enumerate(path)] for path in paths],
-                        dtype=np.int64).reshape(len(paths), len(self.levels))
+        depth = len(self.levels)
+        return np.array([[index[level][label] for level, label in enumerate(path)] + [-1] * (depth - len(path))
+                         for path in paths], dtype=np.int64).reshape(len(paths), depth)
 
     def to_dict(self) -> dict[str, Any]:
         return {"levels": list(self.levels), "classes": [list(c) for c in self.classes],
@@ -99,11 +111,15 @@ def decode_independent(probabilities: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def decode_consistent(taxonomy: Taxonomy, probabilities: Sequence[np.ndarray]) -> np.ndarray:
-    """The root-to-leaf path with the highest joint score (the sum over levels of each class's log
-    probability), so every prediction is a real path of the tree: (n, levels) indices."""
+    """The root-to-leaf path with the highest joint score, so every prediction is a real path of the tree:
+    (n, levels) indices, -1 below a path that ends early. The score is the mean over the path's levels of each
+    class's log probability: for paths down to the finest level that is the joint log probability over the
+    number of levels, and a path that ends early is not favoured for having fewer terms."""
     paths = taxonomy.leaf_paths
-    scores = sum(np.log(np.clip(p, 1e-12, 1.0))[:, paths[:, level]] for level, p in enumerate(probabilities))
-    return paths[np.argmax(scores, axis=1)]
+    placed = paths >= 0
+    total = sum(np.where(placed[:, level], np.log(np.clip(p, 1e-12, 1.0))[:, np.maximum(paths[:, level], 0)], 0.0)
+                for level, p in enumerate(probabilities))
+    return paths[np.argmax(total / placed.sum(axis=1), axis=1)]
 
 
 def consistent_share(taxonomy: Taxonomy, predicted: np.ndarray) -> float:
@@ -116,10 +132,11 @@ def consistent_share(taxonomy: Taxonomy, predicted: np.ndarray) -> float:
 
 def mistake_severity(true: np.ndarray, predicted: np.ndarray) -> float:
     """The mean height of the lowest common ancestor of the true and predicted path over the mistakes (the
-    predictions whose path differs from the truth at some level), as Bertinetto et al., "Making Better
-    Mistakes" (CVPR 2020): a wrong finest class under the right parent is 1, a wrong coarsest class is the
-    number of levels. NaN when there is no mistake."""
+    predictions whose path differs from the truth at some level where the truth is placed), as Bertinetto et
+    al., "Making Better Mistakes" (CVPR 2020): a wrong finest class under the right parent is 1, a wrong
+    coarsest class is the number of levels. NaN when there is no mistake."""
     wrong = true != predicted
+    wrong &= true >= 0  # a level where the truth is not placed is neither right nor wrong
     mistakes = wrong.any(axis=1)
     if not mistakes.any():
         return float("nan")
