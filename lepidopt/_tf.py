@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any, Iterator
 
-__all__ = ["tensorflow", "keras"]
+__all__ = ["tensorflow", "keras", "forget_custom_gradients"]
 
 
 @contextlib.contextmanager
@@ -40,3 +40,27 @@ def keras() -> Any:
     import keras as keras_module
 
     return keras_module
+
+
+def forget_custom_gradients() -> int:
+    """Drop the gradient functions that graph-mode ``tf.custom_gradient`` registered, globally and for
+    good, each time a function using one was traced; the number dropped.
+
+    Keras's TensorFlow optimizer all-reduces gradients through one (``ReplicaContext.all_reduce``), so
+    every traced train step registers a gradient function that holds the step's graph, and through its
+    captures every variable of the model and its optimizer: a fine-tuned ResNet-50's conv5 kept ~190 MB
+    alive per trial after the model was gone (tensorflow#61791). A registered function is looked up
+    only while the gradient of its graph is traced, which ends before its train step first runs; call
+    this between trials, never while a function is being traced.
+    """
+    if "tensorflow" not in sys.modules:
+        return 0
+    from tensorflow.python.framework import ops
+
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    if not isinstance(registry, dict):
+        return 0
+    names = [name for name in registry if name.startswith("CustomGradient-")]
+    for name in names:
+        del registry[name]
+    return len(names)

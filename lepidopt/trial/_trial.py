@@ -258,11 +258,12 @@ def _clear_previous_trials() -> None:
     run, and each head trainer's epoch would have to be made ready again; trials that train only heads on
     cached features add no traced function, so after them the session is left as it is.
     """
-    from .._tf import keras
+    from .._tf import forget_custom_gradients, keras
 
     full_scan = _housekeeping.frozen_since >= FULL_SCAN_GROWTH * _housekeeping.frozen_at_full_scan
     if full_scan or _housekeeping.fit_since_cleared:
         keras().backend.clear_session(free_memory=False)
+        forget_custom_gradients()
         _housekeeping.fit_since_cleared = False
     if full_scan:
         gc.unfreeze()
