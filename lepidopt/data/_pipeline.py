@@ -76,29 +76,38 @@ def _decode_batches(paths: tuple[str, ...], image_size: int) -> Iterator[np.ndar
 
 
 def image_batches(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *, batch_size: int,
-                  shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """A tf.data pipeline of (float32 images in [0, 255], int labels) batches gathered from the memory map."""
+                  shuffle_seed: int | None = None, sample_weight: np.ndarray | None = None) -> tf.data.Dataset:
+    """A tf.data pipeline of (float32 images in [0, 255], int labels) batches gathered from the memory map;
+    ``labels`` may instead be rows of float targets (a taxonomy model's), and with ``sample_weight`` (one per
+    image, like ``labels``) the batches carry each image's weight third."""
     from .._tf import tensorflow
 
     tf = tensorflow()
 
     indices = np.asarray(indices, dtype=np.int64)
     size = images.shape[1:]
+    targets = np.asarray(labels)
+    target_type = tf.int32 if targets.ndim == 1 else tf.float32
     order = tf.data.Dataset.from_tensor_slices(np.arange(len(indices)))
     if shuffle_seed is not None:
         order = order.shuffle(len(indices), seed=shuffle_seed, reshuffle_each_iteration=True)
 
-    def gather(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gather(positions: np.ndarray) -> tuple[np.ndarray, ...]:
         chosen = indices[positions]
         # Sorted reads are far faster on a memory map; the batch is then put back in shuffled order.
         sort = np.argsort(chosen)
         rows = np.empty((len(chosen),) + size, dtype=np.uint8)
         rows[sort] = images[chosen[sort]]
-        return rows, labels[chosen].astype(np.int32)
+        y = targets[chosen].astype(target_type.as_numpy_dtype)
+        if sample_weight is None:
+            return rows, y
+        return rows, y, np.asarray(sample_weight, np.float32)[chosen]
 
-    def load(positions: Tensor) -> tuple[Tensor, Tensor]:
-        x, y = tf.numpy_function(gather, [positions], (tf.uint8, tf.int32))
+    def load(positions: Tensor) -> tuple[Tensor, ...]:
+        types = (tf.uint8, target_type) + ((tf.float32,) if sample_weight is not None else ())
+        x, y, *weight = tf.numpy_function(gather, [positions], types)
         x = tf.cast(tf.ensure_shape(x, (None,) + tuple(size)), tf.float32)
-        return x, tf.ensure_shape(y, (None,))
+        y = tf.ensure_shape(y, (None,) + targets.shape[1:])
+        return (x, y, tf.ensure_shape(weight[0], (None,))) if weight else (x, y)
 
     return order.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

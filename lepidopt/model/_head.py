@@ -8,6 +8,7 @@ import numpy as np
 
 from ..recipe import Recipe
 from ._backbone import _keras
+from ._levels import level_softmax
 
 if TYPE_CHECKING:
     import keras
@@ -20,9 +21,10 @@ def pooling_layer(kind: str, *, name: str = "pool") -> keras.layers.Layer:
     return (keras.layers.GlobalAveragePooling2D if kind == "avg" else keras.layers.GlobalMaxPooling2D)(name=name)
 
 
-def build_head(recipe: Recipe, *, n_classes: int, feature_dim: int,
+def build_head(recipe: Recipe, *, n_classes: int | tuple[int, ...], feature_dim: int,
                dropout: Callable[[float, str], keras.layers.Layer] | None = None) -> keras.Model:
-    """A model from pooled backbone features (``feature_dim``) to class probabilities.
+    """A model from pooled backbone features (``feature_dim``) to class probabilities; with ``n_classes`` a
+    tuple (a taxonomy's class count per level), to every level's probabilities side by side (``_levels``).
 
     ``dropout(rate, name)`` makes the dropout layers (default: Keras's Dropout); the head trainers
     use one whose rate is a variable.
@@ -45,8 +47,12 @@ def build_head(recipe: Recipe, *, n_classes: int, feature_dim: int,
             x = dropout(recipe.head_dropout, f"head_dropout_{i}")(x)
     if recipe.head_dropout > 0 and recipe.head_dense_layers == 0:
         x = dropout(recipe.head_dropout, "head_dropout")(x)
-    x = keras.layers.Dense(n_classes, name="embedding_to_logits")(x)
-    outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    if isinstance(n_classes, tuple):
+        x = keras.layers.Dense(sum(n_classes), name="embedding_to_logits")(x)
+        outputs = level_softmax(n_classes)(x)
+    else:
+        x = keras.layers.Dense(n_classes, name="embedding_to_logits")(x)
+        outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="head")
 
 

@@ -35,7 +35,7 @@ class HeadTrainers:
         self.capacity = capacity
         self._trainers: collections.OrderedDict[tuple, HeadTrainer] = collections.OrderedDict()
 
-    def trainer(self, recipe: Recipe, *, n_classes: int, feature_dim: int) -> HeadTrainer:
+    def trainer(self, recipe: Recipe, *, n_classes: int | tuple[int, ...], feature_dim: int) -> HeadTrainer:
         key = (feature_dim, n_classes, recipe.head_dense_layers, recipe.head_units, recipe.head_activation,
                recipe.head_batchnorm, recipe.head_dropout > 0, recipe.optimizer)
         trainer = self._trainers.pop(key, None) or HeadTrainer(recipe, n_classes=n_classes, feature_dim=feature_dim)
@@ -56,8 +56,9 @@ class HeadTrainers:
 class HeadTrainer:
     """A compiled head of one architecture (dropout rates in variables) and its traced epoch."""
 
-    def __init__(self, recipe: Recipe, *, n_classes: int, feature_dim: int) -> None:
+    def __init__(self, recipe: Recipe, *, n_classes: int | tuple[int, ...], feature_dim: int) -> None:
         self.feature_dim = feature_dim
+        self.target_width = 2 * len(n_classes) if isinstance(n_classes, tuple) else None  # see _levels
         self.model = build_head(recipe, n_classes=n_classes, feature_dim=feature_dim, dropout=_variable_rate_dropout)
         compile_model(self.model, optimizer=recipe.optimizer, learning_rate=recipe.head_lr)
         self._epochs: dict[str, Callable] = {}  # by the features' dtype
@@ -81,18 +82,22 @@ class HeadTrainer:
 
     def fit(self, views: Sequence[np.ndarray], labels: np.ndarray, *, val: np.ndarray, epochs: int, batch_size: int,
             class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[[int, np.ndarray], None],
-            initial_epoch: int = 0) -> None:
+            initial_epoch: int = 0, sample_weight: np.ndarray | None = None) -> None:
         """Train epochs ``initial_epoch`` to ``epochs - 1``, epoch e on ``views[e % len(views)]`` (row i for
-        ``labels[i]``) in an order drawn from (seed, e) alone, so a resumed run sees what an uninterrupted one
-        would have. ``after_epoch(e, outputs on val)`` runs after each epoch and may raise to stop training."""
+        ``labels[i]``, a taxonomy head's targets, and ``sample_weight[i]`` if given, else the weight of its
+        class) in an order drawn from (seed, e) alone, so a resumed run sees what an uninterrupted one would
+        have. ``after_epoch(e, outputs on val)`` runs after each epoch and may raise to stop training."""
         from .._tf import tensorflow
 
         tf = tensorflow()
         dtype = np.asarray(views[0][:0]).dtype
         epoch_function = self._epoch_function(dtype.name)
-        labels = np.asarray(labels, np.int64)
-        weights = np.ones(len(labels), np.float32) if not class_weight else np.array(
-            [class_weight[int(c)] for c in labels], np.float32)
+        labels = np.asarray(labels, np.int64 if self.target_width is None else np.float32)
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, np.float32)
+        else:
+            weights = np.ones(len(labels), np.float32) if not class_weight else np.array(
+                [class_weight[int(c)] for c in labels], np.float32)
         inputs: dict[int, object] = {}  # each view made a tensor once, when an epoch first needs it
         val = tf.constant(np.asarray(val, dtype))
         labels, weights, size = tf.constant(labels), tf.constant(weights), tf.constant(batch_size, tf.int64)
@@ -108,8 +113,10 @@ class HeadTrainer:
             from .._tf import tensorflow
 
             tf = tensorflow()
+            targets = tf.TensorSpec((None,), tf.int64) if self.target_width is None else \
+                tf.TensorSpec((None, self.target_width), tf.float32)
             self._epochs[dtype] = tf.function(self._epoch, input_signature=[
-                tf.TensorSpec((None, self.feature_dim), dtype), tf.TensorSpec((None,), tf.int64),
+                tf.TensorSpec((None, self.feature_dim), dtype), targets,
                 tf.TensorSpec((None,), tf.float32), tf.TensorSpec((2,), tf.int64), tf.TensorSpec((), tf.int64),
                 tf.TensorSpec((None, self.feature_dim), dtype)])
         return self._epochs[dtype]

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ._backbone import _keras
+from ._levels import level_loss, output_sizes
 
 if TYPE_CHECKING:
     import keras
@@ -37,10 +38,12 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
 
 def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float) -> None:
     """Compile ``model`` with its optimizer's state already made: Keras otherwise makes it inside the first
-    trace of the training step, and TensorFlow then traces that step a second time (~0.3 s a model)."""
+    trace of the training step, and TensorFlow then traces that step a second time (~0.3 s a model).
+    A taxonomy model (``_levels``) trains on the levels' weighted cross-entropies."""
+    sizes = output_sizes(model)
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate),
-        loss="sparse_categorical_crossentropy",
+        loss="sparse_categorical_crossentropy" if sizes is None else level_loss(sizes),
         jit_compile=False,
     )
     model.optimizer.build(model.trainable_variables)
@@ -72,12 +75,14 @@ def _AfterEpoch(after_epoch: Callable[[int], None]) -> keras.callbacks.Callback:
 
 def fit_on_arrays(model: keras.Model, features_for_epoch: Callable[[int], np.ndarray | Rows], labels: np.ndarray, *,
                   epochs: int, batch_size: int, class_weight: dict[int, float] | None, seed: int,
-                  after_epoch: Callable[[int], None], initial_epoch: int = 0) -> None:
+                  after_epoch: Callable[[int], None], initial_epoch: int = 0,
+                  sample_weight: np.ndarray | None = None) -> None:
     """Train ``model`` on inputs made per epoch or too large for memory (fresh augmented features;
     cached activations of the frozen prefix, read a batch at a time from a memory map), in one ``fit``.
 
-    ``features_for_epoch(e)`` gives the inputs of epoch ``e``, row i for ``labels[i]``; ``after_epoch(e)``
-    runs when epoch ``e`` ends and may raise to stop training.
+    ``features_for_epoch(e)`` gives the inputs of epoch ``e``, row i for ``labels[i]`` (and
+    ``sample_weight[i]``, which a taxonomy model's targets need in place of ``class_weight``);
+    ``after_epoch(e)`` runs when epoch ``e`` ends and may raise to stop training.
     """
     keras = _keras()
 
@@ -96,8 +101,10 @@ def fit_on_arrays(model: keras.Model, features_for_epoch: Callable[[int], np.nda
         def __len__(self) -> int:
             return -(-len(labels) // batch_size)
 
-        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        def __getitem__(self, i: int) -> tuple[np.ndarray, ...]:
             rows = np.sort(self.order[i * batch_size:(i + 1) * batch_size])  # sorted: cheaper reads of a memory map
+            if sample_weight is not None:
+                return np.asarray(self.features[rows], dtype=np.float32), labels[rows], sample_weight[rows]
             return np.asarray(self.features[rows], dtype=np.float32), labels[rows]
 
         def on_epoch_end(self) -> None:
