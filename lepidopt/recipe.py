@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from .errors import SpaceError
 
-__all__ = ["Recipe", "RECIPE_KEYS", "POOLINGS", "STAGES", "CLASS_WEIGHTS", "OPTIMIZERS", "ACTIVATIONS"]
+__all__ = ["Recipe", "RECIPE_KEYS", "TAXONOMY_KEYS", "POOLINGS", "STAGES", "CLASS_WEIGHTS", "OPTIMIZERS", "ACTIVATIONS"]
 
 POOLINGS = ("avg", "max")
 STAGES = ("none", "conv5", "conv4", "conv3", "all")
@@ -41,6 +41,10 @@ class Recipe:
     sampling_class_weight: str = "balanced"
     finetune_unfreeze: str = "none"
     finetune_lr: float = 1e-5
+    # A taxonomy study's: the level undersampling and class weights count classes at (None: the coarsest), and
+    # the finest level's loss weight over the coarsest's (None: every level alike; see model._levels).
+    sampling_level: str | None = None
+    taxonomy_fine_weight: float | None = None
 
     @classmethod
     def from_flat(cls, values: Mapping[str, Any], *, where: str = "recipe") -> "Recipe":
@@ -57,7 +61,9 @@ class Recipe:
         return cls(**kwargs)
 
     def to_flat(self) -> dict[str, Any]:
-        return {key: getattr(self, key.replace(".", "_")) for key in RECIPE_KEYS}
+        """Every key, but a taxonomy key left unset: a single-level recipe records what it always has."""
+        flat = {key: getattr(self, key.replace(".", "_")) for key in RECIPE_KEYS}
+        return {key: value for key, value in flat.items() if not (key in TAXONOMY_KEYS and value is None)}
 
     @property
     def total_epochs(self) -> int:
@@ -65,13 +71,14 @@ class Recipe:
 
 
 def _dotted(field_name: str) -> str:
-    for prefix in ("head", "augment", "sampling", "finetune"):
+    for prefix in ("head", "augment", "sampling", "finetune", "taxonomy"):
         if field_name.startswith(prefix + "_"):
             return prefix + "." + field_name[len(prefix) + 1 :]
     return field_name
 
 
 RECIPE_KEYS: tuple[str, ...] = tuple(_dotted(f.name) for f in dataclasses.fields(Recipe))
+TAXONOMY_KEYS = ("sampling.level", "taxonomy.fine_weight")  # meaningful only in a study with taxonomy levels
 
 _CHOICES = {
     "head.pooling": POOLINGS,
@@ -96,6 +103,16 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if not isinstance(value, str) or not value:
             raise SpaceError(path, f"must be 'imagenet', 'none' or a path to a weights file, got {value!r}.")
         return value
+    if key in TAXONOMY_KEYS and value is None:
+        return None
+    if key == "sampling.level":
+        if not isinstance(value, str) or not value:
+            raise SpaceError(path, f"must name one of the study's taxonomy levels, got {value!r}.")
+        return value
+    if key == "taxonomy.fine_weight" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                          or not value > 0):
+        raise SpaceError(path, f"must be a number above 0 (the finest level's loss weight over the coarsest's), "
+                         f"got {value!r}.")
     if key == "head.batchnorm":
         if not isinstance(value, bool):
             raise SpaceError(path, f"must be true or false, got {value!r}.")

@@ -10,6 +10,7 @@ from ._sampling import class_weights, undersample
 from ._scan import ScanResult, Skipped, scan_records, scan_source
 from ._sources import LABEL_LEVELS, DataSpec, read_records, visible_files
 from ._split import Split, make_split, read_split, write_split
+from ._taxonomy import Taxonomy, consistent_share, decode_consistent, decode_independent, mistake_severity
 
 __all__ = [
     "DataSpec",
@@ -21,7 +22,11 @@ __all__ = [
     "ScanResult",
     "Skipped",
     "Split",
+    "Taxonomy",
     "class_weights",
+    "consistent_share",
+    "decode_consistent",
+    "decode_independent",
     "decoded_images",
     "demo_class_sizes",
     "format_scan",
@@ -30,6 +35,7 @@ __all__ = [
     "load_rgb",
     "make_demo_collection",
     "make_split",
+    "mistake_severity",
     "problem_with",
     "progress",
     "read_records",

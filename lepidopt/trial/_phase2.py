@@ -17,12 +17,12 @@ import numpy as np
 from ..data import image_batches
 from ..recipe import Recipe
 from ._checkpoint import Checkpoints, Saved
+from ._labels import TrialLabels
 from ._phase1 import Network
 from ._study_data import StudyData
 
 if TYPE_CHECKING:
     import keras
-    import tensorflow as tf
 
 __all__ = ["finetune", "uses_cached_prefix"]
 
@@ -31,12 +31,12 @@ def uses_cached_prefix(recipe: Recipe, data: StudyData) -> bool:
     return data.features is not None and recipe.finetune_unfreeze == "conv5" and recipe.augment_strength == 0.0
 
 
-def finetune(recipe: Recipe, data: StudyData, network: Network, head: keras.Model, *, train_idx: np.ndarray,
-             val_idx: np.ndarray, class_weight: dict[int, float] | None, seed: int, after_epoch: Callable[..., None],
-             timings: dict[str, float], checkpoints: Checkpoints | None = None, resume: Saved | None = None) -> None:
-    """Fine-tune the recipe's unfrozen stages together with ``head``; ``after_epoch(phase, epoch, val
-    probabilities, model)`` follows every epoch. The backbone's own weights are the ones trained.
-    With ``resume`` (a phase-2 checkpoint) the model trained restarts from it."""
+def finetune(recipe: Recipe, data: StudyData, network: Network, head: keras.Model, labels: TrialLabels, *,
+             seed: int, after_epoch: Callable[..., None], timings: dict[str, float],
+             checkpoints: Checkpoints | None = None, resume: Saved | None = None) -> None:
+    """Fine-tune the recipe's unfrozen stages together with ``head`` on the trial's ``labels``;
+    ``after_epoch(phase, epoch, val probabilities, model)`` follows every epoch. The backbone's own weights
+    are the ones trained. With ``resume`` (a phase-2 checkpoint) the model trained restarts from it."""
     from ..model import build_augmentation, build_classifier, compile_model, finetune_epochs, unfreeze
 
     unfreeze(network.backbone, recipe.finetune_unfreeze)
@@ -48,8 +48,8 @@ def finetune(recipe: Recipe, data: StudyData, network: Network, head: keras.Mode
         return model
 
     if uses_cached_prefix(recipe, data) and _finetune_on_activations(
-            recipe, data, network, head, train_idx=train_idx, val_idx=val_idx, class_weight=class_weight, seed=seed,
-            after_epoch=after_epoch, timings=timings, prepared=prepared, first_epoch=first_epoch):
+            recipe, data, network, head, labels, seed=seed, after_epoch=after_epoch, timings=timings,
+            prepared=prepared, first_epoch=first_epoch):
         return
     images = data.images(recipe.image_size)
     augmentation = build_augmentation(recipe.augment_strength, seed=seed)
@@ -57,18 +57,25 @@ def finetune(recipe: Recipe, data: StudyData, network: Network, head: keras.Mode
     compile_model(classifier, optimizer=recipe.optimizer, learning_rate=recipe.finetune_lr)
     prepared(classifier)
 
-    def batches(indices: np.ndarray, shuffle_seed: int | None = None) -> tf.data.Dataset:
-        return image_batches(images, data.split.labels, indices, batch_size=recipe.batch_size,
-                             shuffle_seed=shuffle_seed)
+    n_images = len(data.split.paths)
+    train_idx, val_idx = labels.train_idx, labels.val_idx
+    targets = np.zeros((n_images, *labels.y_train.shape[1:]), labels.y_train.dtype)  # by image, as batches read them
+    targets[train_idx] = labels.y_train
+    sample_weight = None
+    if labels.sample_weight is not None:
+        sample_weight = np.zeros(n_images, np.float32)
+        sample_weight[train_idx] = labels.sample_weight
+    train = image_batches(images, targets, train_idx, batch_size=recipe.batch_size, shuffle_seed=seed + first_epoch,
+                          sample_weight=sample_weight)
+    val = image_batches(images, data.split.labels, val_idx, batch_size=recipe.batch_size)
+    for epoch in finetune_epochs(classifier, train, epochs=recipe.epochs_finetune, class_weight=labels.class_weight,
+                                 initial_epoch=first_epoch):
+        after_epoch("finetune", epoch, classifier.predict(val, verbose=0), classifier)
 
-    for epoch in finetune_epochs(classifier, batches(train_idx, shuffle_seed=seed + first_epoch),
-                                 epochs=recipe.epochs_finetune, class_weight=class_weight, initial_epoch=first_epoch):
-        after_epoch("finetune", epoch, classifier.predict(batches(val_idx), verbose=0), classifier)
 
-
-def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, head: keras.Model, *,
-                             train_idx: np.ndarray, val_idx: np.ndarray, class_weight: dict[int, float] | None,
-                             seed: int, after_epoch: Callable[..., None], timings: dict[str, float],
+def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, head: keras.Model,
+                             labels: TrialLabels, *, seed: int, after_epoch: Callable[..., None],
+                             timings: dict[str, float],
                              prepared: Callable[[keras.Model], keras.Model], first_epoch: int) -> bool:
     """False, having trained nothing, when the activations would not fit within the cache's limit."""
     from ..model import (PREFIX_OUTPUT, build_top_classifier, compile_model, fit_on_arrays, predict_arrays,
@@ -92,10 +99,11 @@ def _finetune_on_activations(recipe: Recipe, data: StudyData, network: Network, 
     classifier = build_top_classifier(top, head, pooling=recipe.head_pooling)
     compile_model(classifier, optimizer=recipe.optimizer, learning_rate=recipe.finetune_lr)
     prepared(classifier)
-    rows = _Rows(activations, train_idx)
-    val = _Rows(activations, val_idx)
-    fit_on_arrays(classifier, lambda epoch: rows, split.labels[train_idx], epochs=recipe.epochs_finetune,
-                  batch_size=recipe.batch_size, class_weight=class_weight, seed=seed, initial_epoch=first_epoch,
+    rows = _Rows(activations, labels.train_idx)
+    val = _Rows(activations, labels.val_idx)
+    fit_on_arrays(classifier, lambda epoch: rows, labels.y_train, epochs=recipe.epochs_finetune,
+                  batch_size=recipe.batch_size, class_weight=labels.class_weight, seed=seed, initial_epoch=first_epoch,
+                  sample_weight=labels.sample_weight,
                   after_epoch=lambda epoch: after_epoch("finetune", epoch, predict_arrays(classifier, val, chunk=256),
                                                         classifier))
     return True

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from ..data import class_weights, undersample
 from ..errors import ModelError, StudyError
 from ..recipe import Recipe
 from ._checkpoint import Checkpoints
-from ._metrics import classification_metrics, objective_direction
+from ._labels import trial_labels
+from ._metrics import classification_metrics, objective_direction, taxonomy_metrics
 from ._phase1 import Network, phase1_features
 from ._phase2 import finetune
 from ._reporter import Reporter, TrialStopped
@@ -49,7 +49,7 @@ class TrialResult:
 DIVERGED_SHARE = 0.5
 
 
-def fine_tuning_diverged(value: float, head_best: float, direction: str, *, n_classes: int) -> bool:
+def fine_tuning_diverged(value: float, head_best: float, direction: str, *, n_classes: float) -> bool:
     """Whether a fine-tuning epoch's objective ``value`` has collapsed from the head's best: a score below
     half of it, or a loss above both twice the head's and a uniform guess's (ln of the number of classes)."""
     if direction == "maximize":
@@ -63,7 +63,8 @@ class _Diverged(Exception):
 
 def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
               objective: str = "balanced_accuracy", keep_model: bool = False,
-              checkpoints: Checkpoints | None = None, keep_head: bool = False) -> TrialResult:
+              checkpoints: Checkpoints | None = None, keep_head: bool = False,
+              decode: str = "independent") -> TrialResult:
     """Train one recipe on the study's data and return its validation score.
 
     Reports the objective after every epoch of both phases; raises TrialStopped when the reporter
@@ -80,6 +81,10 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     that falls far below the head's best (``fine_tuning_diverged``) ends the trial after that epoch, with
     its value and the reason in ``stop_reason``. With ``keep_head`` (and ``checkpoints``) the trained head's
     last epoch is saved as a checkpoint whether or not one was due, for a later trial to fine-tune it.
+
+    On a split with taxonomy levels the head predicts every level (``model._levels``), undersampling and
+    class weights count the classes of ``sampling.level``, and the metrics are ``taxonomy_metrics`` of the
+    predictions ``decode``d independently per level or as consistent paths.
     """
     direction = objective_direction(objective)
     if recipe.total_epochs == 0:
@@ -94,22 +99,24 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     timings: dict[str, float] = {"report": 0.0}
     split = data.split
 
-    train_all = split.indices("train")
-    keep = undersample(split.labels[train_all], ratio=recipe.sampling_ratio, seed=seed)
-    train_idx, val_idx = train_all[keep], split.indices("val")
-    y_train, y_val = split.labels[train_idx], split.labels[val_idx]
-    weights = class_weights(y_train, mode=recipe.sampling_class_weight, n_classes=data.n_classes)
+    labels = trial_labels(split, recipe, seed=seed)
+    train_idx, val_idx, y_train, weights = labels.train_idx, labels.val_idx, labels.y_train, labels.class_weight
+
+    def scored(probabilities: np.ndarray) -> dict[str, float]:
+        if split.taxonomy is None:
+            return classification_metrics(labels.y_val, probabilities)
+        return taxonomy_metrics(labels.y_val, probabilities, split.taxonomy, decode=decode)
 
     network = Network(recipe, timings)
-    features = phase1_features(recipe, data, network, train_idx=train_idx, val_idx=val_idx, train_rows=keep,
-                               seed=seed, timings=timings)
+    features = phase1_features(recipe, data, network, train_idx=train_idx, val_idx=val_idx,
+                               train_rows=labels.train_rows, seed=seed, timings=timings)
 
     set_seeds(seed)  # the head starts the same whether or not the backbone was built
-    head = build_head(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
+    head = build_head(recipe, n_classes=labels.n_classes, feature_dim=int(features.val.shape[1]))
     if recipe.head_batchnorm and features.views is not None:
         start_normalised(head, features.views[0])  # before the trainer copies the head; a resume restores later
     if features.views is not None:  # trained by the process's traced trainer of its architecture, then copied back
-        trainer = head_trainers().trainer(recipe, n_classes=data.n_classes, feature_dim=int(features.val.shape[1]))
+        trainer = head_trainers().trainer(recipe, n_classes=labels.n_classes, feature_dim=int(features.val.shape[1]))
         trainer.start(head, learning_rate=recipe.head_lr)
         trained = trainer.model
     else:
@@ -126,7 +133,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
     def after_epoch(phase: str, epoch: int, probabilities: np.ndarray, model: keras.Model) -> None:
         nonlocal metrics
-        metrics = classification_metrics(y_val, probabilities)
+        metrics = scored(probabilities)
         step = len(history)
         if not np.isfinite(metrics["loss"]):
             raise ModelError(f"{phase} epoch {epoch}", "the validation loss is not finite (the training diverged, or "
@@ -148,7 +155,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         heads = [entry[objective] for entry in history if entry["phase"] == "head"]
         if phase == "finetune" and heads:
             head_best = max(heads) if direction == "maximize" else min(heads)
-            if fine_tuning_diverged(value, head_best, direction, n_classes=data.n_classes):
+            if fine_tuning_diverged(value, head_best, direction, n_classes=labels.uniform_classes):
                 raise _Diverged(f"fine-tuning diverged at epoch {epoch}: {objective} {value:.2f} after the head's "
                                 f"{head_best:.2f}")
 
@@ -163,7 +170,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
                 if features.views is not None:
                     trainer.fit(features.views, y_train, val=features.val, epochs=recipe.epochs_head,
                                 batch_size=recipe.batch_size, class_weight=weights, seed=seed,
-                                initial_epoch=first_head_epoch,
+                                initial_epoch=first_head_epoch, sample_weight=labels.sample_weight,
                                 after_epoch=lambda epoch, outputs: after_epoch("head", epoch, outputs, trained))
                 elif features.per_epoch is not None:
                     _housekeeping.fit_since_cleared = True
@@ -172,7 +179,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
                         per_epoch = _normalising_first(head, per_epoch)
                     fit_on_arrays(head, per_epoch, y_train, epochs=recipe.epochs_head,
                                   batch_size=recipe.batch_size, class_weight=weights, seed=seed,
-                                  initial_epoch=first_head_epoch, after_epoch=lambda epoch: after_epoch(
+                                  initial_epoch=first_head_epoch, sample_weight=labels.sample_weight,
+                                  after_epoch=lambda epoch: after_epoch(
                                       "head", epoch, predict_arrays(head, features.val), head))
         finally:
             if trained is not head:
@@ -185,9 +193,8 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
             clock = time.perf_counter()
             _housekeeping.fit_since_cleared = True
             try:
-                finetune(recipe, data, network, head, train_idx=train_idx, val_idx=val_idx, class_weight=weights,
-                         seed=seed, after_epoch=after_epoch, timings=timings, checkpoints=checkpoints,
-                         resume=saved if saved and saved.phase == "finetune" else None)
+                finetune(recipe, data, network, head, labels, seed=seed, after_epoch=after_epoch, timings=timings,
+                         checkpoints=checkpoints, resume=saved if saved and saved.phase == "finetune" else None)
             except _Diverged as diverged:
                 stop_reason = str(diverged)
                 log.info("%s", stop_reason)

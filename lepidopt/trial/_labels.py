@@ -1,0 +1,77 @@
+"""What one trial trains on and is judged by: the training images left after undersampling, their targets
+and weights, and the validation labels; for a single label or for a taxonomy's every level."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..data import Split, class_weights, undersample
+from ..errors import SettingError
+from ..recipe import Recipe
+
+__all__ = ["TrialLabels", "trial_labels", "sampling_groups"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialLabels:
+    train_idx: np.ndarray  # images trained on, after undersampling
+    train_rows: np.ndarray  # their positions among the split's training images
+    val_idx: np.ndarray
+    y_train: np.ndarray  # class indices; a taxonomy's: targets (model._levels)
+    y_val: np.ndarray  # class indices; a taxonomy's: the lineage, (n, levels)
+    class_weight: dict[int, float] | None  # a single label's
+    sample_weight: np.ndarray | None  # a taxonomy's: each training image's class weight at the sampling level
+    n_classes: int | tuple[int, ...]  # a taxonomy's: per level
+
+    @property
+    def uniform_classes(self) -> float:
+        """The class count whose uniform guess's log loss a guess at every level would have (the geometric mean)."""
+        return float(self.n_classes) if isinstance(self.n_classes, int) else \
+            float(np.exp(np.mean(np.log(self.n_classes))))
+
+
+def sampling_groups(lineage: np.ndarray, level: int) -> np.ndarray:
+    """Each image's class at ``level`` as an index; an image not placed that deep counts in a class of its own
+    with the others of its deepest placed class, so that undersampling and class weights at a fine level
+    neither drop nor merge the images a fine class too small to split left one level up."""
+    prefixes = np.asarray(lineage)[:, :level + 1]
+    return np.unique(prefixes, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def trial_labels(split: Split, recipe: Recipe, *, seed: int) -> TrialLabels:
+    train_all, val_idx = split.indices("train"), split.indices("val")
+    if split.taxonomy is None or split.lineage is None:
+        keep = undersample(split.labels[train_all], ratio=recipe.sampling_ratio, seed=seed)
+        train_idx = train_all[keep]
+        y_train = split.labels[train_idx]
+        single = class_weights(y_train, mode=recipe.sampling_class_weight, n_classes=len(split.classes))
+        return TrialLabels(train_idx=train_idx, train_rows=keep, val_idx=val_idx, y_train=y_train,
+                           y_val=split.labels[val_idx], class_weight=single, sample_weight=None,
+                           n_classes=len(split.classes))
+    from ..model import level_targets, level_weights
+
+    levels = split.taxonomy.levels
+    level = sampling_level(recipe, levels)
+    groups = sampling_groups(split.lineage, level)
+    keep = undersample(groups[train_all], ratio=recipe.sampling_ratio, seed=seed)
+    train_idx = train_all[keep]
+    weights = class_weights(groups[train_idx], mode=recipe.sampling_class_weight, n_classes=int(groups.max()) + 1)
+    sample_weight = np.ones(len(train_idx), np.float32) if weights is None else \
+        np.array([weights[int(g)] for g in groups[train_idx]], np.float32)
+    loss_weights = level_weights(len(levels), recipe.taxonomy_fine_weight or 1.0)
+    targets = level_targets(split.lineage[train_idx], loss_weights)
+    return TrialLabels(train_idx=train_idx, train_rows=keep, val_idx=val_idx, y_train=targets,
+                       y_val=split.lineage[val_idx], class_weight=None, sample_weight=sample_weight,
+                       n_classes=tuple(len(c) for c in split.taxonomy.classes))
+
+
+def sampling_level(recipe: Recipe, levels: tuple[str, ...]) -> int:
+    """The index of the recipe's ``sampling.level`` among the study's ``levels`` (the coarsest when unset)."""
+    if recipe.sampling_level is None:
+        return 0
+    if recipe.sampling_level not in levels:
+        raise SettingError("sampling.level", recipe.sampling_level,
+                           f"must be one of the study's taxonomy levels: {', '.join(levels)}.")
+    return levels.index(recipe.sampling_level)

@@ -1,0 +1,91 @@
+"""Per-level metrics as scikit-learn computes them, the tree's metrics, objectives checked against the
+study's levels, and a trial's labels when undersampling and class weights count a fine level."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
+
+from lepidopt.data import Taxonomy
+from lepidopt.errors import SettingError
+from lepidopt.recipe import Recipe
+from lepidopt.trial._labels import sampling_groups, sampling_level
+from lepidopt.trial._metrics import check_objective, classification_metrics, taxonomy_metrics
+
+LEVELS = ("family", "genus", "species")
+PATHS = [("A", "A1", "A1a"), ("A", "A1", "A1b"), ("A", "A2", "A2a"), ("B", "B1", "B1a"), ("B", "B1", "B1b"),
+         ("B", "B2")]
+
+
+@pytest.fixture
+def tree():
+    return Taxonomy.from_paths(LEVELS, PATHS)
+
+
+def _random_case(tree, seed, n=60):
+    rng = np.random.default_rng(seed)
+    lineage = tree.encode([PATHS[i] for i in rng.integers(0, len(PATHS), n)])
+    tables = [rng.dirichlet(np.ones(len(c)), size=n) for c in tree.classes]
+    return lineage, tables
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_each_levels_metrics_equal_scikit_learns_on_the_same_predictions(tree, seed):
+    lineage, tables = _random_case(tree, seed)
+    metrics = taxonomy_metrics(lineage, np.concatenate(tables, axis=1), tree)
+    for level, (name, table) in enumerate(zip(LEVELS, tables)):
+        placed = lineage[:, level] >= 0
+        y, p = lineage[placed, level], table[placed]
+        predicted = p.argmax(axis=1)
+        assert metrics[f"{name}.accuracy"] == pytest.approx(accuracy_score(y, predicted))
+        assert metrics[f"{name}.balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, predicted))
+        assert metrics[f"{name}.micro_f1"] == pytest.approx(f1_score(y, predicted, average="micro"))
+        assert metrics[f"{name}.macro_f1"] == pytest.approx(
+            f1_score(y, predicted, average="macro", labels=np.unique(y)))
+        assert metrics[f"{name}.loss"] == pytest.approx(log_loss(y, p, labels=range(table.shape[1])), rel=1e-6)
+    assert metrics["mean.macro_f1"] == pytest.approx(np.mean([metrics[f"{n}.macro_f1"] for n in LEVELS]))
+    assert metrics["balanced_accuracy"] == metrics["mean.balanced_accuracy"]
+
+
+def test_consistent_decoding_scores_real_paths_only_and_a_path_ending_early_misses_the_finer_truth(tree):
+    lineage, tables = _random_case(tree, 7, n=200)
+    independent = taxonomy_metrics(lineage, np.concatenate(tables, axis=1), tree)
+    consistent = taxonomy_metrics(lineage, np.concatenate(tables, axis=1), tree, decode="consistent")
+    assert consistent["tree.consistent_share"] == 1.0 > independent["tree.consistent_share"]
+    # the truth A/A1/A1a, predicted B/B2 (a path that ends at genus): wrong from the family down
+    truth = tree.encode([("A", "A1", "A1a")])
+    one_hot = [np.eye(len(c))[[tree.classes[i].index(label)]] for i, (c, label) in
+               enumerate(zip(tree.classes, ("B", "B2", "B1a")))]
+    scores = taxonomy_metrics(truth, np.concatenate(one_hot, axis=1), tree, decode="consistent")
+    assert scores["species.accuracy"] == 0.0 and scores["tree.mistake_severity"] == 3.0
+
+
+def test_predictions_marked_none_count_as_wrong_in_a_single_levels_metrics():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    scores = classification_metrics(np.array([0, 1, 0]), probabilities, np.array([0, -1, 0]))
+    assert scores["accuracy"] == pytest.approx(2 / 3) and scores["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_objectives_are_checked_against_the_studys_levels():
+    assert check_objective("genus.macro_f1", LEVELS) == "maximize"
+    assert check_objective("mean.loss", LEVELS) == "minimize"
+    assert check_objective("tree.mistake_severity", LEVELS) == "minimize"
+    assert check_objective("balanced_accuracy", None) == "maximize"
+    with pytest.raises(SettingError, match=r"objective='subfamily\.accuracy'.*names level 'subfamily'.*family, "
+                                           r"genus, species"):
+        check_objective("subfamily.accuracy", LEVELS)
+    with pytest.raises(SettingError, match=r"names a taxonomy level's metric, but the study has one label.*--levels"):
+        check_objective("genus.accuracy", None)
+    with pytest.raises(SettingError, match=r"objective='genus\.precision'"):
+        check_objective("genus.precision", LEVELS)
+
+
+def test_sampling_at_a_fine_level_keeps_an_image_placed_above_it_in_a_class_of_its_own(tree):
+    lineage = tree.encode(PATHS + [("B", "B2"), ("A", "A1", "A1a")])
+    groups = sampling_groups(lineage, 2)
+    assert groups[0] == groups[-1] and groups[5] == groups[6]  # same species; same genus, no species
+    assert len(set(groups.tolist())) == 6
+    assert len(set(sampling_groups(lineage, 0).tolist())) == 2
+    assert sampling_level(Recipe(sampling_level="genus"), LEVELS) == 1
+    assert sampling_level(Recipe(), LEVELS) == 0
+    with pytest.raises(SettingError, match=r"sampling.level='tribe'.*family, genus, species"):
+        sampling_level(Recipe(sampling_level="tribe"), LEVELS)
