@@ -24,7 +24,7 @@ from .resolve import resolve_run
 from .runs import Run, read_run, study_dir
 from .study import (Heartbeat, StudyStatus, attrs, check_storage_url, count_finished, create_study, creation_lock,
                     format_status, open_study, resume_study, retry_trial, status_of)
-from .trial import StudyData, objective_direction, study_data
+from .trial import StudyData, study_data
 from .workers import Recycling, WorkerSettings, check_recycling, run_trials
 
 __all__ = ["search", "worker", "recover", "status", "format_status", "export_best", "report_study",
@@ -50,7 +50,8 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
            weights: str | None = None,
            augment_views: int | None = None, feature_cache: bool | None = None,
            feature_cache_limit: str | int | None = None, engine: str | None = None, tuner: str | None = None,
-           workers: WorkerSettings = WorkerSettings(), create_only: bool = False) -> SearchSummary:
+           workers: WorkerSettings = WorkerSettings(), create_only: bool = False,
+           decode: str | None = None) -> SearchSummary:
     """Create or resume ``study`` and run trials until it holds ``n_trials`` finished trials in total.
 
     A new study needs ``data`` and ``space``; a resumed one reads them from its run.yaml, and its storage
@@ -107,8 +108,7 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
                           sampler=sampler, pruner=pruner, strategy=strategy, seed=seed, objective=objective,
                           weights=weights,
                           augment_views=augment_views, feature_cache=feature_cache,
-                          feature_cache_limit=feature_cache_limit, engine=engine, tuner=tuner)
-        objective_direction(run.objective)
+                          feature_cache_limit=feature_cache_limit, engine=engine, tuner=tuner, decode=decode)
         get_engine(run.engine).check(run)
         check_recycling(run, workers.recycling)
         # A bad URL or an unreachable server fails before the scan; a local file is created only after it.

@@ -67,7 +67,12 @@ def _data_options(parser: argparse.ArgumentParser, *, required_source: bool) -> 
     group.add_argument("--test-manifest", help="the source's own test manifest (with --val-manifest)")
     group.add_argument("--min-size", type=int, help="skip images whose shorter side is below this (px; default 32)")
     group.add_argument("--min-per-class", type=int,
-                       help="drop classes with fewer usable images (default 10, at least 3)")
+                       help="drop classes with fewer usable images (default 10, at least 3); with --levels, a fine "
+                       "class with fewer keeps its images at the level above")
+    group.add_argument("--levels", help="a taxonomy's levels, coarse to fine, comma-separated: ETHEC's family,"
+                       "subfamily,genus,species (any two or more, in order), a CSV's label columns, or the names of "
+                       "nested class folders' depths (root/family/genus/img.jpg: family,genus); every level is "
+                       "learned and scored")
 
 
 def _data_spec(args: argparse.Namespace) -> DataSpec | None:
@@ -90,7 +95,7 @@ def _data_spec(args: argparse.Namespace) -> DataSpec | None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .engines import PRUNERS, SAMPLERS, STRATEGIES, TUNERS, engine_names
-    from .trial import OBJECTIVES
+    from .trial import DECODERS, OBJECTIVES
 
     parser = _Parser(
         prog="lepidopt",
@@ -106,9 +111,6 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     inspect = data_sub.add_parser("inspect", help="class counts, imbalance ratio and skipped files of a source")
     _data_options(inspect, required_source=True)
-    inspect.add_argument("--levels", help="a taxonomy's levels, coarse to fine, comma-separated: ETHEC's family,"
-                         "subfamily,genus,species (any two or more, in order), a CSV's label columns, or the names of "
-                         "nested class folders' depths (root/family/genus/img.jpg: family,genus); counts per level")
     demo_data = data_sub.add_parser("demo", help="draw the synthetic demo collection into a folder")
     demo_data.add_argument("out", help="folder to write (one subfolder per family)")
     demo_data.add_argument("--scale", type=float, default=0.1, help="fraction of ETHEC's family sizes (default 0.1)")
@@ -146,8 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--tuner", choices=TUNERS,
                         help="Keras Tuner's oracle (default hyperband)")
     search.add_argument("--seed", type=int, help="seeds the split, the sampler and every trial (default 0)")
-    search.add_argument("--objective", choices=tuple(OBJECTIVES),
-                        help="validation metric to optimise (default balanced_accuracy)")
+    search.add_argument("--objective",
+                        help=f"validation metric to optimise: {', '.join(OBJECTIVES)} (default balanced_accuracy); "
+                        "with --levels also a level's (species.balanced_accuracy), the levels' mean (mean.macro_f1, "
+                        "which the plain names also mean there), tree.consistent_share or tree.mistake_severity")
+    search.add_argument("--decode", choices=DECODERS,
+                        help="with --levels: each level's own most probable class (independent, the default) or the "
+                        "most probable path of the tree (consistent); kept in run.yaml")
     search.add_argument("--weights", help="backbone weights for every trial: imagenet, none or a local file "
                         "(default: the space's)")
     search.add_argument("--create-only", action="store_true",
@@ -391,6 +398,7 @@ def _search(args: argparse.Namespace) -> int:
     summary = search(study=args.study, data=_data_spec(args), space=args.space, results_dir=args.results_dir,
                      n_trials=args.n_trials, timeout=args.timeout, storage=args.storage, sampler=args.sampler,
                      pruner=args.pruner, strategy=args.strategy, seed=args.seed, objective=args.objective,
+                     decode=args.decode,
                      weights=args.weights,
                      augment_views=args.augment_views, feature_cache=args.feature_cache,
                      feature_cache_limit=args.feature_cache_limit, engine=args.engine, tuner=args.tuner,

@@ -13,12 +13,14 @@ from typing import Any, Mapping
 
 from ._sizes import parse_size
 from ._numbers import whole_number
+from .recipe import TAXONOMY_KEYS
 from .data import DataSpec
 from .engines import get_engine
-from .errors import SettingError, StudyError, option
+from .errors import SettingError, SpaceError, StudyError, option
 from .runs import (DEFAULTS, DEFINING, Run, absolute_storage, check_augment_views, default_storage, read_run,
                    study_dir)
 from .spaces import Space, load_space, space_from_dict
+from .trial import DECODERS, check_objective
 
 __all__ = ["resolve_run"]
 
@@ -101,6 +103,31 @@ def _check_settings(merged: dict[str, Any], given: dict[str, Any]) -> None:
     check_augment_views(merged["augment_views"])
     if not isinstance(merged["feature_cache"], bool):
         raise SettingError("feature_cache", merged["feature_cache"], "must be true or false.")
+    levels = (merged.get("data") or {}).get("levels")
+    check_objective(merged["objective"], None if levels is None else tuple(levels))
+    if merged["decode"] not in DECODERS:
+        raise SettingError("decode", merged["decode"], f"must be one of {', '.join(DECODERS)}.")
+    if levels is None and "decode" in given and given["decode"] != DEFAULTS["decode"]:
+        raise SettingError("decode", given["decode"], "reads a taxonomy's levels, but the data has one label.",
+                           fix="Give the data's levels (--levels), or drop --decode.")
+    _check_taxonomy_keys(merged["space"], None if levels is None else tuple(levels))
+
+
+def _check_taxonomy_keys(space: Mapping[str, Any], levels: tuple[str, ...] | None) -> None:
+    """A space's taxonomy keys need a study with taxonomy levels, and its sampling levels must be among them."""
+    name = space.get("name", "space")
+    used = {key: [value] for key, value in (space.get("fixed") or {}).items() if key in TAXONOMY_KEYS}
+    for key, param in (space.get("params") or {}).items():
+        if key in TAXONOMY_KEYS:
+            used[key] = list(param.get("choice", [])) if isinstance(param, Mapping) else []
+    if used and levels is None:
+        key = next(iter(used))
+        raise SpaceError(f"space {name!r}: {key}", "applies to a study with taxonomy levels, and the data has one "
+                         "label.", fix="Give the data's levels (--levels), or use a space without taxonomy keys.")
+    wrong = [value for value in used.get("sampling.level", []) if levels is not None and value not in levels]
+    if wrong:
+        raise SpaceError(f"space {name!r}: sampling.level", f"names level {wrong[0]!r}, which the data does not have; "
+                         f"its levels are {', '.join(levels or ())}.")
 
 
 def _data_difference(saved: Mapping[str, Any], given: Mapping[str, Any]) -> str:

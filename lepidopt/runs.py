@@ -28,7 +28,7 @@ RUN_VERSION = 1
 DEFAULT_AUGMENT_VIEWS = 4
 DEFAULT_FEATURE_CACHE_LIMIT = 50 * 1024**3  # bytes
 DEFINING = ("data", "space", "objective", "weights", "val_fraction", "test_fraction", "feature_cache",
-             "augment_views", "engine", "tuner", "strategy")
+             "augment_views", "engine", "tuner", "strategy", "decode")
 DEFAULTS: dict[str, Any] = {
     "objective": "balanced_accuracy",
     "weights": None,
@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "engine": "optuna",
     "tuner": None,
     "storage": None,
+    "decode": "independent",  # a taxonomy study's: each level's own argmax, or "consistent" paths of the tree
 }
 
 
@@ -67,6 +68,7 @@ class Run:
     feature_cache_limit: int = DEFAULT_FEATURE_CACHE_LIMIT  # bytes the cache folder may take
     engine: str = "optuna"
     tuner: str | None = None  # Keras Tuner's oracle, with engine keras-tuner
+    decode: str = "independent"  # how a taxonomy study's predictions are read (trial.DECODERS)
 
     @property
     def folder(self) -> Path:
@@ -93,6 +95,7 @@ class Run:
             "feature_cache_limit": self.feature_cache_limit,
             "engine": self.engine,
             "tuner": self.tuner,
+            **({"decode": self.decode} if self.data.levels is not None else {}),  # a single label's record as it was
         }
 
 

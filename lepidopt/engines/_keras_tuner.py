@@ -153,7 +153,8 @@ class _Trials:
         started = datetime.datetime.now()
         try:
             result = run_trial(setup.recipe, self.data, NullReporter(), seed=setup.seed,
-                               objective=self.run.objective, checkpoints=setup.checkpoints)
+                               objective=self.run.objective, checkpoints=setup.checkpoints,
+                               decode=self.run.decode)
         except Interrupted:
             raise  # the trial stays running in Keras Tuner's project, which runs it again on reload
         except Exception as exc:

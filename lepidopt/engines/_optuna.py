@@ -132,7 +132,8 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
                      setup.saved.epoch)
         try:
             result = run_trial(setup.recipe, data, OptunaReporter(trial, judge_from=judge_from), seed=setup.seed,
-                               objective=run.objective, checkpoints=setup.checkpoints, keep_head=stage == 1)
+                               objective=run.objective, checkpoints=setup.checkpoints, keep_head=stage == 1,
+                               decode=run.decode)
         except TrialStopped as stop:
             for key, value in attrs.outcome_attrs(history=stop.history, timings=stop.timings).items():
                 trial.set_user_attr(key, value)

@@ -81,7 +81,8 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
     data = study_data(run)
     split = data.split
     log.info("retraining trial %d (%s %.4f) with seed %d", chosen.number, run.objective, chosen.value, seed)
-    result = run_trial(recipe, data, NullReporter(), seed=seed, objective=run.objective, keep_model=True)
+    result = run_trial(recipe, data, NullReporter(), seed=seed, objective=run.objective, keep_model=True,
+                       decode=run.decode)
     log.info("retrained: %s %.4f (trial: %.4f)", run.objective, result.value, chosen.value)
 
     images = data.images(recipe.image_size)

@@ -67,6 +67,12 @@ def create_study(run: Run, *, initialize: Callable[[Any, Run], None], heartbeat:
         log.info("split %d images of %d classes: %d train, %d val, %d test (%d skipped, %d classes dropped) -> %s",
                  len(split.paths), len(split.classes), *(sum(counts[s].values()) for s in ("train", "val", "test")),
                  len(split.skipped), len(split.dropped_classes), run.folder / "split.json")
+        if split.taxonomy is not None:
+            log.info("taxonomy: %s", ", ".join(f"{len(classes)} {level}" for level, classes in
+                                               zip(split.taxonomy.levels, split.taxonomy.classes)))
+        for level, missing in split.missing_from().items():
+            log.warning("%d %s classes have no image in val and %d none in test: their scores there are left out "
+                        "of the %s metrics", missing["val"], level, missing["test"], level)
         if n_trials is not None:
             study.set_user_attr(attrs.TOTAL, n_trials)
         made.files.append(run.folder / "run.yaml")
