@@ -76,7 +76,10 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
             cached features, and the top quarter of heads goes on to a trial that fine-tunes it, searching
             the unfreeze depth and fine-tuning learning rate (Optuna only; defines the study).
         seed: Seeds the split, the sampler and every trial.
-        objective: The validation metric to optimise: balanced_accuracy (default), accuracy, macro_f1 or loss.
+        objective: The validation metric to optimise: balanced_accuracy (default), accuracy, macro_f1 or loss; on
+            data with taxonomy levels also a level's (``species.balanced_accuracy``), the levels' mean
+            (``mean.macro_f1``, which the plain names also mean there), ``tree.consistent_share`` or
+            ``tree.hierarchical_distance``.
         weights: Backbone weights for every trial (imagenet, none or a local file), over the space's.
         augment_views: Augmented feature passes the cache keeps per augmentation strength (default 4).
         feature_cache: False recomputes backbone features in every trial instead of sharing them.
@@ -86,6 +89,8 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
         workers: How trials run in this process: recycled processes, heartbeat, checkpoints and failures.
         create_only: Make the study (split, run.yaml, storage, its total) and run no trial; start workers
             with :func:`worker`.
+        decode: On data with taxonomy levels: ``independent`` (default; each level's most probable class) or
+            ``consistent`` (the most probable path of the tree); it defines the study.
 
     Returns:
         The run as resolved, the study's status after the run, and the seconds it took.

@@ -61,7 +61,7 @@ class Recipe:
         return cls(**kwargs)
 
     def to_flat(self) -> dict[str, Any]:
-        """Every key, but a taxonomy key left unset: a single-level recipe records what it always has."""
+        """Every key, but a taxonomy key left unset: a single-label recipe records only the keys it uses."""
         flat = {key: getattr(self, key.replace(".", "_")) for key in RECIPE_KEYS}
         return {key: value for key, value in flat.items() if not (key in TAXONOMY_KEYS and value is None)}
 

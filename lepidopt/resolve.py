@@ -109,25 +109,35 @@ def _check_settings(merged: dict[str, Any], given: dict[str, Any]) -> None:
         raise SettingError("decode", merged["decode"], f"must be one of {', '.join(DECODERS)}.")
     if levels is None and "decode" in given and given["decode"] != DEFAULTS["decode"]:
         raise SettingError("decode", given["decode"], "reads a taxonomy's levels, but the data has one label.",
-                           fix="Give the data's levels (--levels), or drop --decode.")
+                           fix=f"Give the data's levels ({option('levels')}), or drop {option('decode')}.")
+    if merged["objective"] == "tree.consistent_share" and merged["decode"] == "consistent":
+        raise SettingError("objective", merged["objective"], "is 1 for every trial when predictions are decoded as "
+                           "paths of the tree (decode consistent), so it cannot tell recipes apart.",
+                           fix=f"Optimise it with {option('decode')} independent, or choose another objective.")
     _check_taxonomy_keys(merged["space"], None if levels is None else tuple(levels))
 
 
 def _check_taxonomy_keys(space: Mapping[str, Any], levels: tuple[str, ...] | None) -> None:
     """A space's taxonomy keys need a study with taxonomy levels, and its sampling levels must be among them."""
     name = space.get("name", "space")
-    used = {key: [value] for key, value in (space.get("fixed") or {}).items() if key in TAXONOMY_KEYS}
+    used: dict[str, list[Any]] = {}
+    for values in (space.get("fixed") or {}, space.get("baseline") or {}):
+        for key, value in values.items():
+            if key in TAXONOMY_KEYS:
+                used.setdefault(key, []).append(value)
     for key, param in (space.get("params") or {}).items():
         if key in TAXONOMY_KEYS:
-            used[key] = list(param.get("choice", [])) if isinstance(param, Mapping) else []
+            used.setdefault(key, []).extend(param.get("choice", []) if isinstance(param, Mapping) else [])
     if used and levels is None:
         key = next(iter(used))
         raise SpaceError(f"space {name!r}: {key}", "applies to a study with taxonomy levels, and the data has one "
-                         "label.", fix="Give the data's levels (--levels), or use a space without taxonomy keys.")
+                         "label.", fix=f"Give the data's levels ({option('levels')}), or use a space without "
+                         "taxonomy keys.")
     wrong = [value for value in used.get("sampling.level", []) if levels is not None and value not in levels]
     if wrong:
         raise SpaceError(f"space {name!r}: sampling.level", f"names level {wrong[0]!r}, which the data does not have; "
-                         f"its levels are {', '.join(levels or ())}.")
+                         f"its levels are {', '.join(levels or ())}.",
+                         fix="Name the data's levels in the space (its choices, fixed value and baseline).")
 
 
 def _data_difference(saved: Mapping[str, Any], given: Mapping[str, Any]) -> str:

@@ -95,7 +95,7 @@ class Run:
             "feature_cache_limit": self.feature_cache_limit,
             "engine": self.engine,
             "tuner": self.tuner,
-            **({"decode": self.decode} if self.data.levels is not None else {}),  # a single label's record as it was
+            **({"decode": self.decode} if self.data.levels is not None else {}),  # decoding needs levels
         }
 
 

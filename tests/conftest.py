@@ -1,7 +1,9 @@
 import json
 import logging
 import os
+import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -111,3 +113,33 @@ def write_space(folder: Path, *, epochs_head: int = 3, finetune: bool = False) -
     path = folder / "space.yaml"
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browse(page, *flags):
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                           "--virtual-time-budget=20000", *flags, page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_every_figure_draws(page, picture):
+    """Open the report ``page`` in headless Chromium: its scripts run without an error, plotly draws every figure
+    (an svg.main-svg in each figure's div once the scripts ran), and a screenshot goes to ``picture``. The figures'
+    ids, in page order."""
+    source = page.read_text()
+    figures = re.findall(r'<div id="([^"]+)" class="plotly-graph-div"', source)
+    assert figures and len(figures) == source.count("Plotly.newPlot(")
+    shown = browse(page, "--dump-dom")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "Uncaught" not in shown.stderr, [line for line in shown.stderr.splitlines() if "Uncaught" in line]
+    dom = shown.stdout
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r'<div id="([^"]+)" class="plotly-graph-div', dom)]
+    assert [figure for _, figure in starts] == figures
+    ends = [start for start, _ in starts[1:]] + [len(dom)]
+    for (start, figure), end in zip(starts, ends):
+        assert 'class="main-svg"' in dom[start:end], f"figure {figure} was not drawn"
+    browse(page, "--window-size=1300,2000", f"--screenshot={picture}")
+    assert picture.stat().st_size > 50_000  # a drawn page, not a blank one
+    return figures

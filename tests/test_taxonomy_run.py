@@ -44,16 +44,21 @@ def test_a_taxonomy_run_checks_its_objective_and_decoding_against_its_levels(tre
         resolve_run(study="u", results_dir=tmp_path, data=data, space="demo", objective="tribe.accuracy")
     with pytest.raises(SettingError, match=r"decode='greedy'.*independent, consistent"):
         resolve_run(study="u", results_dir=tmp_path, data=data, space="demo", decode="greedy")
+    with pytest.raises(SettingError, match=r"objective='tree\.consistent_share'.*1 for every trial.*decode="):
+        resolve_run(study="u", results_dir=tmp_path, data=data, space="demo", objective="tree.consistent_share",
+                    decode="consistent")
+    with pytest.raises(SettingError, match=r"levels='family,mean'.*names level 'mean'.*Rename that level"):
+        DataSpec(tree_manifest, levels="family,mean")
 
 
 def test_a_single_label_run_refuses_taxonomy_settings_and_records_what_it_always_did(demo_folder, tmp_path):
     run = resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space="demo")
     assert "decode" not in run.to_dict()
-    with pytest.raises(SettingError, match=r"objective='genus\.accuracy'.*one label.*--levels"):
+    with pytest.raises(SettingError, match=r"objective='genus\.accuracy'.*one label.*levels="):
         resolve_run(study="u", results_dir=tmp_path, data=str(demo_folder), space="demo", objective="genus.accuracy")
     with pytest.raises(SettingError, match=r"decode='consistent'.*one label"):
         resolve_run(study="u", results_dir=tmp_path, data=str(demo_folder), space="demo", decode="consistent")
-    with pytest.raises(SpaceError, match=r"sampling.level.*a study with taxonomy levels.*--levels"):
+    with pytest.raises(SpaceError, match=r"sampling.level.*a study with taxonomy levels.*levels="):
         resolve_run(study="u", results_dir=tmp_path, data=str(demo_folder),
                     space=_space(tmp_path, **{"sampling.level": {"choice": ["family", "genus"]}}))
 
@@ -82,3 +87,18 @@ def test_search_takes_levels_an_objective_of_a_level_and_consistent_decoding(tre
                  "--space", "demo", "--objective", "species.precision", "--create-only"])
     assert code == 2
     assert "--objective species.precision" in capsys.readouterr().err
+
+
+def test_a_single_label_recipe_and_model_card_record_the_keys_they_always_recorded():
+    from lepidopt.predictor import ModelCard
+    from lepidopt.recipe import Recipe
+
+    assert list(Recipe().to_flat()) == [
+        "image_size", "batch_size", "epochs_head", "epochs_finetune", "weights", "head.pooling",
+        "head.dense_layers", "head.units", "head.activation", "head.dropout", "head.batchnorm", "head.lr",
+        "optimizer", "augment.strength", "sampling.ratio", "sampling.class_weight", "finetune.unfreeze",
+        "finetune.lr"]
+    assert set(ModelCard(classes=("a", "b"), image_size=32).to_dict()) == {
+        "format", "classes", "image_size", "study", "trial", "objective", "recipe", "data", "lepidopt_version"}
+    tree = Recipe(sampling_level="genus", taxonomy_fine_weight=2.0).to_flat()
+    assert tree["sampling.level"] == "genus" and tree["taxonomy.fine_weight"] == 2.0

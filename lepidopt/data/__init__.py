@@ -10,7 +10,8 @@ from ._sampling import class_weights, undersample
 from ._scan import ScanResult, Skipped, scan_records, scan_source
 from ._sources import LABEL_LEVELS, DataSpec, read_records, visible_files
 from ._split import Split, make_split, read_split, write_split
-from ._taxonomy import Taxonomy, consistent_share, decode_consistent, decode_independent, mistake_severity
+from ._taxonomy import (Taxonomy, consistent_share, decode_consistent, decode_independent, decode_output,
+                        hierarchical_distance, mistake_severity)
 
 __all__ = [
     "DataSpec",
@@ -27,6 +28,7 @@ __all__ = [
     "consistent_share",
     "decode_consistent",
     "decode_independent",
+    "decode_output",
     "decoded_images",
     "demo_class_sizes",
     "format_scan",
@@ -34,6 +36,7 @@ __all__ = [
     "load_resized",
     "load_rgb",
     "make_demo_collection",
+    "hierarchical_distance",
     "make_split",
     "mistake_severity",
     "problem_with",

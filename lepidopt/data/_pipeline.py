@@ -88,6 +88,7 @@ def image_batches(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *
     size = images.shape[1:]
     targets = np.asarray(labels)
     target_type = tf.int32 if targets.ndim == 1 else tf.float32
+    weights = None if sample_weight is None else np.asarray(sample_weight, np.float32)
     order = tf.data.Dataset.from_tensor_slices(np.arange(len(indices)))
     if shuffle_seed is not None:
         order = order.shuffle(len(indices), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -99,12 +100,10 @@ def image_batches(images: np.ndarray, labels: np.ndarray, indices: np.ndarray, *
         rows = np.empty((len(chosen),) + size, dtype=np.uint8)
         rows[sort] = images[chosen[sort]]
         y = targets[chosen].astype(target_type.as_numpy_dtype)
-        if sample_weight is None:
-            return rows, y
-        return rows, y, np.asarray(sample_weight, np.float32)[chosen]
+        return (rows, y) if weights is None else (rows, y, weights[chosen])
 
     def load(positions: Tensor) -> tuple[Tensor, ...]:
-        types = (tf.uint8, target_type) + ((tf.float32,) if sample_weight is not None else ())
+        types = (tf.uint8, target_type) + ((tf.float32,) if weights is not None else ())
         x, y, *weight = tf.numpy_function(gather, [positions], types)
         x = tf.cast(tf.ensure_shape(x, (None,) + tuple(size)), tf.float32)
         y = tf.ensure_shape(y, (None,) + targets.shape[1:])

@@ -11,17 +11,19 @@ from ..errors import DataError
 __all__ = ["undersample", "class_weights"]
 
 
-def undersample(labels: np.ndarray, *, ratio: float, seed: int) -> np.ndarray:
+def undersample(labels: np.ndarray, *, ratio: float, seed: int, sized_by: np.ndarray | None = None) -> np.ndarray:
     """Positions into ``labels`` to keep so that the smallest class holds at least ``ratio`` x the largest.
 
     This is imbalanced-learn's meaning of a float ratio, extended to many classes: every class is
-    capped at ceil(smallest / ratio) images, drawn at random with ``seed``; 1.0 balances fully.
+    capped at ceil(smallest / ratio) images, drawn at random with ``seed``; 1.0 balances fully. With
+    ``sized_by`` (classes of ``labels``), the smallest of those classes sets the cap.
     """
     if not 0.0 < ratio <= 1.0:
         raise DataError(f"sampling.ratio {ratio}", "must lie in (0, 1].")
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
-    cap = math.ceil(counts.min() / ratio - 1e-9)
+    sizing = counts if sized_by is None else counts[np.isin(classes, sized_by)]
+    cap = math.ceil((sizing if len(sizing) else counts).min() / ratio - 1e-9)
     rng = np.random.default_rng(seed)
     keep = []
     for c, n in zip(classes, counts):

@@ -99,7 +99,16 @@ def _checked_levels(levels: Any) -> tuple[str, ...]:
         raise SettingError("levels", given, "must name two or more distinct levels, coarse to fine, e.g. "
                            "family,subfamily,genus,species (ETHEC), a CSV's label columns, or the depths of nested "
                            "class folders.")
+    reserved = [level for level in levels if level in RESERVED_LEVEL_NAMES or "." in level]
+    if reserved:
+        raise SettingError("levels", given, f"names level {reserved[0]!r}, which metric and prediction columns "
+                           f"use for something else ({', '.join(RESERVED_LEVEL_NAMES)}, or a name with a dot).",
+                           fix="Rename that level (for a CSV, its column).")
     return tuple(levels)
+
+
+# mean.* and tree.* name metrics over the levels; path, label and error name prediction columns
+RESERVED_LEVEL_NAMES = ("mean", "tree", "path", "label", "error")
 
 
 def read_records(spec: DataSpec) -> list[Record]:

@@ -105,6 +105,11 @@ def make_split(scan: ScanResult, *, seed: int, val_fraction: float = 0.15, test_
     levels = None if data is None else data.levels
     taxonomy = None if levels is None else Taxonomy.from_paths(levels, [r.lineage for r in records],
                                                                names=[f"image {r.path!r}" for r in records])
+    for level, names in zip(levels or (), taxonomy.classes if taxonomy else ()):
+        if len(names) < 2:
+            raise DataError(f"taxonomy level {level!r}", f"has {len(names)} class{'' if len(names) == 1 else 'es'} "
+                            "with enough images to split; a level needs two or more to be learned.",
+                            fix="Leave the level out of the levels, or lower the minimum images per class.")
     if predefined:
         subsets = given
     else:

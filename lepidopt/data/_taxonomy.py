@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["Taxonomy", "decode_independent", "decode_consistent", "consistent_share", "mistake_severity"]
+__all__ = ["Taxonomy", "decode_independent", "decode_consistent", "consistent_share", "mistake_severity",
+           "hierarchical_distance", "decode_output"]
 
 _SHOWN = 3  # records named per parent in a two-parents error
 
@@ -134,11 +135,32 @@ def mistake_severity(true: np.ndarray, predicted: np.ndarray) -> float:
     """The mean height of the lowest common ancestor of the true and predicted path over the mistakes (the
     predictions whose path differs from the truth at some level where the truth is placed), as Bertinetto et
     al., "Making Better Mistakes" (CVPR 2020): a wrong finest class under the right parent is 1, a wrong
-    coarsest class is the number of levels. NaN when there is no mistake."""
+    coarsest class is the number of levels. 0 when there is no mistake, so that a study can minimise it."""
+    heights = _lca_heights(true, predicted)
+    mistakes = heights > 0
+    return float(heights[mistakes].mean()) if mistakes.any() else 0.0
+
+
+def hierarchical_distance(true: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean height of the lowest common ancestor of the true and predicted path over every prediction, 0 for
+    a right one (Bertinetto et al.'s average hierarchical distance of the top prediction): unlike the mistake
+    severity, it does not fall when shallow mistakes are added to deep ones."""
+    return float(_lca_heights(true, predicted).mean()) if len(true) else float("nan")
+
+
+def _lca_heights(true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     wrong = true != predicted
     wrong &= true >= 0  # a level where the truth is not placed is neither right nor wrong
     mistakes = wrong.any(axis=1)
-    if not mistakes.any():
-        return float("nan")
-    first_wrong = np.argmax(wrong[mistakes], axis=1)
-    return float(np.mean(true.shape[1] - first_wrong))
+    return np.where(mistakes, true.shape[1] - np.argmax(wrong, axis=1), 0)
+
+
+def decode_output(taxonomy: Taxonomy, probabilities: np.ndarray, decode: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """A taxonomy model's output (every level's probabilities side by side) as one table per level, and its
+    predictions (n, levels) decoded independently per level or as the most probable paths of the tree (-1 below
+    where a path ends). Output that is not finite is decoded level by level: no path can be ranked."""
+    sizes = [len(c) for c in taxonomy.classes]
+    tables = np.split(np.asarray(probabilities), np.cumsum(sizes)[:-1], axis=1)
+    if decode == "consistent" and np.all(np.isfinite(probabilities)):
+        return tables, decode_consistent(taxonomy, tables)
+    return tables, decode_independent(tables)

@@ -120,5 +120,8 @@ def build_backbone(*, weights: str, image_size: int) -> keras.Model:
 
 def load_classifier(path: str | Path) -> keras.Model:
     """A model saved by ``lepidopt export`` (its preprocessing layer registered first)."""
+    from ._levels import register_level_classes
+
     ResNetPreprocess()  # registers the layer class with Keras
+    register_level_classes()
     return _keras().models.load_model(path)

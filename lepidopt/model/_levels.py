@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ._backbone import _keras
+from .._tf import keras as _keras
 
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["level_softmax", "level_loss", "level_weights", "level_targets", "per_level", "output_sizes"]
+__all__ = ["level_softmax", "level_loss", "level_weights", "level_targets", "per_level", "output_sizes",
+           "register_level_classes"]
 
 
 def level_weights(n_levels: int, fine_weight: float) -> tuple[float, ...]:
@@ -59,9 +60,14 @@ def output_sizes(model: keras.Model) -> tuple[int, ...] | None:
     for layer in reversed(model.layers):
         if isinstance(layer, _classes()[0]):
             return tuple(getattr(layer, "sizes"))
-        if hasattr(layer, "layers"):
-            return output_sizes(layer)
+        if hasattr(layer, "layers") and (inner := output_sizes(layer)) is not None:
+            return inner
     return None
+
+
+def register_level_classes() -> None:
+    """Make Keras know the layer and loss, so a saved taxonomy model loads."""
+    _classes()
 
 
 @functools.cache

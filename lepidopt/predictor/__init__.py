@@ -3,7 +3,7 @@
 from ._card import CARD_MEMBER, ModelCard, read_card, write_card
 from ._formats import EXPORT_FORMATS, FORMAT_FILES, TOLERANCE, check_formats, remove_format, write_format
 from ._inputs import Item, items_of, labelled_items
-from ._metrics import classification_metrics
+from ._metrics import classification_metrics, level_columns, taxonomy_test_metrics
 from ._outputs import PREDICTION_FORMATS, PredictionWriter
 from ._predictor import MODEL_FILE, Predictor, Scored, load_model
 from ._writing import (EMBEDDING_SUFFIXES, WrittenPredictions, check_embedding_settings, check_prediction_settings,
@@ -27,6 +27,8 @@ __all__ = [
     "Scored",
     "WrittenPredictions",
     "check_embedding_settings",
+    "level_columns",
+    "taxonomy_test_metrics",
     "check_prediction_settings",
     "classification_metrics",
     "items_of",

@@ -20,7 +20,8 @@ _FORMAT = 1
 class ModelCard:
     """A model's classes (in the order of its outputs), the square input side its backbone saw, and where it
     came from: the study, trial, objective and recipe, the data settings it was trained with, lepidopt's
-    version."""
+    version. A taxonomy model's outputs are every level's classes side by side, named ``level:class``; its
+    card carries the tree (``data.Taxonomy.to_dict``) and how its predictions are decoded."""
 
     classes: tuple[str, ...]
     image_size: int
@@ -30,10 +31,15 @@ class ModelCard:
     recipe: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     lepidopt_version: str = ""
+    taxonomy: Mapping[str, Any] | None = None
+    decode: str = "independent"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": _FORMAT, **dataclasses.asdict(self), "classes": list(self.classes),
-                "recipe": dict(self.recipe), "data": dict(self.data)}
+        out = {"format": _FORMAT, **dataclasses.asdict(self), "classes": list(self.classes),
+               "recipe": dict(self.recipe), "data": dict(self.data)}
+        if self.taxonomy is None:  # a single-label model's card has no tree to carry
+            del out["taxonomy"], out["decode"]
+        return out
 
     @classmethod
     def from_dict(cls, saved: Mapping[str, Any], *, where: str) -> ModelCard:

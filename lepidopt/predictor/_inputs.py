@@ -65,12 +65,18 @@ def items_of(sources: Iterable[str | Path], *, path_column: str = "path", label_
 
 
 def labelled_items(source: str | Path, *, format: str = "auto", path_column: str = "path", label_column: str = "label",
-                   label_level: str = "family", image_root: str | None = None) -> list[Item]:
+                   label_level: str = "family", image_root: str | None = None,
+                   levels: tuple[str, ...] | None = None) -> list[Item]:
     """The images of a labelled source read as a study reads its data (a folder of class subfolders, a CSV or
-    ETHEC manifest)."""
-    spec = DataSpec(str(source), format=format, path_column=path_column, label_column=label_column,
-                    label_level=label_level, image_root=image_root)
-    return [Item(r.path, r.label) for r in read_records(spec)]
+    ETHEC manifest). With ``levels`` (a taxonomy's, coarse to fine) the source is read as the study read it
+    and each image is labelled at ``label_level``, one of them (None where it is placed above it)."""
+    if levels is None:
+        spec = DataSpec(str(source), format=format, path_column=path_column, label_column=label_column,
+                        label_level=label_level, image_root=image_root)
+        return [Item(r.path, r.label) for r in read_records(spec)]
+    at = levels.index(label_level)
+    spec = DataSpec(str(source), format=format, path_column=path_column, image_root=image_root, levels=levels)
+    return [Item(r.path, r.lineage[at] if len(r.lineage) > at else None) for r in read_records(spec)]
 
 
 def _csv_items(manifest: Path, *, path_column: str, label_column: str, image_root: str | None) -> list[Item]:

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..errors import MissingExtraError, SettingError
+from ..data import Taxonomy, decode_output
 from ._predictor import Scored
 
 __all__ = ["PredictionWriter", "PREDICTION_FORMATS", "prediction_format"]
@@ -35,18 +36,24 @@ def prediction_format(out: str | Path, given: str | None = None) -> str:
 class PredictionWriter:
     """Rows of ``path``, ``label`` (when the source has labels), ``error`` (why an image was skipped, else
     empty), ``prediction_1``, ``probability_1`` ... to ``top_k``, and with ``all_probabilities`` a
-    ``p:CLASS`` column per class. Written to ``out``.part and renamed to ``out`` when complete, so a file
-    named ``out`` is never a partial one."""
+    ``p:CLASS`` column per class. With ``taxonomy`` (a taxonomy model's), a ``LEVEL`` and ``LEVEL_probability``
+    column per level in place of the ranked ones, from the predictions ``decode`` makes (empty below where a
+    consistent path ends); its classes are ``level:class``. Written to ``out``.part and renamed to ``out``
+    when complete, so a file named ``out`` is never a partial one."""
 
     def __init__(self, out: str | Path, *, classes: tuple[str, ...], top_k: int = 3, labelled: bool = False,
-                 all_probabilities: bool = False, format: str | None = None) -> None:
+                 all_probabilities: bool = False, format: str | None = None, taxonomy: Taxonomy | None = None,
+                 decode: str = "independent") -> None:
         self.out, self.classes = Path(out), classes
         self.format = prediction_format(out, format)
-        self.top_k = min(top_k, len(classes))
+        self.top_k = 0 if taxonomy is not None else min(top_k, len(classes))
+        self.taxonomy, self.decode = taxonomy, decode
         self.all_probabilities, self.labelled = all_probabilities, labelled
         self.columns = ["path", *(["label"] if labelled else []), "error",
                         *(f"{kind}_{rank}" for rank in range(1, self.top_k + 1)
                           for kind in ("prediction", "probability")),
+                        *(f"{level}{kind}" for level in (taxonomy.levels if taxonomy else ())
+                          for kind in ("", "_probability")),
                         *([f"p:{name}" for name in classes] if all_probabilities else [])]
         self.rows = self.skipped = 0
         self._part = self.out.with_name(self.out.name + ".part")
@@ -98,6 +105,8 @@ class PredictionWriter:
     def _rows(self, scored: Scored) -> list[dict[str, Any]]:
         rows, values = [], iter(scored.values)
         order = np.argsort(-scored.values, axis=1)[:, :self.top_k] if len(scored.values) else None
+        if self.taxonomy is not None and len(scored.values):
+            tables, paths = decode_output(self.taxonomy, scored.values, self.decode)
         read = 0
         for item, reason in zip(scored.items, scored.reasons):
             row: dict[str, Any] = {"path": item.path, **({"label": item.label} if self.labelled else {}),
@@ -108,6 +117,10 @@ class PredictionWriter:
                 for rank, index in enumerate(order[read], start=1):
                     row[f"prediction_{rank}"] = self.classes[index]
                     row[f"probability_{rank}"] = float(probabilities[index])
+                if self.taxonomy is not None:
+                    for level, (name, c) in enumerate(zip(self.taxonomy.levels, paths[read].tolist())):
+                        row[name] = self.taxonomy.classes[level][c] if c >= 0 else ""
+                        row[f"{name}_probability"] = float(tables[level][read, c]) if c >= 0 else None
                 if self.all_probabilities:
                     row.update({f"p:{name}": float(p) for name, p in zip(self.classes, probabilities)})
                 read += 1
@@ -119,8 +132,8 @@ class PredictionWriter:
         import pyarrow.parquet as pq
 
         if self._parquet is None:
-            fields = [pa.field(name, pa.float32() if name.startswith(("probability_", "p:")) else pa.string())
-                      for name in self.columns]
+            fields = [pa.field(name, pa.float32() if name.startswith(("probability_", "p:"))
+                               or name.endswith("_probability") else pa.string()) for name in self.columns]
             self._schema = pa.schema(fields)
             self._parquet = pq.ParquetWriter(self._part, self._schema)
         table = pa.Table.from_pylist([{name: row.get(name) for name in self.columns} for row in rows],

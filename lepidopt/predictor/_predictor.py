@@ -13,7 +13,7 @@ from typing import Any, Callable, Generator, Iterable, Sequence
 import numpy as np
 
 from .._numbers import whole_number
-from ..data import DataSpec, read_resized
+from ..data import DataSpec, Taxonomy, decode_output, read_resized
 from ..errors import DataError, ModelError, SettingError, StudyError, command, option
 from ..runs import study_dir
 from ._card import ModelCard, card_from_json, read_card
@@ -72,6 +72,23 @@ class Predictor:
         return self.card.image_size
 
     @property
+    def taxonomy(self) -> Taxonomy | None:
+        """A taxonomy model's tree (its levels, classes and parents); None for a single-label model."""
+        return None if self.card.taxonomy is None else Taxonomy.from_dict(self.card.taxonomy)
+
+    def levels_of(self, probabilities: np.ndarray) -> list[dict[str, tuple[str, float]]]:
+        """A taxonomy model's predictions, decoded as its card says: for each image, each level's class and that
+        class's probability (a consistent path may end above the finest level: the levels below are left out)."""
+        taxonomy = self.taxonomy
+        if taxonomy is None:
+            raise ModelError(f"model {str(self.path)!r}", "predicts one label, not taxonomy levels.",
+                             fix="Use predict or predict_proba.")
+        tables, paths = decode_output(taxonomy, probabilities, self.card.decode)
+        return [{level: (taxonomy.classes[i][c], float(tables[i][row, c]))
+                 for i, (level, c) in enumerate(zip(taxonomy.levels, path)) if c >= 0}
+                for row, path in enumerate(paths.tolist())]
+
+    @property
     def min_size(self) -> int:
         """Images with a shorter side below this are skipped, as the study's scan skipped them."""
         return int(self.card.data.get("min_size", DataSpec.min_size))
@@ -81,8 +98,12 @@ class Predictor:
         return self._values(images, batch_size=batch_size, embeddings=False)
 
     def predict(self, images: Any, *, batch_size: int = 64) -> list[str]:
-        """The most probable class of each image."""
-        return [self.classes[i] for i in self.predict_proba(images, batch_size=batch_size).argmax(axis=1)]
+        """The most probable class of each image; for a taxonomy model, the finest class of its decoded path
+        (:meth:`levels_of` gives every level's)."""
+        probabilities = self.predict_proba(images, batch_size=batch_size)
+        if self.card.taxonomy is not None:
+            return [list(levels.values())[-1][0] for levels in self.levels_of(probabilities)]
+        return [self.classes[i] for i in probabilities.argmax(axis=1)]
 
     def embed(self, images: Any, *, batch_size: int = 64) -> np.ndarray:
         """The penultimate layer's output, one row per image (what ``lepidopt report`` clusters)."""
@@ -93,24 +114,47 @@ class Predictor:
                  batch_size: int = 64) -> dict[str, Any]:
         """The metrics export writes for the test split, on a labelled source (a folder of class subfolders, a
         CSV or an ETHEC manifest). Images whose label the model does not know are counted by label and left
-        out of the metrics; unreadable images are listed with the reason."""
-        level = label_level or str(self.card.data.get("label_level", DataSpec.label_level))
+        out of the metrics; unreadable images are listed with the reason. A taxonomy model is scored at one of
+        its levels (``label_level``, default the coarsest) on its decoded predictions, the source read with the
+        model's levels as its study read them (an ETHEC manifest's ranks, a CSV's columns named after the levels,
+        nested class folders); images placed above that level are counted and left out."""
+        taxonomy = self.taxonomy
+        if taxonomy is None:
+            level = label_level or str(self.card.data.get("label_level", DataSpec.label_level))
+            classes = list(self.classes)
+        else:
+            level = label_level or taxonomy.levels[0]
+            if level not in taxonomy.levels:
+                raise SettingError("label_level", level, f"is not a level of the model; its levels are "
+                                   f"{', '.join(taxonomy.levels)}.", fix="Name one of them.")
+            classes = list(taxonomy.classes[taxonomy.levels.index(level)])
         items = labelled_items(source, format=format, path_column=path_column, label_column=label_column,
-                               label_level=level, image_root=image_root)
-        index = {name: i for i, name in enumerate(self.classes)}
+                               label_level=level, image_root=image_root,
+                               levels=None if taxonomy is None else taxonomy.levels)
+        unplaced = 0 if taxonomy is None else sum(item.label is None for item in items)
+        if taxonomy is not None:
+            items = [item for item in items if item.label is not None]
+        index = {name: i for i, name in enumerate(classes)}
         unknown = collections.Counter(str(item.label) for item in items if item.label not in index)
         known = [item for item in items if item.label in index]
         if not known:
             raise DataError(f"source {str(source)!r}", f"none of its {len(items)} images has a label the model "
-                            f"knows: it has {sorted(unknown)[:10]}, the model {list(self.classes)[:10]}.",
+                            f"knows: it has {sorted(unknown)[:10]}, the model {classes[:10]}.",
                             fix=f"Check {option('label_level')} or {option('label_column')}.")
         probabilities, read, skipped = collected(self.stream(known, batch_size=batch_size))
         if probabilities is None:
             raise DataError(f"source {str(source)!r}", f"none of its {len(known)} images can be read "
                             f"({_listed(skipped)}).", fix="Check the files.")
         labels = np.array([index[str(item.label)] for item in read])
-        metrics = classification_metrics(labels, probabilities, list(self.classes))
-        return {"source": str(source), "label_level": level, "n_images_in_source": len(items), **metrics,
+        if taxonomy is None:
+            metrics = classification_metrics(labels, probabilities, classes)
+        else:
+            at = taxonomy.levels.index(level)
+            tables, paths = decode_output(taxonomy, probabilities, self.card.decode)
+            metrics = {**classification_metrics(labels, tables[at], classes, paths[:, at]),
+                       "decode": self.card.decode}
+        return {"source": str(source), "label_level": level, "n_images_in_source": len(items) + unplaced, **metrics,
+                **({"n_placed_above_level": unplaced} if taxonomy is not None else {}),
                 "unknown_labels": dict(unknown.most_common()),
                 "skipped": [{"path": item.path, "reason": reason} for item, reason in skipped]}
 

@@ -62,7 +62,8 @@ def write_predictions(model: Predictor, items: Sequence[Item], *, out: str | Pat
     labelled = any(item.label is not None for item in items)
     skipped: list[tuple[Item, str]] = []
     with PredictionWriter(out, classes=model.classes, top_k=top_k, labelled=labelled,
-                          all_probabilities=all_probabilities, format=output_format) as writer:
+                          all_probabilities=all_probabilities, format=output_format, taxonomy=model.taxonomy,
+                          decode=model.card.decode) as writer:
         with contextlib.closing(_reported(model, items, batch_size=batch_size, embeddings=False)) as batches:
             for scored in batches:
                 writer.write(scored)

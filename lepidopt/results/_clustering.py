@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -78,6 +78,24 @@ class PipelineResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class LevelAgreement:
+    """One taxonomy level against both pipelines' clusters: KMeans at k = the level's classes, and the pipeline's
+    own elbow-k clusters, each scored on the points placed at that level."""
+
+    name: str
+    classes: list[str]
+    labels: np.ndarray  # int index into classes, -1 where a point is not placed at this level
+    k: int
+    clusters: dict[str, np.ndarray]  # pipeline -> clusters at k
+    at_level_k: dict[str, dict[str, float]]  # pipeline -> scores
+    at_elbow_k: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"classes": self.classes, "k": self.k, "n_placed": int((self.labels >= 0).sum()),
+                "at_level_k": self.at_level_k, "at_elbow_k": self.at_elbow_k}
+
+
+@dataclasses.dataclass(frozen=True)
 class ClusteringResult:
     n_points: int
     n_features: int
@@ -91,6 +109,7 @@ class ClusteringResult:
     umap_2d: np.ndarray
     verdict: str
     settings: ClusteringSettings
+    levels: dict[str, LevelAgreement] = dataclasses.field(default_factory=dict)  # a taxonomy's, coarse to fine
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +123,7 @@ class ClusteringResult:
             "umap": self.umap.to_dict(),
             "view_points": int(len(self.view_index)),
             "verdict": self.verdict,
+            **({"levels": {name: level.to_dict() for name, level in self.levels.items()}} if self.levels else {}),
         }
 
 
@@ -151,8 +171,11 @@ def check_embeddings(embeddings: np.ndarray, labels: np.ndarray, settings: Clust
 
 
 def cluster_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, classes: list[str] | None = None,
-                       settings: ClusteringSettings | None = None) -> ClusteringResult:
-    """Both pipelines on ``embeddings`` (points x features) against integer or string ``labels``."""
+                       settings: ClusteringSettings | None = None,
+                       levels: Mapping[str, tuple[np.ndarray, list[str]]] | None = None) -> ClusteringResult:
+    """Both pipelines on ``embeddings`` (points x features) against integer or string ``labels``; with
+    ``levels`` (a taxonomy's, coarse to fine: each level's class indices, -1 where not placed, and names) both
+    pipelines' clusters are also scored against every level."""
     settings = settings or ClusteringSettings()
     embeddings = np.asarray(embeddings)
     labels = np.asarray(labels)
@@ -185,11 +208,48 @@ def cluster_embeddings(embeddings: np.ndarray, labels: np.ndarray, *, classes: l
     view_index = np.sort(rng.choice(len(y), size=min(settings.view_points, len(y)), replace=False))
     tsne_2d = _tsne(reduced[view_index], settings.seed)
     umap_2d = _umap(umap_input[view_index], 2, settings)
+    by_level = {name: _level_agreement(name, np.asarray(level_labels), list(level_classes),
+                                       {"pca": (reduced, pca), "umap": (umap_space, umap)}, settings, rng)
+                for name, (level_labels, level_classes) in (levels or {}).items()}
     return ClusteringResult(
         n_points=len(y), n_features=embeddings.shape[1], classes=list(classes), labels=y,
         pca_cumulative_variance=cumulative, pca=pca, umap=umap, view_index=view_index, tsne_2d=tsne_2d,
-        umap_2d=umap_2d, verdict=verdict(pca, umap), settings=settings,
+        umap_2d=umap_2d, verdict=verdict(pca, umap) + level_verdict(by_level, pca, umap), settings=settings,
+        levels=by_level,
     )
+
+
+def _level_agreement(name: str, labels: np.ndarray, classes: list[str],
+                     pipelines: Mapping[str, tuple[np.ndarray, PipelineResult]], settings: ClusteringSettings,
+                     rng: np.random.Generator) -> LevelAgreement:
+    placed = labels >= 0
+    k = max(2, min(len(np.unique(labels[placed])), int(placed.sum()) - 1))
+    clusters, at_level_k, at_elbow_k = {}, {}, {}
+    for pipeline, (space, result) in pipelines.items():
+        sample = space if len(space) <= settings.elbow_sample else \
+            space[rng.choice(len(space), settings.elbow_sample, replace=False)]
+        clusters[pipeline] = result.labels_true_k if k == int(result.labels_true_k.max()) + 1 else \
+            _kmeans(space, sample, k, settings.seed)
+        at_level_k[pipeline] = agreement(labels[placed], clusters[pipeline][placed], space[placed],
+                                         sample_size=settings.silhouette_sample, seed=settings.seed)
+        at_elbow_k[pipeline] = agreement(labels[placed], result.labels_elbow[placed], space[placed],
+                                         sample_size=settings.silhouette_sample, seed=settings.seed)
+    return LevelAgreement(name=name, classes=classes, labels=labels, k=k, clusters=clusters, at_level_k=at_level_k,
+                          at_elbow_k=at_elbow_k)
+
+
+def level_verdict(levels: Mapping[str, LevelAgreement], pca: PipelineResult, umap: PipelineResult) -> str:
+    """Which level each pipeline's own (elbow-k) clusters follow most closely, by ARI; empty without levels."""
+    if not levels:
+        return ""
+    sentences = []
+    for pipeline, result in (("UMAP", umap), ("PCA", pca)):
+        ari = {name: level.at_elbow_k[pipeline.lower()]["ari"] for name, level in levels.items()}
+        best = max(ari, key=lambda name: ari[name])
+        others = ", ".join(f"{ari[name]:.3f} for {name}" for name in ari if name != best)
+        sentences.append(f"the {pipeline} pipeline's {result.elbow_k} clusters follow the {best} level most closely "
+                         f"(ARI {ari[best]:.3f}; {others})")
+    return " Against the taxonomy's levels, " + "; ".join(sentences) + "."
 
 
 def _pca(scaled: np.ndarray, variance: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,8 @@ from .._files import replacing_folder
 from ..data import image_batches
 from .. import __version__
 from ..model import build_deployable, embedding_model, embeddings_of
-from ..predictor import (FORMAT_FILES, TOLERANCE, ModelCard, check_formats, classification_metrics, load_model,
+from ..predictor import (FORMAT_FILES, TOLERANCE, ModelCard, check_formats, classification_metrics, level_columns,
+                         load_model, taxonomy_test_metrics,
                          remove_format, write_format)
 from ..recipe import Recipe
 from ..study import attrs
@@ -99,7 +100,9 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
         "seed": seed,
         "params": chosen.params,
         "recipe": recipe.to_flat(),
-        "test": classification_metrics(split.labels[test_idx], probabilities, list(split.classes)),
+        "test": classification_metrics(split.labels[test_idx], probabilities, list(split.classes))
+        if split.taxonomy is None or split.lineage is None else
+        taxonomy_test_metrics(split.lineage[test_idx], probabilities, split.taxonomy, run.decode),
     }
 
     subsets = ("train", "val", "test") if all_splits else ("test",)
@@ -109,15 +112,20 @@ def export_best(*, study: str, storage: str | None = None, results_dir: str | Pa
     card = ModelCard(classes=tuple(split.classes), image_size=recipe.image_size, study=study, trial=chosen.number,
                      objective=run.objective, recipe=recipe.to_flat(), data=run.data.to_dict(),
                      lepidopt_version=__version__)
+    if split.taxonomy is not None:
+        card = dataclasses.replace(card, classes=tuple(level_columns(split.taxonomy)),
+                                   taxonomy=split.taxonomy.to_dict(), decode=run.decode)
     folder = run.folder / "best"
     deployable = build_deployable(result.model, image_size=recipe.image_size)
     test_images = np.asarray(images[test_idx])
     with replacing_folder(folder) as new:
         metrics["formats"] = {name: _written(name, deployable, card, new, test_images, probabilities)
                               for name in formats}
+        tree = {} if split.taxonomy is None or split.lineage is None else \
+            {"lineage": split.lineage[idx], "taxonomy": np.array(json.dumps(split.taxonomy.to_dict()))}
         np.savez_compressed(new / "embeddings.npz", embeddings=embeddings, labels=split.labels[idx],
                             classes=np.array(split.classes), paths=np.array([split.paths[i] for i in idx]),
-                            subsets=np.array([split.subsets[i] for i in idx]))
+                            subsets=np.array([split.subsets[i] for i in idx]), **tree)
         (new / "metrics.json").write_text(json.dumps(metrics, indent=1))
     failed = [name for name, check in metrics["formats"].items() if not check["passed"]]
     if failed:
@@ -151,7 +159,7 @@ def _written(name: str, deployable: keras.Model, card: ModelCard, folder: Path,
         return {"file": path.name, "passed": False, "verdict": f"conversion failed: {type(exc).__name__}: {exc}"}
     probabilities = np.concatenate(batches) if batches else np.zeros_like(reference)
     difference = float(np.abs(probabilities - reference).max()) if len(reference) else 0.0
-    agreement = float((probabilities.argmax(axis=1) == reference.argmax(axis=1)).mean()) if len(reference) else 1.0
+    agreement = _top1_agreement(probabilities, reference, card)
     # Within the tolerance, top-1 can differ only where the Keras model's two best classes are that close:
     # the agreement is reported, the tolerance decides.
     passed = difference <= TOLERANCE[name]
@@ -163,6 +171,18 @@ def _written(name: str, deployable: keras.Model, card: ModelCard, folder: Path,
     if not passed:
         remove_format(path)
     return check
+
+
+def _top1_agreement(probabilities: np.ndarray, reference: np.ndarray, card: ModelCard) -> float:
+    """The share of images whose most probable class is the same in both; a taxonomy model's at every level."""
+    if not len(reference):
+        return 1.0
+    sizes = [len(c) for c in card.taxonomy["classes"]] if card.taxonomy is not None else [reference.shape[1]]
+    bounds = np.cumsum([0, *sizes])
+    same = np.ones(len(reference), bool)
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        same &= probabilities[:, start:end].argmax(axis=1) == reference[:, start:end].argmax(axis=1)
+    return float(same.mean())
 
 
 def _size(path: Path) -> int:

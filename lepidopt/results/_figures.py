@@ -20,8 +20,10 @@ __all__ = [
     "confusion_figure",
     "elbow_figure",
     "pca_variance_figure",
+    "level_sankey_figure",
     "sankey_figure",
     "scatter_figure",
+    "sunburst_figure",
     "study_figures",
 ]
 
@@ -90,6 +92,58 @@ def scatter_figure(points: np.ndarray, groups: np.ndarray, names: list[str], *, 
 def sankey_figure(labels: np.ndarray, clusters: np.ndarray, classes: list[str], *, title: str) -> go.Figure:
     """Flows from each true class (left) to each cluster (right), widths by number of points."""
     go = _go()
+    fig = go.Figure(_sankey_trace(labels, clusters, classes))
+    fig.update_layout(title=title, **_LAYOUT)
+    return fig
+
+
+def level_sankey_figure(result: ClusteringResult, pipeline: str, *, title: str) -> go.Figure:
+    """A Sankey per taxonomy level, from the level's classes to the pipeline's clusters at k = its classes, one
+    shown at a time by a level picker; points not placed at a level are left out of its flows."""
+    go = _go()
+    fig = go.Figure()
+    names = list(result.levels)
+    for i, level in enumerate(result.levels.values()):
+        placed = level.labels >= 0
+        trace = _sankey_trace(level.labels[placed], level.clusters[pipeline][placed], level.classes)
+        trace.visible = i == 0
+        fig.add_trace(trace)
+    buttons = [dict(label=f"{name} (k = {result.levels[name].k})", method="update",
+                    args=[{"visible": [j == i for j in range(len(names))]}]) for i, name in enumerate(names)]
+    fig.update_layout(title=title, updatemenus=[dict(buttons=buttons, direction="down", x=1.0, xanchor="right", y=1.12,
+                                                     yanchor="top", showactive=True)], **_LAYOUT)
+    return fig
+
+
+def sunburst_figure(taxonomy: dict[str, Any], levels: dict[str, Any]) -> go.Figure:
+    """The tree from its coarsest level outwards, each class sized by its test images and coloured by its
+    recall (``levels``: the test metrics per level, as export writes them)."""
+    go = _go()
+    ids, names, parents, values, recall = [], [], [], [], []
+    for depth, level in enumerate(taxonomy["levels"]):
+        rows = {row["class"]: row for row in levels[level]["per_class"]}
+        for index, name in enumerate(taxonomy["classes"][depth]):
+            row = rows[name]
+            if row["support"] == 0:
+                continue
+            ids.append(f"{depth}/{name}")
+            names.append(name)
+            parent = taxonomy["parents"][depth][index]
+            parents.append("" if depth == 0 else f"{depth - 1}/{taxonomy['classes'][depth - 1][parent]}")
+            values.append(row["support"])
+            recall.append(row["recall"])
+    fig = go.Figure(go.Sunburst(ids=ids, labels=names, parents=parents, values=values, branchvalues="total",
+                                marker=dict(colors=recall, colorscale="RdYlGn", cmin=0.0, cmax=1.0,
+                                            colorbar=dict(title="recall")),
+                                customdata=recall, hovertemplate="%{label}: recall %{customdata:.2f}, "
+                                "%{value} test images<extra></extra>"))
+    fig.update_layout(title="The taxonomy on the test split: size by images, colour by recall", height=620,
+                      **_LAYOUT)
+    return fig
+
+
+def _sankey_trace(labels: np.ndarray, clusters: np.ndarray, classes: list[str]) -> Any:
+    go = _go()
     n_classes, cluster_ids = len(classes), np.unique(clusters)
     table = np.zeros((n_classes, len(cluster_ids)), dtype=int)
     for i, c in enumerate(cluster_ids):
@@ -102,10 +156,7 @@ def sankey_figure(labels: np.ndarray, clusters: np.ndarray, classes: list[str], 
                 target.append(n_classes + j)
                 value.append(int(table[i, j]))
     nodes = list(classes) + [f"cluster {int(c)}" for c in cluster_ids]
-    fig = go.Figure(go.Sankey(node=dict(label=nodes, pad=12, thickness=14),
-                              link=dict(source=source, target=target, value=value)))
-    fig.update_layout(title=title, **_LAYOUT)
-    return fig
+    return go.Sankey(node=dict(label=nodes, pad=12, thickness=14), link=dict(source=source, target=target, value=value))
 
 
 def clustering_figures(result: ClusteringResult) -> dict[str, Any]:
@@ -127,10 +178,13 @@ def clustering_figures(result: ClusteringResult) -> dict[str, Any]:
                                       title="UMAP in 2-D, coloured by true label"),
         "umap-clusters": scatter_figure(result.umap_2d, result.umap.labels_true_k[result.view_index], cluster_names,
                                         title=f"UMAP in 2-D, coloured by the UMAP pipeline's clusters (k = {k})"),
-        "sankey-pca": sankey_figure(result.labels, result.pca.labels_true_k, result.classes,
-                                    title=f"True labels to PCA-pipeline clusters (k = {k})"),
-        "sankey-umap": sankey_figure(result.labels, result.umap.labels_true_k, result.classes,
-                                     title=f"True labels to UMAP-pipeline clusters (k = {k})"),
+        **({"sankey-pca": level_sankey_figure(result, "pca", title="Each level's classes to PCA-pipeline clusters"),
+            "sankey-umap": level_sankey_figure(result, "umap", title="Each level's classes to UMAP-pipeline clusters")}
+           if result.levels else
+           {"sankey-pca": sankey_figure(result.labels, result.pca.labels_true_k, result.classes,
+                                        title=f"True labels to PCA-pipeline clusters (k = {k})"),
+            "sankey-umap": sankey_figure(result.labels, result.umap.labels_true_k, result.classes,
+                                         title=f"True labels to UMAP-pipeline clusters (k = {k})")}),
     }
 
 

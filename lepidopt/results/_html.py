@@ -69,6 +69,36 @@ def _agreement_table(clustering: dict[str, Any]) -> str:
     return _table(header, rows, highlight=best)
 
 
+def _level_agreement_table(clustering: dict[str, Any]) -> str:
+    rows, best = [], []
+    for name, level in clustering["levels"].items():
+        k, e = level["at_level_k"], level["at_elbow_k"]
+        rows.append([name, level["k"], k["pca"]["ari"], k["umap"]["ari"], k["pca"]["nmi"], k["umap"]["nmi"],
+                     e["pca"]["ari"], e["umap"]["ari"]])
+        best.append(2 if k["pca"]["ari"] > k["umap"]["ari"] else 3 if k["umap"]["ari"] > k["pca"]["ari"] else -1)
+    header = ["level", "k = its classes", "PCA ARI", "UMAP ARI", "PCA NMI", "UMAP NMI",
+              f"PCA ARI, elbow k = {clustering['pca']['elbow_k']}", f"UMAP ARI, elbow k = {clustering['umap']['elbow_k']}"]
+    return _table(header, rows, highlight=best)
+
+
+def _taxonomy_test(t: dict[str, Any], how: str, fig: dict[str, str]) -> str:
+    rows = [[name, m["accuracy"], m["balanced_accuracy"], m["macro_f1"], m["weighted_f1"], m["n_images"]]
+            for name, m in t["levels"].items()]
+    tree = t["tree"]
+    depth = len(t["levels"])
+    coarsest = next(iter(t["levels"]))
+    return f"""
+<p>{t['n_images']} held-out test images, predictions decoded {'as the most probable paths of the tree' if
+t['decode'] == 'consistent' else 'level by level'}. {html.escape(how)}</p>
+{_table(['level', 'accuracy', 'balanced accuracy', 'macro F1', 'weighted F1', 'images placed'], rows)}
+<p>Predictions that are paths of the tree: <b>{tree['consistent_share']:.1%}</b>. Mistake severity (the height of
+the lowest common ancestor of the predicted and true path, over the mistakes: 1 is a wrong class under the right
+parent, {depth} a wrong {html.escape(coarsest)}): <b>{tree['mistake_severity']:.2f}</b>; averaged over every
+prediction, 0 for a right one: <b>{tree['hierarchical_distance']:.2f}</b>.</p>
+{fig.get('sunburst', '')}<p class="note">The confusion matrix below is the {html.escape(coarsest)} level's.</p>
+{fig.get('confusion', '')}"""
+
+
 def render_report(*, title: str, subtitle: str, figures: dict[str, Any], metrics: dict[str, Any]) -> str:
     """The whole page. ``figures`` maps stable ids to plotly figures; ``metrics`` is report/metrics.json."""
     from plotly.offline import get_plotlyjs
@@ -86,7 +116,9 @@ def render_report(*, title: str, subtitle: str, figures: dict[str, Any], metrics
 <b>{html.escape(s['objective'])}</b> ({s['direction']}). Best trial <b>#{s['best_trial']}</b>, value
 <b>{s['best_value']:.4f}</b>.</p>{params}{studies}
 {f'<p class="note">Not drawn yet ({", ".join(missing)}): too few trials.</p>' if missing else ''}"""))
-    if "test" in metrics:
+    if "test" in metrics and "levels" in metrics["test"]:
+        parts.append(_section("test", _taxonomy_test(metrics["test"], metrics.get("export", {}).get("how", ""), fig)))
+    elif "test" in metrics:
         t = metrics["test"]
         overall = [[k.replace("_", " "), t[k]] for k in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
                                                         "top_3_accuracy", "top_5_accuracy") if k in t]
@@ -108,7 +140,7 @@ the knee of each curve (kneed) is the pipeline's k.</p><div class="grid">{fig['e
 <div class="grid">{fig['tsne-labels']}{fig['tsne-clusters']}{fig['umap-labels']}{fig['umap-clusters']}</div>"""))
     parts.append(_section("agreement", f"""<p>Each pipeline's clusters against the true labels, at k = number
 of classes (equal terms) and at the pipeline's own elbow k; the better of the two at equal k is in green.</p>
-{_agreement_table(c)}"""))
+{_agreement_table(c)}{_levels_agreement(c)}"""))
     parts.append(_section("sankey", f"""<div class="grid">{fig['sankey-pca']}{fig['sankey-umap']}</div>"""))
     parts.append(_section("verdict", f"""<p class="verdict">{html.escape(c['verdict'])}</p>"""))
     nav = "".join(f'<a href="#{k}">{SECTIONS[k]}</a>' for k in present)
@@ -119,6 +151,13 @@ of classes (equal terms) and at the pipeline's own elbow k; the better of the tw
 <script type="text/javascript">{get_plotlyjs()}</script></head>
 <body><header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)} &middot; written {stamp} by lepidopt</p></header>
 <nav>{nav}</nav><main>{''.join(parts)}</main></body></html>"""
+
+
+def _levels_agreement(clustering: dict[str, Any]) -> str:
+    if "levels" not in clustering:
+        return ""
+    return f"""<p>Against every level of the taxonomy: each pipeline clustered at k = the level's classes, and its
+own elbow-k clusters, scored on the points placed at that level.</p>{_level_agreement_table(clustering)}"""
 
 
 def _section(key: str, body: str) -> str:

@@ -17,7 +17,7 @@ from ._labels import load_labels
 from ._clustering import ClusteringResult, ClusteringSettings, cluster_embeddings
 from ._dashboard import attach_to_study
 from ._export import export_best
-from ._figures import clustering_figures, confusion_figure, study_figures
+from ._figures import clustering_figures, confusion_figure, study_figures, sunburst_figure
 from ._html import render_report
 
 __all__ = ["ReportResult", "report_study", "report_embeddings", "EMBEDDINGS_KEYS"]
@@ -29,6 +29,9 @@ EMBEDDINGS_KEYS = {
     "classes": "str, the class names",
     "paths": "str, the image each point was computed from",
     "subsets": "str, train, val or test",
+    "lineage": "int, points x levels, a taxonomy study's only: each point's class index per level, -1 below "
+               "where it is placed",
+    "taxonomy": "str, a taxonomy study's only: the tree as JSON (levels, classes per level, each class's parent)",
 }
 
 log = logging.getLogger("lepidopt")
@@ -70,7 +73,11 @@ def report_study(*, study: str, storage: str | None = None, results_dir: str | P
         test = saved["subsets"] == "test"  # export --all-splits saves more; the report analyses held-out data
         embeddings, labels = saved["embeddings"][test], saved["labels"][test]
         classes = [str(c) for c in saved["classes"]]
-    clustering = cluster_embeddings(embeddings, labels, classes=classes, settings=settings)
+        taxonomy = json.loads(str(saved["taxonomy"])) if "taxonomy" in saved.files else None
+        levels = None if taxonomy is None else {
+            level: (saved["lineage"][test][:, depth], list(taxonomy["classes"][depth]))
+            for depth, level in enumerate(taxonomy["levels"])}
+    clustering = cluster_embeddings(embeddings, labels, classes=classes, settings=settings, levels=levels)
 
     trials = best.study.trials
     states = [t.state.name for t in trials]
@@ -91,8 +98,14 @@ def report_study(*, study: str, storage: str | None = None, results_dir: str | P
         "test": exported["test"],
         "clustering": clustering.to_dict(),
     }
-    figures = {**study_figures(best.study), "confusion": confusion_figure(exported["test"]["confusion_matrix"]),
-               **clustering_figures(clustering)}
+    test_metrics = exported["test"]
+    if taxonomy is None:
+        figures = {**study_figures(best.study), "confusion": confusion_figure(test_metrics["confusion_matrix"])}
+    else:  # the coarsest level's confusion; the tree's recall at every level
+        coarsest = test_metrics["levels"][taxonomy["levels"][0]]
+        figures = {**study_figures(best.study), "confusion": confusion_figure(coarsest["confusion_matrix"]),
+                   "sunburst": sunburst_figure(taxonomy, test_metrics["levels"])}
+    figures.update(clustering_figures(clustering))
     out = best.folder / "report"
     index = _write_report(out, title=f"lepidopt report: {study}",
                           subtitle=f"best trial #{best.trial.number} of {len(trials)}, embeddings of the test split",

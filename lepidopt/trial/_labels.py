@@ -11,7 +11,7 @@ from ..data import Split, class_weights, undersample
 from ..errors import SettingError
 from ..recipe import Recipe
 
-__all__ = ["TrialLabels", "trial_labels", "sampling_groups"]
+__all__ = ["TrialLabels", "trial_labels", "sampling_groups", "sampling_level"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,23 +24,35 @@ class TrialLabels:
     class_weight: dict[int, float] | None  # a single label's
     sample_weight: np.ndarray | None  # a taxonomy's: each training image's class weight at the sampling level
     n_classes: int | tuple[int, ...]  # a taxonomy's: per level
+    levels: tuple[str, ...] | None = None  # a taxonomy's
 
-    @property
-    def uniform_classes(self) -> float:
-        """The class count whose uniform guess's log loss a guess at every level would have (the geometric mean)."""
-        return float(self.n_classes) if isinstance(self.n_classes, int) else \
-            float(np.exp(np.mean(np.log(self.n_classes))))
+    def chance_classes(self, objective: str) -> float | None:
+        """The class count whose uniform guess's log loss ``objective`` would show: the objective's level's, or for
+        the levels' mean their geometric mean; None for the tree's objectives, which are no loss."""
+        if isinstance(self.n_classes, int):
+            return float(self.n_classes)
+        scope = objective.rpartition(".")[0]
+        if scope == "tree":
+            return None
+        if self.levels is not None and scope in self.levels:
+            return float(self.n_classes[self.levels.index(scope)])
+        return float(np.exp(np.mean(np.log(self.n_classes))))
 
 
-def sampling_groups(lineage: np.ndarray, level: int) -> np.ndarray:
-    """Each image's class at ``level`` as an index; an image not placed that deep counts in a class of its own
-    with the others of its deepest placed class, so that undersampling and class weights at a fine level
-    neither drop nor merge the images a fine class too small to split left one level up."""
+def sampling_groups(lineage: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's class at ``level`` as an index, and the indices of the classes placed at that level. An image
+    not placed that deep counts in a class of its own with the others of its deepest placed class, so that
+    undersampling and class weights at a fine level neither drop nor merge the images a fine class too small to
+    split left one level up; those leftover classes, small by how they came about, do not set the size the
+    placed classes are undersampled to."""
     prefixes = np.asarray(lineage)[:, :level + 1]
-    return np.unique(prefixes, axis=0, return_inverse=True)[1].reshape(-1)
+    unique, groups = np.unique(prefixes, axis=0, return_inverse=True)
+    return groups.reshape(-1), np.flatnonzero(unique[:, level] >= 0)
 
 
 def trial_labels(split: Split, recipe: Recipe, *, seed: int) -> TrialLabels:
+    """The split's training images undersampled as ``recipe`` says (seeded), their targets and weights, and the
+    validation labels: a single label's classes, or on a split with a taxonomy, every level's."""
     train_all, val_idx = split.indices("train"), split.indices("val")
     if split.taxonomy is None or split.lineage is None:
         keep = undersample(split.labels[train_all], ratio=recipe.sampling_ratio, seed=seed)
@@ -54,17 +66,19 @@ def trial_labels(split: Split, recipe: Recipe, *, seed: int) -> TrialLabels:
 
     levels = split.taxonomy.levels
     level = sampling_level(recipe, levels)
-    groups = sampling_groups(split.lineage, level)
-    keep = undersample(groups[train_all], ratio=recipe.sampling_ratio, seed=seed)
+    groups, placed = sampling_groups(split.lineage, level)
+    keep = undersample(groups[train_all], ratio=recipe.sampling_ratio, seed=seed, sized_by=placed)
     train_idx = train_all[keep]
-    weights = class_weights(groups[train_idx], mode=recipe.sampling_class_weight, n_classes=int(groups.max()) + 1)
+    placed_rows = np.isin(groups[train_idx], placed)  # leftover classes weigh 1: they are rare by how they came about
+    weights = class_weights(groups[train_idx][placed_rows], mode=recipe.sampling_class_weight,
+                            n_classes=int(groups.max()) + 1)
     sample_weight = np.ones(len(train_idx), np.float32) if weights is None else \
         np.array([weights[int(g)] for g in groups[train_idx]], np.float32)
     loss_weights = level_weights(len(levels), recipe.taxonomy_fine_weight or 1.0)
     targets = level_targets(split.lineage[train_idx], loss_weights)
     return TrialLabels(train_idx=train_idx, train_rows=keep, val_idx=val_idx, y_train=targets,
                        y_val=split.lineage[val_idx], class_weight=None, sample_weight=sample_weight,
-                       n_classes=tuple(len(c) for c in split.taxonomy.classes))
+                       n_classes=tuple(len(c) for c in split.taxonomy.classes), levels=levels)
 
 
 def sampling_level(recipe: Recipe, levels: tuple[str, ...]) -> int:

@@ -6,8 +6,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..data import Taxonomy, consistent_share, decode_consistent, decode_independent, mistake_severity
-from ..errors import SettingError
+from ..data import Taxonomy, consistent_share, decode_output, hierarchical_distance, mistake_severity
+from ..errors import SettingError, option
 
 __all__ = ["OBJECTIVES", "DECODERS", "classification_metrics", "objective_direction", "check_objective",
            "taxonomy_metrics"]
@@ -21,7 +21,7 @@ OBJECTIVES: dict[str, Direction] = {
 }
 
 
-TREE_OBJECTIVES: dict[str, Direction] = {"tree.consistent_share": "maximize", "tree.mistake_severity": "minimize"}
+TREE_OBJECTIVES: dict[str, Direction] = {"tree.consistent_share": "maximize", "tree.hierarchical_distance": "minimize"}
 DECODERS = ("independent", "consistent")
 
 
@@ -32,6 +32,10 @@ def objective_direction(objective: str) -> Direction:
         return OBJECTIVES[objective]
     if objective in TREE_OBJECTIVES:
         return TREE_OBJECTIVES[objective]
+    if objective == "tree.mistake_severity":
+        raise SettingError("objective", objective, "averages over the mistakes only, so more shallow mistakes would "
+                           "lower it; it is reported, not optimised.",
+                           fix="Use tree.hierarchical_distance, the same height averaged over every prediction.")
     _, _, metric = objective.rpartition(".")
     if "." in objective and metric in OBJECTIVES | {"micro_f1": "maximize"}:
         return "minimize" if metric == "loss" else "maximize"
@@ -48,7 +52,8 @@ def check_objective(objective: str, levels: tuple[str, ...] | None) -> Direction
         return direction
     if levels is None:
         raise SettingError("objective", objective, f"names a taxonomy level's metric, but the study has one label; "
-                           f"use one of {', '.join(OBJECTIVES)}.", fix="Or give the data's levels (--levels).")
+                           f"use one of {', '.join(OBJECTIVES)}.",
+                           fix=f"Or give the data's levels ({option('levels')}).")
     scope = objective.rpartition(".")[0]
     if objective not in TREE_OBJECTIVES and scope not in (*levels, "mean"):
         raise SettingError("objective", objective, f"names level {scope!r}, which the study does not have; its "
@@ -89,15 +94,11 @@ def taxonomy_metrics(lineage: np.ndarray, probabilities: np.ndarray, taxonomy: T
                      decode: str = "independent") -> dict[str, float]:
     """Per level (``family.accuracy`` ...: accuracy, balanced accuracy, micro and macro F1, log loss, over the
     images placed at that level), their mean over levels (``mean.*``, and the plain names as in a single-label
-    study), the share of predictions that are paths of the tree and the mistake severity, from a taxonomy
-    head's output (``model.per_level``) and the true ``lineage`` ((n, levels), -1 where not placed). Predictions
-    are ``decode``d: each level's own most probable class, or the best consistent path."""
-    from ..model import per_level
-
-    tables = per_level(probabilities, [len(c) for c in taxonomy.classes])
-    finite = bool(np.all(np.isfinite(probabilities)))
-    predicted = decode_consistent(taxonomy, tables) if decode == "consistent" and finite else \
-        decode_independent(tables)
+    study), the share of predictions that are paths of the tree, the mistake severity and the hierarchical
+    distance, from a taxonomy head's output (every level's probabilities side by side) and the true ``lineage``
+    ((n, levels), -1 where not placed). Predictions are ``decode``d: each level's own most probable class, or
+    the best consistent path."""
+    tables, predicted = decode_output(taxonomy, probabilities, decode)
     metrics: dict[str, float] = {}
     for level, (name, table) in enumerate(zip(taxonomy.levels, tables)):
         placed = lineage[:, level] >= 0
@@ -111,4 +112,5 @@ def taxonomy_metrics(lineage: np.ndarray, probabilities: np.ndarray, taxonomy: T
             metrics[metric] = mean
     metrics["tree.consistent_share"] = consistent_share(taxonomy, predicted)
     metrics["tree.mistake_severity"] = mistake_severity(lineage, predicted)
+    metrics["tree.hierarchical_distance"] = hierarchical_distance(lineage, predicted)
     return metrics

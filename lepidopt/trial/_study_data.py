@@ -41,6 +41,7 @@ class StudyData:
 
     @property
     def n_classes(self) -> int:
+        """The classes of the split's one label (a taxonomy's coarsest level)."""
         return len(self.split.classes)
 
     @functools.cached_property

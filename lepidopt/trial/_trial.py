@@ -100,6 +100,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
     split = data.split
 
     labels = trial_labels(split, recipe, seed=seed)
+    chance = labels.chance_classes(objective)
     train_idx, val_idx, y_train, weights = labels.train_idx, labels.val_idx, labels.y_train, labels.class_weight
 
     def scored(probabilities: np.ndarray) -> dict[str, float]:
@@ -153,9 +154,9 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
         if stop:
             raise TrialStopped(step, value, history)
         heads = [entry[objective] for entry in history if entry["phase"] == "head"]
-        if phase == "finetune" and heads:
+        if phase == "finetune" and heads and chance is not None:
             head_best = max(heads) if direction == "maximize" else min(heads)
-            if fine_tuning_diverged(value, head_best, direction, n_classes=labels.uniform_classes):
+            if fine_tuning_diverged(value, head_best, direction, n_classes=chance):
                 raise _Diverged(f"fine-tuning diverged at epoch {epoch}: {objective} {value:.2f} after the head's "
                                 f"{head_best:.2f}")
 

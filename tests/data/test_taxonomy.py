@@ -4,7 +4,7 @@ respects it; mistakes measured by how far up the tree they reach."""
 import numpy as np
 import pytest
 
-from lepidopt.data._taxonomy import (Taxonomy, consistent_share, decode_consistent, decode_independent,
+from lepidopt.data._taxonomy import (Taxonomy, consistent_share, decode_consistent, decode_independent, hierarchical_distance,
                                      mistake_severity)
 from lepidopt.errors import DataError
 
@@ -79,4 +79,5 @@ def test_mistake_severity_is_the_height_of_the_lowest_common_ancestor(tree):
                              ("Nymphalidae", "Satyrinae", "Maniola"),  # wrong family: 3
                              ("Nymphalidae", "Satyrinae", "Maniola")])  # wrong genus: 1
     assert mistake_severity(true, predicted) == pytest.approx((1 + 2 + 3 + 1) / 4)
-    assert np.isnan(mistake_severity(true[:1], predicted[:1]))
+    assert mistake_severity(true[:1], predicted[:1]) == 0.0  # no mistake
+    assert hierarchical_distance(true, predicted) == pytest.approx((0 + 1 + 2 + 3 + 1) / 5)

@@ -80,7 +80,7 @@ def test_report_reads_the_embeddings_npz_that_export_writes(points, tmp_path):
     assert reported_classes(tmp_path) == CLASSES
     np.savez(tmp_path / "bare.npz", features=x)
     with pytest.raises(ReportError, match=r"holds \['features'\], not the array 'embeddings' that lepidopt export "
-                                          r"writes \(keys: embeddings, labels, classes, paths, subsets\)"):
+                                          r"writes \(keys: embeddings, labels, classes, paths, subsets, lineage, taxonomy\)"):
         from lepidopt.results import report_embeddings
 
         report_embeddings(embeddings=tmp_path / "bare.npz", out=tmp_path / "out")

@@ -44,7 +44,7 @@ def test_builtin_spaces_load_and_round_trip(name):
 
 
 def test_builtin_names():
-    assert builtin_space_names() == ["demo", "resnet50"]
+    assert builtin_space_names() == ["demo", "demo-taxonomy", "resnet50", "resnet50-taxonomy"]
 
 
 def test_resnet50_baseline_is_the_hand_made_recipe():
@@ -107,7 +107,8 @@ def test_load_space_by_path_and_bad_names(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(BASE))
     assert load_space(path).name == "t"
-    with pytest.raises(SpaceError, match=r"space 'nonesuch': is neither a built-in space \(demo, resnet50\) nor a YAML file"):
+    with pytest.raises(SpaceError, match=r"space 'nonesuch': is neither a built-in space \(demo, demo-taxonomy, resnet50, "
+                                           r"resnet50-taxonomy\) nor a YAML file"):
         load_space("nonesuch")
     with pytest.raises(SpaceError, match=r"space file '.*missing\.yaml': does not exist"):
         load_space(tmp_path / "missing.yaml")
