@@ -7,8 +7,9 @@ Runs ``lepidopt demo --taxonomy`` first when the study has no exported model (th
 then predicts the study's test split once with its exported model and decodes the same probabilities
 both ways: each level's own most probable class (independent), and the most probable path of the tree
 (consistent). Prints each level's accuracy and balanced accuracy, the share of predictions that are paths
-of the tree and the mistake severity (the height of the lowest common ancestor of the predicted and the
-true path, over the mistakes; 1 is a wrong species of the right genus, 4 a wrong family).
+of the tree, the mistake severity (the height of the lowest common ancestor of the predicted and the
+true path, over the mistakes; 1 is a wrong species of the right genus, 4 a wrong family) and the
+hierarchical distance (that height over every prediction, 0 for a right one).
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ def main() -> int:
     levels = model.taxonomy.levels
     print(f"{args.study}: {len(test)} test images; the model's own decoding: {model.card.decode}")
     print(f"  {'decoding':12}" + "".join(f"{level + ' acc / bal':>26}" for level in levels)
-          + f"{'real paths':>12}{'severity':>10}")
+          + f"{'real paths':>12}{'severity':>10}{'distance':>10}")
     for decode in ("independent", "consistent"):
         m = taxonomy_test_metrics(lineage, probabilities, model.taxonomy, decode)
         row = "".join(f"{m['levels'][level]['accuracy']:>17.4f} / {m['levels'][level]['balanced_accuracy']:.4f}"
                       for level in levels)
-        print(f"  {decode:12}{row}{m['tree']['consistent_share']:>12.4f}{m['tree']['mistake_severity']:>10.3f}")
+        tree = m["tree"]
+        print(f"  {decode:12}{row}{tree['consistent_share']:>12.4f}{tree['mistake_severity']:>10.3f}"
+              f"{tree['hierarchical_distance']:>10.3f}")
     print(f"  ({int((np.asarray(lineage) >= 0).sum())} placed labels over {len(levels)} levels)")
     return 0
 
