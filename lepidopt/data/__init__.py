@@ -11,7 +11,7 @@ from ._scan import ScanResult, Skipped, scan_records, scan_source
 from ._sources import LABEL_LEVELS, DataSpec, read_records, visible_files
 from ._split import Split, make_split, read_split, write_split
 from ._taxonomy import (Taxonomy, consistent_share, decode_consistent, decode_independent, decode_output,
-                        hierarchical_distance, mistake_severity)
+                        hierarchical_distance, level_tables, mistake_severity)
 
 __all__ = [
     "DataSpec",
@@ -37,6 +37,7 @@ __all__ = [
     "load_rgb",
     "make_demo_collection",
     "hierarchical_distance",
+    "level_tables",
     "make_split",
     "mistake_severity",
     "problem_with",

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import DataError
 
 __all__ = ["Taxonomy", "decode_independent", "decode_consistent", "consistent_share", "mistake_severity",
-           "hierarchical_distance", "decode_output"]
+           "hierarchical_distance", "decode_output", "level_tables"]
 
 _SHOWN = 3  # records named per parent in a two-parents error
 
@@ -159,8 +159,13 @@ def decode_output(taxonomy: Taxonomy, probabilities: np.ndarray, decode: str) ->
     """A taxonomy model's output (every level's probabilities side by side) as one table per level, and its
     predictions (n, levels) decoded independently per level or as the most probable paths of the tree (-1 below
     where a path ends). Output that is not finite is decoded level by level: no path can be ranked."""
-    sizes = [len(c) for c in taxonomy.classes]
-    tables = np.split(np.asarray(probabilities), np.cumsum(sizes)[:-1], axis=1)
+    tables = level_tables(probabilities, [len(c) for c in taxonomy.classes])
     if decode == "consistent" and np.all(np.isfinite(probabilities)):
         return tables, decode_consistent(taxonomy, tables)
     return tables, decode_independent(tables)
+
+
+def level_tables(outputs: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """A taxonomy model's output (every level's columns side by side, ``sizes`` of them per level) as one table
+    per level."""
+    return np.split(np.asarray(outputs), np.cumsum(sizes)[:-1], axis=1)

@@ -6,7 +6,7 @@ from ._classifier import PREFIX_OUTPUT, build_classifier, build_feature_extracto
 from ._embedding import build_deployable, build_servable, deployable_embedder, embedding_model, embeddings_of
 from ._head import build_head, pooling_layer, start_normalised
 from ._head_trainers import HeadTrainer, HeadTrainers, shuffled_epoch
-from ._levels import level_targets, level_weights, output_sizes, per_level
+from ._levels import level_targets, level_weights, output_sizes
 from ._seeds import set_seeds
 from ._training import compile_model, extract_features, finetune_epochs, fit_on_arrays, make_optimizer, predict_arrays
 from ._unfreeze import trainable_stages, unfreeze
@@ -36,7 +36,6 @@ __all__ = [
     "load_classifier",
     "make_optimizer",
     "output_sizes",
-    "per_level",
     "pooling_layer",
     "predict_arrays",
     "set_seeds",

@@ -22,8 +22,7 @@ from .._tf import keras as _keras
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["level_softmax", "level_loss", "level_weights", "level_targets", "per_level", "output_sizes",
-           "register_level_classes"]
+__all__ = ["level_softmax", "level_loss", "level_weights", "level_targets", "output_sizes", "register_level_classes"]
 
 
 def level_weights(n_levels: int, fine_weight: float) -> tuple[float, ...]:
@@ -39,11 +38,6 @@ def level_targets(lineage: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     placed = lineage >= 0
     return np.concatenate([np.where(placed, lineage, 0), placed * np.asarray(weights, dtype=np.float64)],
                           axis=1).astype(np.float32)
-
-
-def per_level(probabilities: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
-    """A taxonomy head's output as one probability table per level."""
-    return np.split(np.asarray(probabilities), np.cumsum(sizes)[:-1], axis=1)
 
 
 def level_softmax(sizes: Sequence[int], *, name: str = "probabilities") -> keras.layers.Layer:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .._files import replacing_folder
-from ..data import image_batches
+from ..data import image_batches, level_tables
 from .. import __version__
 from ..model import build_deployable, embedding_model, embeddings_of
 from ..predictor import (FORMAT_FILES, TOLERANCE, ModelCard, check_formats, classification_metrics, level_columns,
@@ -178,10 +178,9 @@ def _top1_agreement(probabilities: np.ndarray, reference: np.ndarray, card: Mode
     if not len(reference):
         return 1.0
     sizes = [len(c) for c in card.taxonomy["classes"]] if card.taxonomy is not None else [reference.shape[1]]
-    bounds = np.cumsum([0, *sizes])
     same = np.ones(len(reference), bool)
-    for start, end in zip(bounds[:-1], bounds[1:]):
-        same &= probabilities[:, start:end].argmax(axis=1) == reference[:, start:end].argmax(axis=1)
+    for ours, theirs in zip(level_tables(probabilities, sizes), level_tables(reference, sizes)):
+        same &= ours.argmax(axis=1) == theirs.argmax(axis=1)
     return float(same.mean())
 
 

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from lepidopt.model import build_head, compile_model, level_targets, level_weights, output_sizes, per_level
+from lepidopt.data import level_tables
+from lepidopt.model import build_head, compile_model, level_targets, level_weights, output_sizes
 from lepidopt.recipe import Recipe
 
 SIZES = (2, 3, 4)
@@ -26,14 +27,14 @@ def test_each_levels_probabilities_sum_to_one_and_the_loss_is_the_weighted_sum_o
     features = np.random.default_rng(0).normal(size=(6, 5)).astype("float32")
     output = np.asarray(head(features))
     assert output.shape == (6, sum(SIZES))
-    for table in per_level(output, SIZES):
+    for table in level_tables(output, SIZES):
         assert np.allclose(table.sum(axis=1), 1.0, atol=1e-6)
 
     lineage = np.array([[0, 1, 3], [1, 2, -1], [1, 0, 0], [0, -1, -1], [1, 2, 2], [0, 1, 1]])
     weights = level_weights(3, 2.0)
     targets = level_targets(lineage, weights)
     expected = np.zeros(6)
-    for level, table in enumerate(per_level(output, SIZES)):
+    for level, table in enumerate(level_tables(output, SIZES)):
         placed = lineage[:, level] >= 0
         expected[placed] += weights[level] * -np.log(table[placed, lineage[placed, level]])
     compile_model(head, optimizer="adam", learning_rate=1e-3)
