@@ -172,10 +172,11 @@ def jobs_of(settings: list[str], seeds: range, arms: list[str], done: list[dict]
 
 
 def run_all(jobs: list[tuple[str, int, str]], settings: list[str], lanes: int, folder: Path,
-            scale: float) -> list[dict]:
+            scale: float, save: Path, loaded: list[dict]) -> list[dict]:
+    """``loaded`` and every arm run here; ``save`` rewritten as each arm finishes, so a stopped run keeps them."""
     pending = list(jobs)
     running: dict[int, tuple[subprocess.Popen, Path]] = {}
-    results = []
+    results = list(loaded)
     env = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1", OMP_NUM_THREADS="1")
     for setting in settings:  # drawn once, before any clock
         draw(setting, folder / f"data-{setting}")
@@ -198,6 +199,7 @@ def run_all(jobs: list[tuple[str, int, str]], settings: list[str], lanes: int, f
                     continue
                 result = json.loads(out.read_text())
                 results.append(result)
+                save.write_text(json.dumps(results))
                 best = {b: best_by(result["finished"], b * scale) for b in BUDGETS if b * scale <= result["budget"]}
                 print(f"  {result['setting']:6} seed {result['seed']} {result['arm']:16} {result['trials']:4} trials "
                       f"({result['pruned']} pruned, {result['failed']} failed); best at "
@@ -315,7 +317,7 @@ def main() -> int:
           flush=True)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="lepidopt-quality-") as tmp:
-        results = loaded + run_all(jobs, settings, args.lanes, Path(tmp), args.time_scale)
+        results = run_all(jobs, settings, args.lanes, Path(tmp), args.time_scale, Path(args.save), loaded)
     Path(args.save).write_text(json.dumps(results))
     lines, _ = table(results, settings, args.time_scale)
     print("\n".join(lines))
