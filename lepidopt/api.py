@@ -23,11 +23,11 @@ from .predictor import (Predictor, check_embedding_settings, check_prediction_se
 from .resolve import resolve_run
 from .runs import Run, read_run, study_dir
 from .study import (Heartbeat, StudyStatus, attrs, check_storage_url, count_finished, create_study, creation_lock,
-                    format_status, open_study, resume_study, retry_trial, status_of)
+                    format_status, open_study, resume_study, retry_trial, serve_proxy, status_of)
 from .trial import StudyData, study_data
 from .workers import Recycling, WorkerSettings, check_recycling, run_trials
 
-__all__ = ["search", "worker", "recover", "status", "format_status", "export_best", "report_study",
+__all__ = ["search", "worker", "recover", "storage_proxy", "status", "format_status", "export_best", "report_study",
            "report_embeddings", "serve_dashboard", "SearchSummary", "WorkerSummary", "RecoverSummary", "StudyStatus",
            "WorkerSettings", "Recycling", "Heartbeat", "TrialPolicy", "KerasTunerRole", "ClusteringSettings",
            "load_model", "Predictor", "items_of", "labelled_items", "write_predictions", "write_embeddings",
@@ -306,6 +306,30 @@ def recover(*, study: str, storage: str | None = None, results_dir: str | Path |
         retry_trial(optuna_study, trial.number, retries=retries)
         retried.append(trial.number)
     return RecoverSummary(retried=tuple(retried), left=tuple(left))
+
+
+def storage_proxy(*, storage: str, host: str = "localhost", port: int = 13000, threads: int = 10,
+                  on_ready: Any = None) -> None:
+    """Serve Optuna's gRPC storage proxy in front of the database at ``storage`` until SIGTERM or SIGINT, for many
+    workers: they give ``--storage grpc://HOST:PORT``, record their trials' heartbeats through it and wait out
+    the proxy restarting or its database being unreachable.
+
+    Args:
+        storage: The database's URL (PostgreSQL, MySQL or SQLite); its tables are made if missing.
+        host: The address to listen on: localhost, or 0.0.0.0 for every interface.
+        port: The port to listen on.
+        threads: Calls served at once.
+        on_ready: Called once the proxy listens.
+
+    Raises:
+        SettingError: A journal or gRPC storage, or ``threads`` or ``port`` out of range.
+        StorageError: The database cannot be opened, or the port is taken.
+    """
+    if not 0 < port < 65536:
+        raise SettingError("port", port, "must be from 1 to 65535.")
+    if threads < 1:
+        raise SettingError("threads", threads, "must be at least 1.")
+    serve_proxy(check_storage_url(storage), host=host, port=port, threads=threads, on_ready=on_ready)
 
 
 def _alive(pid: int | None) -> bool:

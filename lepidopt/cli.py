@@ -25,7 +25,7 @@ __all__ = ["main"]
 log = logging.getLogger("lepidopt")
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 # Settings whose Python name is not their flag's; the others are the flag's name with '_' for '-'.
-_FLAG_OF = {"data": "--data", "path": "--model", "interval": "--heartbeat",
+_FLAG_OF = {"data": "--data", "path": "--model", "interval": "--heartbeat", "outage": "--storage-outage",
             "head_checkpoint_every": "--checkpoint-every", "image_size": "--size",
             "feature_cache": "--no-feature-cache"}
 
@@ -195,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--force", action="store_true",
                          help="also recover running trials of other machines (make sure no worker runs there)")
 
+    proxy = sub.add_parser("storage-proxy", help="serve Optuna's gRPC storage proxy in front of a database, for "
+                           "many workers (they give --storage grpc://HOST:PORT)")
+    proxy.add_argument("--storage", required=True, help="the database: postgresql://..., mysql://... or sqlite:///PATH")
+    proxy.add_argument("--host", default="localhost", help="the address to listen on (default localhost; 0.0.0.0 for "
+                       "every interface)")
+    proxy.add_argument("--port", type=int, default=13000, help="the port to listen on (default 13000)")
+    proxy.add_argument("--threads", type=int, default=10, help="calls served at once (default 10)")
+
     status = sub.add_parser("status", help="the trials table and the best trial of a study")
     _study_options(status, create=False)
     status.add_argument("--last", type=int, help="show only the last N trials")
@@ -314,8 +322,11 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
     failures = parser.add_argument_group("dead workers, checkpoints and failures")
     failures.add_argument("--heartbeat", type=int, default=60, metavar="S",
                           help="seconds between a running trial's heartbeats (RDB storages; default 60)")
-    failures.add_argument("--grace", type=int, default=180, metavar="S",
-                          help="a trial silent this long has a dead worker: it is failed and retried (default 180)")
+    failures.add_argument("--grace", type=int, default=300, metavar="S",
+                          help="a trial silent this long has a dead worker: it is failed and retried (default 300)")
+    failures.add_argument("--storage-outage", type=float, metavar="S",
+                          help="wait this long for a storage that stopped answering, training on, then exit with "
+                          "code 11 (default: --grace less --heartbeat less 5, 235 s)")
     failures.add_argument("--retries", type=int, default=3, help="most retries of one trial (default 3)")
     failures.add_argument("--checkpoint-every", type=float, default=30.0, metavar="S",
                           help="seconds between checkpoints while a head trains; fine-tuning saves every epoch "
@@ -329,7 +340,8 @@ def _worker_settings(args: argparse.Namespace) -> WorkerSettings:
 
     return WorkerSettings(
         recycling=Recycling(max_trials_per_process=args.max_trials_per_process, max_rss=args.max_rss),
-        heartbeat=Heartbeat(interval=args.heartbeat, grace=args.grace, retries=args.retries),
+        heartbeat=Heartbeat(interval=args.heartbeat, grace=args.grace, retries=args.retries,
+                            outage=args.storage_outage),
         policy=TrialPolicy(head_checkpoint_every=args.checkpoint_every, max_failures=args.max_failures))
 
 
@@ -436,6 +448,14 @@ def _recover(args: argparse.Namespace) -> int:
     if summary.left:
         print(f"left {len(summary.left)} running trials alone (their worker is alive here, or runs on another "
               f"machine: --force): {list(summary.left)}")
+    return 0
+
+
+@command("storage-proxy")
+def _storage_proxy(args: argparse.Namespace) -> int:
+    from .api import storage_proxy
+
+    storage_proxy(storage=args.storage, host=args.host, port=args.port, threads=args.threads)
     return 0
 
 

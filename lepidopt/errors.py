@@ -24,6 +24,7 @@ __all__ = [
     "ReportError",
     "WorkerInterrupted",
     "TooManyFailures",
+    "StorageOutage",
 ]
 
 
@@ -182,3 +183,10 @@ class TooManyFailures(StudyError):
     """A worker stopped after too many consecutive failed trials."""
 
     exit_code = 10
+
+
+class StorageOutage(StorageError):
+    """A worker's storage stayed unreachable past the worker's outage limit; its trial is left RUNNING for the
+    heartbeat sweep, which fails it and retries it from its checkpoint."""
+
+    exit_code = 11

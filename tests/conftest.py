@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,40 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TESTS = Path(__file__).parent
 TINY_SPACE = TESTS / "tiny_space.yaml"
+POSTGRES = os.environ.get("LEPIDOPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+def postgres_admin(sql: str) -> None:
+    """Run ``sql`` on the server's postgres database, through a connection of its own: a test may have restarted
+    the server since the last one."""
+    import psycopg2
+
+    connection = psycopg2.connect(f"{POSTGRES}/postgres", connect_timeout=10)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Skips the test when no PostgreSQL server answers at LEPIDOPT_TEST_POSTGRES."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        postgres_admin("select 1")
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {POSTGRES} ({str(exc).strip()}); set LEPIDOPT_TEST_POSTGRES")
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A throwaway database for one test."""
+    name = f"lepidopt_test_{uuid.uuid4().hex[:10]}"
+    postgres_admin(f"CREATE DATABASE {name}")
+    yield f"{POSTGRES}/{name}"
+    postgres_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(autouse=True)

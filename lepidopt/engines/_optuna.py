@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 from .._signals import Interrupted
 from ..errors import MissingExtraError, SettingError, StudyError, option
 from ..runs import Run
-from ..study import attrs, count_claimed, quietly, retry_trial
+from ..study import StorageUnavailable, attrs, count_claimed, quietly, retry_trial, without_waiting
 from ..trial import Reporter, StudyData, TrialStopped, discard, run_trial
 from ._base import Engine, register
 from ._optuna_space import suggest
@@ -33,19 +33,36 @@ SAMPLERS = ("tpe", "gp", "cmaes", "random", "qmc")  # the default first
 
 class OptunaReporter(Reporter):
     """Reports every epoch; asks the pruner only from ``judge_from`` on, since every pruner made here
-    answers no before its warm-up and asking costs a storage round trip."""
+    answers no before its warm-up and asking costs a storage round trip.
+
+    While the storage is unreachable the trial trains on: its reports are kept and stored once the storage
+    answers, and the pruner is not asked meanwhile. ``deliver()`` stores what is left, waiting for the storage."""
 
     def __init__(self, trial: optuna.Trial, *, judge_from: float) -> None:
         self.trial = trial
         self.judge_from = judge_from
         self.step = -1
+        self.undelivered: list[tuple[float, int]] = []
 
     def report(self, value: float, step: int) -> None:
-        self.trial.report(value, step)
+        self.undelivered.append((value, step))
         self.step = step
+        with contextlib.suppress(StorageUnavailable), without_waiting():
+            self.deliver()
+
+    def deliver(self) -> None:
+        while self.undelivered:
+            self.trial.report(*self.undelivered[0])
+            self.undelivered.pop(0)
 
     def should_stop(self) -> bool:
-        return self.step >= self.judge_from and self.trial.should_prune()
+        if self.undelivered or self.step < self.judge_from:
+            return False
+        try:
+            with without_waiting():
+                return self.trial.should_prune()
+        except StorageUnavailable:
+            return False
 
 
 def make_sampler(name: str | None, *, seed: int) -> Any:
@@ -130,11 +147,12 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
         elif setup.saved:
             log.info("trial %d resumes trial %d after its %s epoch %d", trial.number, root, setup.saved.phase,
                      setup.saved.epoch)
+        reporter = OptunaReporter(trial, judge_from=judge_from)
         try:
-            result = run_trial(setup.recipe, data, OptunaReporter(trial, judge_from=judge_from), seed=setup.seed,
-                               objective=run.objective, checkpoints=setup.checkpoints, keep_head=stage == 1,
-                               decode=run.decode)
+            result = run_trial(setup.recipe, data, reporter, seed=setup.seed, objective=run.objective,
+                               checkpoints=setup.checkpoints, keep_head=stage == 1, decode=run.decode)
         except TrialStopped as stop:
+            reporter.deliver()
             for key, value in attrs.outcome_attrs(history=stop.history, timings=stop.timings).items():
                 trial.set_user_attr(key, value)
             discard(setup.checkpoints)
@@ -147,6 +165,7 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
             trial.set_user_attr(attrs.FAIL_REASON, failure_text(exc))
             discard(setup.checkpoints)
             raise
+        reporter.deliver()
         for key, value in attrs.outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
                                               n_train=result.n_train, stop_reason=result.stop_reason).items():
             trial.set_user_attr(key, value)

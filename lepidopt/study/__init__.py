@@ -6,7 +6,9 @@ from . import _attrs as attrs
 from ._counting import count_claimed, count_finished
 from ._creation import create_study, creation_lock, resume_study
 from ._experimental import quietly
+from ._grpc import serve_proxy
 from ._opening import OpenedStudy, existing_storage, open_study
+from ._patience import StorageUnavailable, StorageUnreachable, without_waiting
 from ._record import load_study, record_study, update_record
 from ._retry import retry_trial
 from ._status import StudyStatus, TrialRow, format_status, status_of
@@ -15,6 +17,8 @@ from ._storage import Heartbeat, check_storage_url, has_optuna_tables, open_stor
 __all__ = [
     "Heartbeat",
     "OpenedStudy",
+    "StorageUnavailable",
+    "StorageUnreachable",
     "StudyStatus",
     "TrialRow",
     "attrs",
@@ -33,7 +37,9 @@ __all__ = [
     "record_study",
     "resume_study",
     "retry_trial",
+    "serve_proxy",
     "status_of",
     "study_names",
     "update_record",
+    "without_waiting",
 ]

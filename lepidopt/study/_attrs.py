@@ -12,7 +12,7 @@ from ..recipe import Recipe
 __all__ = ["RUN", "ENGINE", "TOTAL", "OBJECTIVE", "ARTIFACTS", "BASELINE", "ROOT", "RECIPE", "SEED", "WORKER",
            "FAIL_REASON", "STOP_REASON", "STAGE", "PARENT", "RESUMED_FROM", "SURPLUS", "PROMOTED_TWICE", "HISTORY",
            "TIMINGS", "METRICS", "N_TRAIN", "RSS_MB", "IMPORTED_FROM", "KERAS_TUNER_TRIAL_ID", "KERAS_TUNER_EPOCHS",
-           "RETRY_HISTORY", "identity_attrs", "outcome_attrs"]
+           "RETRY_HISTORY", "HEARTBEAT", "identity_attrs", "outcome_attrs"]
 
 # The study's user attributes.
 RUN = "lepidopt:run"  # the run as recorded (Run.to_dict() and the folder on the creating machine)
@@ -42,6 +42,10 @@ RSS_MB = "rss_mb"
 IMPORTED_FROM = "lepidopt:imported_from"  # the engine that ran a trial Optuna did not
 KERAS_TUNER_TRIAL_ID = "keras_tuner:trial_id"
 KERAS_TUNER_EPOCHS = "keras_tuner:epochs"  # the epochs Hyperband gave the trial
+
+# A trial's system attribute: its worker's last heartbeat (time.time()) on a storage without Optuna's own
+# heartbeat table (the gRPC proxy).
+HEARTBEAT = "lepidopt:heartbeat"
 
 # Optuna's own system attribute: the numbers of the earlier runs of a retried trial, the one it retries last.
 RETRY_HISTORY = "retry_history"

@@ -16,8 +16,8 @@ import time
 from typing import TYPE_CHECKING, Callable, cast
 
 from .._signals import Interrupted
-from ..errors import LepidoptError, StudyError
-from ..runs import Run
+from ..errors import LepidoptError, StorageOutage, StudyError
+from ..runs import Run, mask_password
 from ..study import load_study, open_storage
 from ._in_process import run_in_process
 from ._settings import WorkerSettings
@@ -63,6 +63,10 @@ def run_in_processes(run: Run, *, n_trials: int | None, timeout: float | None, s
         code = cast(int, worker.exitcode)  # join() without a timeout returns once the process has ended
         if code in (128 + signal.SIGTERM, 128 + signal.SIGINT):  # the child was interrupted on its own
             raise Interrupted(code - 128)
+        if code == StorageOutage.exit_code:
+            raise StorageOutage(f"storage {mask_password(run.storage)!r}", "did not answer for longer than the worker "
+                                f"waits, so its trial process {worker.pid} gave up (its log says when).",
+                                fix="Start the worker again once the storage answers.")
         if code != REPLACE_ME:
             if code != 0:
                 raise StudyError(

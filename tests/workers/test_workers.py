@@ -1,49 +1,27 @@
 """Workers on a shared study: real processes, real storages (PostgreSQL, SQLite, a journal file),
 killed with SIGKILL and stopped with SIGTERM, resumed from their checkpoints."""
 
+import datetime
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import optuna
 import pytest
 import yaml
 
-from conftest import wait_for_checkpoint, write_space
+from conftest import POSTGRES, wait_for_checkpoint, write_space
 from lepidopt.api import format_status, search, status
 from lepidopt.cli import main
 from lepidopt.study import open_storage
 
-POSTGRES = os.environ.get("LEPIDOPT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 FAST_HEARTBEAT = ["--heartbeat", "1", "--grace", "3"]
-
-
-@pytest.fixture(scope="module")
-def postgres_server():
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        connection = psycopg2.connect(f"{POSTGRES}/postgres", connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {POSTGRES} ({str(exc).strip()}); set LEPIDOPT_TEST_POSTGRES")
-    connection.autocommit = True
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def postgres_url(postgres_server):
-    """A throwaway database for one test."""
-    name = f"lepidopt_test_{uuid.uuid4().hex[:10]}"
-    with postgres_server.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    yield f"{POSTGRES}/{name}"
-    with postgres_server.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def create(demo_folder, tmp_path, storage: str, *, n_trials: int, **space) -> None:
@@ -90,16 +68,23 @@ def test_four_workers_finish_exactly_the_total(kind, demo_folder, tmp_path, requ
     assert not list((tmp_path / "w" / "trials").glob("*/state.json"))  # checkpoints removed when trials end
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
-def test_a_killed_worker_s_trial_is_retried_from_its_checkpoint(kind, demo_folder, tmp_path, request):
-    storage = request.getfixturevalue("postgres_url") if kind == "postgresql" else f"sqlite:///{tmp_path}/w.db"
-    create(demo_folder, tmp_path, storage, n_trials=2, epochs_head=150)
+def kill_a_worker_mid_trial(storage: str, tmp_path: Path) -> dict:
+    """SIGKILL a worker once its trial saved its fifth epoch, and wait past the grace period; the checkpoint's
+    state."""
     first = start_worker(storage, *FAST_HEARTBEAT, "--checkpoint-every", "0")
     saved = wait_for_checkpoint(tmp_path / "w", step=5)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     time.sleep(4)  # past the grace period: the trial's heartbeat has stopped
+    return saved
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_a_killed_worker_s_trial_is_retried_from_its_checkpoint(kind, demo_folder, tmp_path, request):
+    storage = request.getfixturevalue("postgres_url") if kind == "postgresql" else f"sqlite:///{tmp_path}/w.db"
+    create(demo_folder, tmp_path, storage, n_trials=2, epochs_head=150)
+    saved = kill_a_worker_mid_trial(storage, tmp_path)
     second = start_worker(storage, *FAST_HEARTBEAT, "--checkpoint-every", "0")
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err
@@ -192,7 +177,7 @@ def test_a_study_missing_from_the_storage_names_the_ones_there(tmp_path, postgre
     assert "study 'w': not in storage" in err and "which holds 'other'; nothing was created" in err
 
 
-def test_an_empty_database_holds_no_study_and_is_left_empty(tmp_path, postgres_url, postgres_server, capsys):
+def test_an_empty_database_holds_no_study_and_is_left_empty(tmp_path, postgres_url, capsys):
     assert main(["worker", "--study", "w", "--storage", postgres_url]) == 6
     err = capsys.readouterr().err
     assert f"study 'w': not in storage '{postgres_url}', which holds no study; nothing was created" in err
@@ -201,3 +186,89 @@ def test_an_empty_database_holds_no_study_and_is_left_empty(tmp_path, postgres_u
     with psycopg2.connect(postgres_url) as connection, connection.cursor() as cursor:
         cursor.execute("select count(*) from information_schema.tables where table_schema = 'public'")
         assert cursor.fetchone()[0] == 0
+
+
+class PostgresCluster:
+    """The local PostgreSQL server, stopped and started for real (Debian's pg_ctlcluster, as root)."""
+
+    def __init__(self) -> None:
+        server = urlsplit(POSTGRES)
+        clusters = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True).stdout.split()
+        rows = [clusters[i:i + 7] for i in range(0, len(clusters), 7)]
+        local = server.hostname in ("127.0.0.1", "localhost")
+        found = [r for r in rows if len(r) == 7 and r[2] == str(server.port or 5432)] if local else []
+        if not found or os.geteuid() != 0:
+            pytest.skip("needs the local PostgreSQL server's cluster (pg_ctlcluster) and root to stop it")
+        self.version, self.name = found[0][:2]
+
+    def __call__(self, action: str) -> None:
+        subprocess.run(["pg_ctlcluster", self.version, self.name, action, *(["-m", "fast"] if action == "stop" else [])],
+                       check=True, capture_output=True)
+
+    def running(self) -> bool:
+        return subprocess.run(["pg_ctlcluster", self.version, self.name, "status"], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def postgres_cluster(postgres_url):
+    cluster = PostgresCluster()
+    yield cluster
+    if not cluster.running():
+        cluster("start")
+
+
+@pytest.mark.slow
+def test_a_two_worker_study_survives_the_database_stopped_for_15_s(demo_folder, tmp_path, postgres_url,
+                                                                  postgres_cluster):
+    create(demo_folder, tmp_path, postgres_url, n_trials=3, epochs_head=150)
+    workers = [start_worker(postgres_url, "--checkpoint-every", "0") for _ in range(2)]
+    wait_for_checkpoint(tmp_path / "w", step=5)
+    stopped = datetime.datetime.now()
+    postgres_cluster("stop")
+    time.sleep(15)
+    postgres_cluster("start")
+    outputs = [w.communicate(timeout=900) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err[-3000:] for _, err in outputs]
+    trials = trials_of(postgres_url)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3  # nothing failed, nothing run twice
+    spanning = [t for t in trials if t.datetime_start < stopped < t.datetime_complete]
+    assert spanning, "no trial was running while the database was down"
+    for trial in spanning:  # trained on through the outage: every epoch stored once, in order
+        assert sorted(trial.intermediate_values) == list(range(len(trial.intermediate_values)))
+        assert [h["step"] for h in trial.user_attrs["history"]] == sorted(trial.intermediate_values)
+    assert any("unreachable" in err and "answers again after" in err for _, err in outputs)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_workers_behind_the_storage_proxy_finish_the_total_and_a_killed_one_s_trial_resumes(
+        demo_folder, tmp_path, postgres_url):
+    port = free_port()
+    proxy = subprocess.Popen([sys.executable, "-m", "lepidopt", "storage-proxy", "--storage", postgres_url,
+                              "--host", "127.0.0.1", "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline and proxy.poll() is None, "the storage proxy did not start"
+            time.sleep(0.2)
+        url = f"grpc://127.0.0.1:{port}"
+        create(demo_folder, tmp_path, url, n_trials=3, epochs_head=150)
+        saved = kill_a_worker_mid_trial(url, tmp_path)
+        workers = [start_worker(url, *FAST_HEARTBEAT, "--checkpoint-every", "0") for _ in range(2)]
+        outputs = [w.communicate(timeout=900) for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], [err[-3000:] for _, err in outputs]
+        assert any(f"resumes trial {saved['trial']}" in err for _, err in outputs)
+        assert_resumed_without_gaps(trials_of(postgres_url), total=3, killed_step=saved["step"])  # in the database
+    finally:
+        proxy.send_signal(signal.SIGTERM)
+        _, err = proxy.communicate(timeout=60)
+    assert proxy.returncode == 0, err[-3000:]
+    assert "storage proxy stopping (SIGTERM)" in err

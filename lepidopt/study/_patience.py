@@ -1,0 +1,201 @@
+"""A worker's storage that waits out an outage: a database restarting, a dropped connection, the gRPC proxy
+restarting. Every storage call that fails for want of a connection is tried again with backoff until the
+storage answers or the outage has lasted ``outage`` seconds; past that the worker gives up with
+StorageUnreachable, leaving its trial RUNNING for the heartbeat sweep to fail and retry from its checkpoint.
+
+A write whose connection broke at the moment of its commit may have been stored before the error: retrying
+it is safe for Optuna's upserts (a parameter, an attribute, an epoch's value, a state change the storage
+refuses twice), and creating a trial twice is the one write it cannot tell apart; the surplus trial is left
+RUNNING without a heartbeat and failed by the sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any, Iterator
+
+from ..runs import mask_password
+
+__all__ = ["patient", "StorageUnreachable", "StorageUnavailable", "without_waiting", "is_connection_error",
+           "connection_error_text"]
+
+log = logging.getLogger("lepidopt")
+_FIRST_WAIT, _LONGEST_WAIT = 0.25, 2.0  # seconds between attempts: doubling from the first to the longest
+
+
+class StorageUnreachable(BaseException):
+    """The storage did not answer for the whole outage limit. A BaseException, so neither a trial's error
+    handling nor Optuna catches it: both would try to store the failure on the storage that is gone (Optuna's
+    ``_run_trial`` then dies of an UnboundLocalError). The worker turns it into a StorageOutage."""
+
+    def __init__(self, storage: str, seconds: float, reason: str) -> None:
+        super().__init__(f"storage {storage!r} unreachable for {seconds:.0f} s ({reason})")
+        self.storage, self.seconds, self.reason = storage, seconds, reason
+
+
+class StorageUnavailable(Exception):
+    """A call made ``without_waiting`` found the storage unreachable; the outage limit is not reached yet."""
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, is a lost or refused connection to the storage."""
+    return _connection_error(error) is not None
+
+
+def _connection_error(error: BaseException) -> BaseException | None:
+    from sqlalchemy import exc as sql
+
+    try:
+        import grpc
+    except ImportError:
+        grpc = None
+    seen: BaseException | None = error
+    for _ in range(10):  # the chain: Optuna's StorageInternalError is raised from SQLAlchemy's error
+        if seen is None:
+            return None
+        if isinstance(seen, sql.DBAPIError) and seen.connection_invalidated:
+            return seen
+        if isinstance(seen, (sql.OperationalError, sql.InterfaceError, sql.DisconnectionError)):
+            return seen
+        if grpc is not None and isinstance(seen, grpc.RpcError) and seen.code() == grpc.StatusCode.UNAVAILABLE:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def connection_error_text(error: BaseException) -> str:
+    """What went wrong with the connection, in a line, passwords masked."""
+    cause = _connection_error(error) or error
+    details = getattr(cause, "details", None)  # a gRPC error's own text; its str() is a dump of the call
+    text = (details() if callable(details) else None) or str(getattr(cause, "orig", None) or cause).strip()
+    return mask_password(text.splitlines()[0] if text else type(cause).__name__)[:300]
+
+
+class _Outage:
+    """When the storage stopped answering, shared by the worker's threads (the trial's and the heartbeat's)."""
+
+    def __init__(self, storage: str, limit: float) -> None:
+        self.storage, self.limit = storage, limit
+        self.since: float | None = None
+        self.last_failure = 0.0
+        self.gave_up: StorageUnreachable | None = None
+        self.lock = threading.Lock()
+
+    def failed(self, error: Exception) -> float:
+        """Seconds left before giving up; raises StorageUnreachable past the limit."""
+        with self.lock:
+            if self.gave_up is not None:
+                raise self.gave_up
+            now = self.last_failure = time.monotonic()
+            if self.since is None:
+                self.since = now
+                log.warning("storage %r unreachable (%s); waiting for it up to %.0f s", self.storage,
+                            connection_error_text(error), self.limit)
+            left = self.since + self.limit - now
+            if left <= 0:
+                self.gave_up = StorageUnreachable(self.storage, now - self.since, connection_error_text(error))
+                raise self.gave_up
+            return left
+
+    def answered(self, *, after_failing: bool) -> None:
+        """A call succeeded: the outage is over if that call had failed before, or nothing failed for a while
+        (a call that succeeds at once may have been answered from a cache)."""
+        if self.since is None:  # read without the lock: the common case costs nothing
+            return
+        with self.lock:
+            if self.since is not None and (after_failing or time.monotonic() - self.last_failure > _LONGEST_WAIT * 2):
+                log.warning("storage %r answers again after %.0f s", self.storage, time.monotonic() - self.since)
+                self.since = None
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def without_waiting() -> Iterator[None]:
+    """Storage calls of this thread in the block raise StorageUnavailable at once when the storage is unreachable,
+    instead of waiting for it (the outage still counts towards the limit)."""
+    before = getattr(_local, "hurried", False)
+    _local.hurried = True
+    try:
+        yield
+    finally:
+        _local.hurried = before
+
+
+def _patient_call(name: str) -> Any:
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self._inner, name)
+        wait, failed = _FIRST_WAIT, False
+        while True:
+            if self._outage.gave_up is not None:
+                raise self._outage.gave_up
+            try:
+                result = method(*args, **kwargs)
+            except Exception as error:
+                if not is_connection_error(error):
+                    raise
+                left, failed = self._outage.failed(error), True
+                if getattr(_local, "hurried", False):
+                    raise StorageUnavailable(connection_error_text(error)) from None
+                time.sleep(min(wait, left))
+                wait = min(wait * 2, _LONGEST_WAIT)
+                continue
+            self._outage.answered(after_failing=failed)
+            return result
+
+    call.__name__ = name
+    return call
+
+
+def _record_heartbeat(self: Any, trial_id: int) -> None:
+    """A heartbeat the storage cannot take is skipped: the trial's own calls decide when to give up."""
+    try:
+        _patient_call("record_heartbeat")(self, trial_id)
+    except StorageUnreachable:
+        pass
+
+
+def _storage_class(heartbeat: bool) -> type:
+    from optuna.storages import BaseStorage
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    bases: tuple[type, ...] = (BaseStorage, BaseHeartbeat) if heartbeat else (BaseStorage,)
+    names = {name for base in bases for name, value in vars(base).items()
+             if callable(value) and (not name.startswith("_") or name == "_get_stale_trial_ids")}
+    namespace: dict[str, Any] = {name: _patient_call(name) for name in names}
+    if heartbeat:
+        namespace["record_heartbeat"] = _record_heartbeat
+    namespace["__init__"] = _init
+    namespace["__getattr__"] = _getattr
+    namespace["__doc__"] = "An Optuna storage whose calls wait out an outage of the storage they call (patient())."
+    return type("PatientHeartbeatStorage" if heartbeat else "PatientStorage", bases, namespace)
+
+
+def _init(self: Any, inner: Any, given: Any, outage: _Outage) -> None:
+    self._inner, self._given, self._outage = inner, given, outage
+
+
+def _getattr(self: Any, name: str) -> Any:
+    if name.startswith("__") or name in ("_inner", "_given", "_outage"):
+        raise AttributeError(name)
+    return getattr(self._given, name)  # e.g. an RDB storage's engine
+
+
+_CLASSES: dict[bool, type] = {}
+
+
+def patient(storage: Any, *, url: str, outage: float) -> Any:
+    """``storage`` (an opened Optuna storage for ``url``) with every call waiting up to ``outage`` seconds for a
+    storage that stopped answering. An RDB storage keeps Optuna's in-process cache of finished trials."""
+    import optuna
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    inner = optuna.storages.get_storage(storage)
+    heartbeat = isinstance(inner, BaseHeartbeat)
+    if heartbeat not in _CLASSES:
+        _CLASSES[heartbeat] = _storage_class(heartbeat)
+    return _CLASSES[heartbeat](inner, storage, _Outage(mask_password(url), outage))

@@ -1,0 +1,130 @@
+"""A worker's storage waits out an outage: real PostgreSQL behind a TCP gate the tests close and open."""
+
+import threading
+import time
+from urllib.parse import urlsplit
+
+import optuna
+import pytest
+
+from conftest import POSTGRES
+from lepidopt.engines._optuna import OptunaReporter
+from lepidopt.errors import SettingError
+from lepidopt.study import Heartbeat, StorageUnavailable, StorageUnreachable, open_storage, without_waiting
+from tcp_gate import TcpGate
+
+
+@pytest.fixture
+def gate():
+    server = urlsplit(POSTGRES)
+    opened = TcpGate(server.hostname, server.port or 5432)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def gated_url(postgres_url, gate):
+    server = urlsplit(POSTGRES)
+    return postgres_url.replace(server.netloc, f"{server.username}@127.0.0.1:{gate.port}")
+
+
+def patient_study(url: str, *, outage: float):
+    storage = open_storage(url, heartbeat=Heartbeat(interval=1, grace=60, outage=outage))
+    return optuna.create_study(study_name="s", storage=storage, direction="maximize")
+
+
+def reopen_after(gate: TcpGate, seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, gate.open)
+    timer.start()
+    return timer
+
+
+def test_a_call_waits_for_the_database_to_come_back(gated_url, gate):
+    study = patient_study(gated_url, outage=30)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    gate.close()
+    reopen_after(gate, 2)
+    started = time.monotonic()
+    trial.report(0.5, 0)  # the storage is unreachable for 2 s of it
+    assert time.monotonic() - started >= 1.5
+    study.tell(trial, 0.5)
+    assert [(t.state.name, t.intermediate_values) for t in study.get_trials()] == [("COMPLETE", {0: 0.5})]
+
+
+def test_past_the_outage_limit_the_worker_gives_up_and_every_later_call_at_once(gated_url, gate):
+    study = patient_study(gated_url, outage=1)
+    trial = study.ask()
+    gate.close()
+    with pytest.raises(StorageUnreachable, match=r"unreachable for 1 s \(.*\)") as gone:
+        trial.report(0.5, 0)
+    assert f"127.0.0.1:{gate.port}" in gone.value.storage
+    assert not isinstance(gone.value, Exception)  # neither a trial's error handling nor Optuna catches it
+    gate.open()
+    started = time.monotonic()
+    with pytest.raises(StorageUnreachable):
+        study.get_trials()
+    assert time.monotonic() - started < 1
+    study._storage.record_heartbeat(trial._trial_id)  # the heartbeat thread is never the one to raise
+
+
+def test_a_call_without_waiting_raises_at_once_and_the_outage_still_counts(gated_url, gate):
+    study = patient_study(gated_url, outage=1.5)
+    trial = study.ask()
+    gate.close()
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable), without_waiting():
+        trial.report(0.5, 0)
+    assert time.monotonic() - started < 1
+    time.sleep(1.6)
+    with pytest.raises(StorageUnreachable), without_waiting():
+        trial.report(0.5, 0)
+
+
+def test_a_trial_trains_on_while_the_database_is_down_and_its_reports_arrive_in_order(gated_url, gate):
+    study = patient_study(gated_url, outage=30)
+    trial = study.ask()
+    reporter = OptunaReporter(trial, judge_from=0)
+    reporter.report(0.1, 0)
+    gate.close()
+    started = time.monotonic()
+    reporter.report(0.2, 1)
+    reporter.report(0.3, 2)
+    assert not reporter.should_stop()  # not judged on what the storage does not hold
+    assert time.monotonic() - started < 2  # nothing waited for the storage
+    assert reporter.undelivered == [(0.2, 1), (0.3, 2)]
+    reopen_after(gate, 1)
+    reporter.deliver()
+    assert reporter.undelivered == []
+    assert study.get_trials()[0].intermediate_values == {0: 0.1, 1: 0.2, 2: 0.3}
+
+
+def test_other_errors_are_not_waited_for(gated_url):
+    study = patient_study(gated_url, outage=30)
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    started = time.monotonic()
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        study._storage.set_trial_user_attr(trial._trial_id, "late", 1)
+    assert time.monotonic() - started < 1
+
+
+def test_a_storage_restarted_between_calls_is_reconnected_without_an_outage(gated_url, gate, caplog):
+    study = patient_study(gated_url, outage=30)
+    study.ask()
+    gate.close()  # every pooled connection dropped
+    gate.open()
+    assert len(study.get_trials()) == 1  # the pool tests a connection before it is used (pre-ping)
+    assert "unreachable" not in caplog.text
+
+
+def test_the_outage_limit_defaults_to_what_the_heartbeat_allows_and_is_refused_beyond():
+    assert Heartbeat().outage == 300 - 60 - 5
+    assert Heartbeat(interval=1, grace=3).outage == 0
+    with pytest.raises(SettingError) as refused:
+        Heartbeat(interval=60, grace=180, outage=200)
+    assert str(refused.value) == (
+        "outage=200: a worker waits for its storage at most grace=180 less interval=60 less 5 s, 115 s (from 0): "
+        "longer, and the other workers take its trial for dead while it still waits. Lower it, or raise the grace "
+        "period (grace=265).")
+    with pytest.raises(SettingError, match="outage=-1"):
+        Heartbeat(outage=-1)
