@@ -133,7 +133,7 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
                  f"{n_trials} in total" if n_trials else "stopped" if not timeout else f"{timeout:.0f} s pass")
     checked = study_data(run) if resumed_data is None else resumed_data  # before any trial process starts
     run_trials(run, optuna_study, n_trials=n_trials, timeout=timeout, settings=workers,
-               data=None if workers.recycling.enabled else checked)
+               data=None if workers.recycling.enabled else checked, first=resumed_data is None)
     return SearchSummary(run=run, status=_status_of(optuna_study, run), seconds=time.perf_counter() - started)
 
 

@@ -6,12 +6,13 @@ Nothing heavy is imported at module level, so ``lepidopt --help`` answers withou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import functools
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn, Sequence, cast
 
 from .errors import LepidoptError, ModelError, SettingError, naming_flags
 
@@ -326,7 +327,7 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
                           help="a trial silent this long has a dead worker: it is failed and retried (default 300)")
     failures.add_argument("--storage-outage", type=float, metavar="S",
                           help="wait this long for a storage that stopped answering, training on, then exit with "
-                          "code 11 (default: --grace less --heartbeat less 5, 235 s)")
+                          "code 11 (default: --grace less --heartbeat less 15, 225 s)")
     failures.add_argument("--retries", type=int, default=3, help="most retries of one trial (default 3)")
     failures.add_argument("--checkpoint-every", type=float, default=30.0, metavar="S",
                           help="seconds between checkpoints while a head trains; fine-tuning saves every epoch "
@@ -632,6 +633,23 @@ def _report_native_crashes() -> None:
     faulthandler.enable()
 
 
+@contextlib.contextmanager
+def storage_outages_as_errors() -> Iterator[None]:
+    """A storage given up on outside the trials (opening the study, counting it afterwards) ends the command as
+    inside them: with StorageOutage."""
+    try:
+        yield
+    except (LepidoptError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:
+        from .study import outage_error, unreachable_in
+
+        gone = unreachable_in(error)
+        if gone is None:
+            raise
+        raise outage_error(gone) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _report_native_crashes()
     parser = build_parser()
@@ -642,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args)
     flag = functools.partial(_flag, parser)
     try:
-        with naming_flags(flag):
+        with naming_flags(flag), storage_outages_as_errors():
             return COMMANDS[args.command](args)
     except LepidoptError as exc:
         prefix = f"lepidopt {args.command}: error" if isinstance(exc, SettingError) else "error"

@@ -53,10 +53,13 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def run_trials(self, run: Run, study: Any, data: StudyData, *, n_trials: int | None, timeout: float | None,
-                   policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None) -> None:
+                   policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None,
+                   sampler_seed: int | None = None) -> None:
         """Run trials until the study holds ``n_trials`` finished trials in total, or ``timeout`` seconds pass;
-        ``on_trial(study, trial)`` after each one, where the engine supports it. Raises Interrupted on a
-        SIGTERM or SIGINT, TooManyFailures after ``policy.max_failures`` failed trials in a row."""
+        ``on_trial(study, trial)`` after each one, where the engine supports it; ``sampler_seed``: this process's
+        seed for choosing recipes, where the engine's choices are made in the process (default: the run's).
+        Raises Interrupted on a SIGTERM or SIGINT, TooManyFailures after ``policy.max_failures`` failed trials
+        in a row."""
 
     def after_interrupt(self, study: Any, stop: Interrupted, *, retries: int) -> str:
         """Leave the interrupted trial to be run again; returns what the user is told of it ('' for nothing)."""

@@ -285,7 +285,8 @@ class KerasTunerEngine(Engine):
         (role or KerasTunerRole.from_flags()).export()
 
     def run_trials(self, run: Run, study: Any, data: StudyData, *, n_trials: int | None, timeout: float | None,
-                   policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None) -> None:
+                   policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None,
+                   sampler_seed: int | None = None) -> None:  # the chief's oracle chooses, seeded with the run's
         keras_tuner_search(run, study, data, n_trials=n_trials, timeout=timeout, policy=policy)
 
     def after_interrupt(self, study: Any, stop: Interrupted, *, retries: int) -> str:

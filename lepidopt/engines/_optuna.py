@@ -140,8 +140,9 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
             recorded.pop(attrs.RESUMED_FROM, None)  # it starts from its parent's head, not from a run of its own
         for key, value in recorded.items():
             trial.set_user_attr(key, value)
-        if attrs.FAIL_REASON in trial.user_attrs:  # copied from the failed run this trial retries
-            trial.set_user_attr(attrs.FAIL_REASON, None)
+        for copied_attr in (attrs.FAIL_REASON, attrs.RESUMED_FROM):  # copied from the failed run this trial retries
+            if copied_attr in trial.user_attrs and copied_attr not in recorded:
+                trial.set_user_attr(copied_attr, None)
         if copied:
             log.info("trial %d fine-tunes the head of trial %d", trial.number, trial.user_attrs[attrs.PARENT])
         elif setup.saved:
@@ -282,8 +283,10 @@ class OptunaEngine(Engine):
                              fix="Drop them.")
 
     def run_trials(self, run: Run, study: Any, data: StudyData, *, n_trials: int | None, timeout: float | None,
-                   policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None) -> None:
-        study.sampler, study.pruner = _sampler(run), _pruner(run)
+                   policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None,
+                   sampler_seed: int | None = None) -> None:
+        study.sampler = make_sampler(run.sampler, seed=run.seed if sampler_seed is None else sampler_seed)
+        study.pruner = _pruner(run)
         optimize(run, study, data, n_trials=n_trials, timeout=timeout, policy=policy, on_trial=on_trial)
 
     def after_interrupt(self, study: Any, stop: Interrupted, *, retries: int) -> str:

@@ -8,7 +8,7 @@ from ._creation import create_study, creation_lock, resume_study
 from ._experimental import quietly
 from ._grpc import serve_proxy
 from ._opening import OpenedStudy, existing_storage, open_study
-from ._patience import StorageUnavailable, StorageUnreachable, without_waiting
+from ._patience import StorageUnavailable, StorageUnreachable, outage_error, unreachable_in, without_waiting
 from ._record import load_study, record_study, update_record
 from ._retry import retry_trial
 from ._status import StudyStatus, TrialRow, format_status, status_of
@@ -33,6 +33,7 @@ __all__ = [
     "load_study",
     "open_storage",
     "open_study",
+    "outage_error",
     "quietly",
     "record_study",
     "resume_study",
@@ -40,6 +41,7 @@ __all__ = [
     "serve_proxy",
     "status_of",
     "study_names",
+    "unreachable_in",
     "update_record",
     "without_waiting",
 ]

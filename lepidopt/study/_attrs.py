@@ -43,8 +43,8 @@ IMPORTED_FROM = "lepidopt:imported_from"  # the engine that ran a trial Optuna d
 KERAS_TUNER_TRIAL_ID = "keras_tuner:trial_id"
 KERAS_TUNER_EPOCHS = "keras_tuner:epochs"  # the epochs Hyperband gave the trial
 
-# A trial's system attribute: its worker's last heartbeat (time.time()) on a storage without Optuna's own
-# heartbeat table (the gRPC proxy).
+# A trial's system attribute: its worker's last heartbeat, [trial id, time.time()], on a storage without Optuna's
+# own heartbeat table (the gRPC proxy).
 HEARTBEAT = "lepidopt:heartbeat"
 
 # Optuna's own system attribute: the numbers of the earlier runs of a retried trial, the one it retries last.

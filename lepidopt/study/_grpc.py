@@ -39,12 +39,12 @@ def heartbeat_proxy(host: str, port: int, *, interval: int, grace: int,
 
     class HeartbeatGrpcStorageProxy(GrpcStorageProxy, BaseHeartbeat):
         def record_heartbeat(self, trial_id: int) -> None:
-            self.set_trial_system_attr(trial_id, attrs.HEARTBEAT, time.time())
+            self.set_trial_system_attr(trial_id, attrs.HEARTBEAT, [trial_id, time.time()])
 
         def _get_stale_trial_ids(self, study_id: int) -> list[int]:
             now = time.time()
             return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-                    if now - t.system_attrs.get(attrs.HEARTBEAT, now) > grace]
+                    if now - _last_beat(t, now) > grace]
 
         def get_heartbeat_interval(self) -> int:
             return interval
@@ -53,6 +53,14 @@ def heartbeat_proxy(host: str, port: int, *, interval: int, grace: int,
             return stale_callback
 
     return HeartbeatGrpcStorageProxy(host=host, port=port)
+
+
+def _last_beat(trial: optuna.trial.FrozenTrial, now: float) -> float:
+    """When the trial's worker last wrote its heartbeat; ``now`` for a trial without one yet. Optuna's retry copies
+    the failed trial's system attributes, so a retry holds its predecessor's last heartbeat until its own
+    worker writes one: the heartbeat names its trial."""
+    beat = trial.system_attrs.get(attrs.HEARTBEAT)
+    return beat[1] if isinstance(beat, list) and beat[0] == trial._trial_id else now
 
 
 def make_proxy_server(storage: Any, host: str, port: int, *, threads: int) -> grpc.Server:
@@ -117,6 +125,7 @@ def serve_proxy(url: str, *, host: str, port: int, threads: int,
         raise SettingError("storage", shown, "the storage proxy serves a database (PostgreSQL, MySQL or SQLite); "
                            "Optuna's proxy does not serve a journal file, and a proxy does not serve another proxy.",
                            fix="Give the database's URL, e.g. postgresql://USER@HOST/DB.")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created through the proxy
     storage = optuna.storages.get_storage(open_storage(url))  # with Optuna's cache of finished trials
     try:
         server = make_proxy_server(storage, host, port, threads=threads)

@@ -3,10 +3,11 @@ restarting. Every storage call that fails for want of a connection is tried agai
 storage answers or the outage has lasted ``outage`` seconds; past that the worker gives up with
 StorageUnreachable, leaving its trial RUNNING for the heartbeat sweep to fail and retry from its checkpoint.
 
-A write whose connection broke at the moment of its commit may have been stored before the error: retrying
-it is safe for Optuna's upserts (a parameter, an attribute, an epoch's value, a state change the storage
-refuses twice), and creating a trial twice is the one write it cannot tell apart; the surplus trial is left
-RUNNING without a heartbeat and failed by the sweep.
+A write whose connection broke at the moment of its commit may have been stored before the error. Writing it
+again is harmless for Optuna's upserts (a parameter, an attribute, an epoch's value), and a trial's end that
+the storage refuses because it holds it already counts as stored. Two writes cannot be told apart: a trial
+created twice, and a waiting trial claimed by the broken attempt (Optuna then takes another); either is left
+RUNNING without a heartbeat, which Optuna's sweep never fails, until ``lepidopt recover`` does.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import threading
 import time
 from typing import Any, Iterator
 
+from ..errors import StorageOutage, option
 from ..runs import mask_password
 
 __all__ = ["patient", "StorageUnreachable", "StorageUnavailable", "without_waiting", "is_connection_error",
-           "connection_error_text"]
+           "connection_error_text", "unreachable_in", "outage_error"]
 
 log = logging.getLogger("lepidopt")
 _FIRST_WAIT, _LONGEST_WAIT = 0.25, 2.0  # seconds between attempts: doubling from the first to the longest
@@ -34,6 +36,25 @@ class StorageUnreachable(BaseException):
     def __init__(self, storage: str, seconds: float, reason: str) -> None:
         super().__init__(f"storage {storage!r} unreachable for {seconds:.0f} s ({reason})")
         self.storage, self.seconds, self.reason = storage, seconds, reason
+
+
+def unreachable_in(error: BaseException) -> StorageUnreachable | None:
+    """The give-up ``error`` is or was raised from: Optuna turns one during its own bookkeeping into another
+    error (an UnboundLocalError when it happens in the middle of storing a trial's end)."""
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None or isinstance(seen, StorageUnreachable):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def outage_error(gone: StorageUnreachable) -> StorageOutage:
+    """What a worker that gave up on its storage says before it exits (code 11)."""
+    return StorageOutage(
+        f"storage {gone.storage!r}", f"did not answer for {gone.seconds:.0f} s ({gone.reason}), the longest this "
+        f"worker waits ({option('outage')}); a trial it was running is left to the heartbeat sweep, which retries it "
+        "from its checkpoint.", fix="Start the worker again once the storage answers.")
 
 
 class StorageUnavailable(Exception):
@@ -136,6 +157,9 @@ def _patient_call(name: str) -> Any:
             try:
                 result = method(*args, **kwargs)
             except Exception as error:
+                if failed and name == "set_trial_state_values" and _stored_before(self._inner, error, args, kwargs):
+                    self._outage.answered(after_failing=True)
+                    return True
                 if not is_connection_error(error):
                     raise
                 left, failed = self._outage.failed(error), True
@@ -151,12 +175,27 @@ def _patient_call(name: str) -> Any:
     return call
 
 
+def _stored_before(storage: Any, error: Exception, args: tuple, kwargs: dict) -> bool:
+    """Whether a trial's state change, tried again after its connection broke, is refused because the broken
+    attempt was stored after all (its commit went through, its answer was lost)."""
+    import optuna
+
+    if not isinstance(error, optuna.exceptions.UpdateFinishedTrialError):
+        return False
+    called = dict(zip(("trial_id", "state"), args)) | kwargs
+    return bool(storage.get_trial(called["trial_id"]).state == called["state"])
+
+
 def _record_heartbeat(self: Any, trial_id: int) -> None:
-    """A heartbeat the storage cannot take is skipped: the trial's own calls decide when to give up."""
+    """A heartbeat the storage cannot take is skipped, never raised: Optuna's heartbeat thread would end on an
+    error while the trial trains on, and the trial would be taken for dead. The trial's own calls decide when
+    to give up."""
     try:
         _patient_call("record_heartbeat")(self, trial_id)
     except StorageUnreachable:
         pass
+    except Exception as error:
+        log.warning("heartbeat of trial id %d not written: %s", trial_id, connection_error_text(error))
 
 
 def _storage_class(heartbeat: bool) -> type:

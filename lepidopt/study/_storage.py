@@ -28,13 +28,18 @@ if TYPE_CHECKING:
 __all__ = ["open_storage", "check_storage_url", "has_optuna_tables", "study_names", "Heartbeat", "grpc_address"]
 
 _DRIVERS = {"postgresql": ("psycopg2", "postgres"), "mysql": ("pymysql", "mysql")}
-_HEARTBEAT_AGAIN = 5  # seconds: a heartbeat waiting for the storage is written this soon after it is back
+# Seconds between the storage answering again and a waiting worker's heartbeat being written: a connection
+# attempt under way may take its whole timeout (10 s) to fail, then the next try comes within 2 s.
+_HEARTBEAT_AGAIN = 15
+_GRPC_READY = 10  # seconds a worker waits for the storage proxy when it opens it
 # A pooled connection is tested before use (a restarted server's connections are replaced, not failed on), and
 # replaced after 10 minutes (firewalls and load balancers drop idle connections without a word); connecting
-# gives up after 10 s, so an unreachable host counts as an outage instead of hanging the worker.
-_GRPC_READY = 10  # seconds a worker waits for the storage proxy when it opens it
+# gives up after 10 s, and PostgreSQL's TCP keepalives find a connection to a vanished host within about 25 s,
+# so an unreachable host counts as an outage instead of hanging the worker.
 _POOL = {"pool_pre_ping": True, "pool_recycle": 600}
-_CONNECT = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_timeout": 10}}
+_CONNECT = {"postgresql": {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                           "keepalives_count": 3},
+            "mysql": {"connect_timeout": 10, "read_timeout": 60, "write_timeout": 60}}
 
 
 def check_storage_url(url: str, *, own_folder: Path | None = None) -> str:
@@ -122,13 +127,13 @@ class Heartbeat:
     A worker whose storage is unreachable (a database restarting, a dropped connection) waits for it up to
     ``outage`` seconds, then exits with its trial left for that sweep. By default it waits as long as its trial
     can stay silent without being taken for dead: ``grace`` less one ``interval`` (the last heartbeat may
-    be that old when the outage starts) less 5 s for the next heartbeat to be written once the storage is back.
+    be that old when the outage starts) less 15 s for the next heartbeat to be written once the storage is back.
     """
 
     interval: int = 60
     grace: int = 300
     retries: int = 3
-    outage: float | None = None  # seconds; None: grace - interval - 5
+    outage: float | None = None  # seconds; None: grace - interval - 15
 
     def __post_init__(self) -> None:
         if self.interval < 1:

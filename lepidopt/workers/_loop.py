@@ -24,13 +24,17 @@ __all__ = ["run_trials"]
 
 
 def run_trials(run: Run, study: Any, *, n_trials: int | None, timeout: float | None, settings: WorkerSettings,
-               data: StudyData | None = None, on_trial: Callable[[Any, Any], None] | None = None) -> None:
+               data: StudyData | None = None, on_trial: Callable[[Any, Any], None] | None = None,
+               first: bool = False) -> None:
     """Trials of ``study`` in this process (or in recycled child processes) until its total or the timeout;
     raises WorkerInterrupted after a SIGTERM or SIGINT, with the interrupted trial enqueued again. ``data``:
-    the study's data if this process has it already (else it is built from the run)."""
+    the study's data if this process has it already (else it is built from the run). ``first``: this process
+    created the study and runs its trials alone so far, so it draws recipes with the study's seed, and a
+    search run alone is repeatable; every other process (a worker, a resumed search, a recycled trial
+    process) draws them with a seed of its own."""
     if not settings.recycling.enabled:
         run_in_process(run, study, n_trials=n_trials, timeout=timeout, settings=settings, data=data,
-                       on_trial=on_trial)
+                       on_trial=on_trial, own_seed=not first)
         return
     with interruptible(get_engine(run.engine), study, retries=settings.heartbeat.retries):
         run_in_processes(run, n_trials=n_trials, timeout=timeout, settings=settings,

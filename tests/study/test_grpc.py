@@ -49,6 +49,9 @@ def test_a_dead_worker_s_trial_behind_the_proxy_is_failed_and_retried_by_optuna_
     dead, retry = study.get_trials()
     assert (dead.state.name, retry.state.name) == ("FAIL", "WAITING")
     assert retry.params == dead.params and retry.system_attrs["failed_trial"] == dead.number
+    assert study.ask().number == retry.number  # claimed; it holds its predecessor's heartbeat, copied by Optuna
+    optuna.storages.fail_stale_trials(study)
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "RUNNING"]  # not taken for dead by that one
 
 
 def test_a_trial_that_never_beat_is_not_taken_for_dead(proxy):

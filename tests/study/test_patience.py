@@ -5,6 +5,7 @@ import time
 from urllib.parse import urlsplit
 
 import optuna
+import sqlalchemy
 import pytest
 
 from conftest import POSTGRES
@@ -118,13 +119,48 @@ def test_a_storage_restarted_between_calls_is_reconnected_without_an_outage(gate
 
 
 def test_the_outage_limit_defaults_to_what_the_heartbeat_allows_and_is_refused_beyond():
-    assert Heartbeat().outage == 300 - 60 - 5
+    assert Heartbeat().outage == 300 - 60 - 15
     assert Heartbeat(interval=1, grace=3).outage == 0
     with pytest.raises(SettingError) as refused:
         Heartbeat(interval=60, grace=180, outage=200)
     assert str(refused.value) == (
-        "outage=200: a worker waits for its storage at most grace=180 less interval=60 less 5 s, 115 s (from 0): "
+        "outage=200: a worker waits for its storage at most grace=180 less interval=60 less 15 s, 105 s (from 0): "
         "longer, and the other workers take its trial for dead while it still waits. Lower it, or raise the grace "
-        "period (grace=265).")
+        "period (grace=275).")
     with pytest.raises(SettingError, match="outage=-1"):
         Heartbeat(outage=-1)
+
+
+def test_a_give_up_while_optuna_stores_a_trial_s_end_ends_the_worker_with_a_storage_outage(gated_url, gate):
+    from lepidopt.engines import get_engine
+    from lepidopt.errors import StorageOutage
+    from lepidopt.workers._in_process import interruptible
+
+    study = patient_study(gated_url, outage=1)
+
+    def objective(trial):
+        gate.close()  # Optuna stores the trial's end on a storage that is gone
+        return 1.0
+
+    with pytest.raises(StorageOutage) as ended, interruptible(get_engine("optuna"), study, retries=0):
+        study.optimize(objective, n_trials=1, catch=(Exception,))
+    assert ended.value.exit_code == 11
+    assert "did not answer for 1 s" in str(ended.value)
+
+
+def test_a_trial_end_stored_before_its_connection_broke_counts_as_stored(gated_url, gate, monkeypatch):
+    study = patient_study(gated_url, outage=30)
+    trial = study.ask()
+    inner = study._storage._inner
+    real = inner.set_trial_state_values
+
+    def stored_then_lost(trial_id, state, values=None):
+        real(trial_id, state, values)  # the commit went through; then the connection broke before the answer
+        monkeypatch.setattr(inner, "set_trial_state_values", real)
+        gate.close()
+        gate.open()
+        raise sqlalchemy.exc.OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(inner, "set_trial_state_values", stored_then_lost)
+    study.tell(trial, 0.5)  # the second try is refused, as the trial is finished: it counts as stored
+    assert [(t.state.name, t.value) for t in study.get_trials()] == [("COMPLETE", 0.5)]

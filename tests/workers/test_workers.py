@@ -63,6 +63,7 @@ def test_four_workers_finish_exactly_the_total(kind, demo_folder, tmp_path, requ
     trials = trials_of(storage)
     assert len(trials) == 8 and {t.state.name for t in trials} == {"COMPLETE"}
     assert len({t.number for t in trials}) == 8
+    assert len({repr(sorted(t.params.items())) for t in trials}) == 8  # each worker draws recipes of its own
     pids = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(pids) >= 2 and pids <= {w.pid for w in workers}
     assert not list((tmp_path / "w" / "trials").glob("*/state.json"))  # checkpoints removed when trials end
@@ -272,3 +273,14 @@ def test_workers_behind_the_storage_proxy_finish_the_total_and_a_killed_one_s_tr
         _, err = proxy.communicate(timeout=60)
     assert proxy.returncode == 0, err[-3000:]
     assert "storage proxy stopping (SIGTERM)" in err
+
+
+@pytest.mark.slow
+def test_a_short_chaos_soak_loses_nothing(postgres_server):
+    """benchmarks/chaos.py at a small size: workers killed with SIGKILL and SIGTERM mid-trial, the database
+    restarted once (as root), and every check of the study at zero violations."""
+    soak = subprocess.run([sys.executable, str(Path(__file__).parents[2] / "benchmarks" / "chaos.py"), "--workers", "3",
+                           "--trials", "16", "--kills", "4", "--epochs", "6", "--seed", "1", "--postgres", POSTGRES,
+                           "--time-limit", "900"], capture_output=True, text=True, timeout=1200)
+    assert soak.returncode == 0, soak.stdout[-3000:] + soak.stderr[-3000:]
+    assert re.search(r"chaos: 0 violations over 16 trials and [1-4] kills", soak.stdout), soak.stdout[-3000:]
