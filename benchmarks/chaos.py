@@ -37,10 +37,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from postgres import create_database, drop_database  # noqa: E402
 
 SPACE = {
     "name": "chaos",
@@ -60,21 +62,8 @@ GRACE = 20
 class Database:
     def __init__(self, server: str) -> None:
         self.server = server
-        self.name = f"lepidopt_chaos_{uuid.uuid4().hex[:10]}"
-        self._admin(f"CREATE DATABASE {self.name}")
-        self.url = f"{server}/{self.name}"
+        self.name, self.url = create_database(server, "lepidopt_chaos")
         self.cluster = self._cluster()
-
-    def _admin(self, sql: str) -> None:
-        import psycopg2
-
-        connection = psycopg2.connect(f"{self.server}/postgres", connect_timeout=10)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            connection.close()
 
     def _cluster(self) -> list[str] | None:
         """The local cluster's version and name, when this process may restart it."""
@@ -98,7 +87,7 @@ class Database:
         return time.monotonic() - started
 
     def drop(self) -> None:
-        self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        drop_database(self.server, self.name)
 
 
 def trials(url: str) -> list:

@@ -38,6 +38,9 @@ import time
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from postgres import create_database, drop_database  # noqa: E402
+
 EPOCHS = 4
 
 
@@ -128,21 +131,9 @@ class Storages:
         self.proxies: list[subprocess.Popen] = []
 
     def _database(self) -> str:
-        name = f"lepidopt_bench_{uuid.uuid4().hex[:10]}"
-        self._admin(f"CREATE DATABASE {name}")
+        name, url = create_database(self.postgres, "lepidopt_bench")
         self.databases.append(name)
-        return f"{self.postgres}/{name}"
-
-    def _admin(self, sql: str) -> None:
-        import psycopg2
-
-        connection = psycopg2.connect(f"{self.postgres}/postgres", connect_timeout=10)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            connection.close()
+        return url
 
     def new(self, kind: str) -> str:
         name = uuid.uuid4().hex[:8]
@@ -172,7 +163,7 @@ class Storages:
             proxy.terminate()
             proxy.wait(60)
         for name in self.databases:
-            self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            drop_database(self.postgres, name)
 
 
 def run_arm(kind: str, workers: int, args: argparse.Namespace, storages: Storages, folder: Path) -> dict:
