@@ -110,6 +110,25 @@ def make_proxy_server(storage: Any, host: str, port: int, *, threads: int) -> gr
     return server
 
 
+def proxied_storage(database: Any) -> Any:
+    """The opened ``database`` with Optuna's cache of finished trials, as the proxy serves it. The cache learns of a
+    trial when this process creates or reads it, so a trial created through an earlier run of the proxy (before
+    it restarted) takes its parameters without the cache."""
+    import optuna
+
+    cached = optuna.storages.get_storage(database)
+    through_cache = cached.set_trial_param
+
+    def set_trial_param(trial_id: int, name: str, value: float, distribution: Any) -> None:
+        try:
+            through_cache(trial_id, name, value, distribution)
+        except KeyError:  # not in the cache; the database says whether the trial exists
+            database.set_trial_param(trial_id, name, value, distribution)
+
+    cached.set_trial_param = set_trial_param
+    return cached
+
+
 def serve_proxy(url: str, *, host: str, port: int, threads: int,
                 on_ready: Callable[[], None] | None = None) -> None:
     """Serve the storage at ``url`` (a database; its tables are made if missing) on ``host:port`` until SIGTERM or
@@ -126,7 +145,7 @@ def serve_proxy(url: str, *, host: str, port: int, threads: int,
                            "Optuna's proxy does not serve a journal file, and a proxy does not serve another proxy.",
                            fix="Give the database's URL, e.g. postgresql://USER@HOST/DB.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created through the proxy
-    storage = optuna.storages.get_storage(open_storage(url))  # with Optuna's cache of finished trials
+    storage = proxied_storage(open_storage(url))
     try:
         server = make_proxy_server(storage, host, port, threads=threads)
     except (OSError, RuntimeError) as exc:

@@ -13,7 +13,7 @@ from lepidopt.cli import main
 from lepidopt.errors import StorageError
 from lepidopt.study import Heartbeat, StorageUnavailable, open_storage, without_waiting
 from lepidopt.study import _storage
-from lepidopt.study._grpc import make_proxy_server
+from lepidopt.study._grpc import make_proxy_server, proxied_storage
 from tcp_gate import TcpGate
 
 
@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 def serve(url: str, port: int):
-    server = make_proxy_server(optuna.storages.get_storage(open_storage(url)), "127.0.0.1", port, threads=4)
+    server = make_proxy_server(proxied_storage(open_storage(url)), "127.0.0.1", port, threads=4)
     server.start()
     return server
 
@@ -67,14 +67,17 @@ def test_a_worker_waits_for_the_proxy_to_restart(tmp_path):
     port = free_port()
     server = serve(f"sqlite:///{tmp_path}/proxied.db", port)
     storage = open_storage(f"grpc://127.0.0.1:{port}", heartbeat=Heartbeat(interval=1, grace=60, outage=30))
-    study = optuna.create_study(study_name="s", storage=storage)
+    study = optuna.create_study(study_name="s", storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
     server.stop(0).wait()
     restarted = []
     threading.Timer(2, lambda: restarted.append(serve(f"sqlite:///{tmp_path}/proxied.db", port))).start()
     started = time.monotonic()
-    study.ask()
+    trial.suggest_float("x", 0, 1)  # the restarted proxy has not seen this trial yet
     assert time.monotonic() - started >= 1.5
-    assert len(study.get_trials()) == 1
+    study.tell(trial, 1.0)
+    study.ask()
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING"]
     restarted[0].stop(0)
 
 
