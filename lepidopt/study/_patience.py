@@ -108,8 +108,7 @@ class _Outage:
     def failed(self, error: Exception) -> float:
         """Seconds left before giving up; raises StorageUnreachable past the limit."""
         with self.lock:
-            if self.gave_up is not None:
-                raise self.gave_up
+            self.check()
             now = self.last_failure = time.monotonic()
             if self.since is None:
                 self.since = now
@@ -118,8 +117,15 @@ class _Outage:
             left = self.since + self.limit - now
             if left <= 0:
                 self.gave_up = StorageUnreachable(self.storage, now - self.since, connection_error_text(error))
-                raise self.gave_up
+                self.check()
             return left
+
+    def check(self) -> None:
+        """Raises StorageUnreachable, a new one each time (an exception raised again grows its traceback), once
+        the worker gave up."""
+        gone = self.gave_up
+        if gone is not None:
+            raise StorageUnreachable(gone.storage, gone.seconds, gone.reason)
 
     def answered(self, *, after_failing: bool) -> None:
         """A call succeeded: the outage is over if that call had failed before, or nothing failed for a while
@@ -152,8 +158,7 @@ def _patient_call(name: str) -> Any:
         method = getattr(self._inner, name)
         wait, failed = _FIRST_WAIT, False
         while True:
-            if self._outage.gave_up is not None:
-                raise self._outage.gave_up
+            self._outage.check()
             try:
                 result = method(*args, **kwargs)
             except Exception as error:
