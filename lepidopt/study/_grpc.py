@@ -116,7 +116,7 @@ def proxied_storage(database: Any) -> Any:
     it restarted) takes its parameters without the cache."""
     import optuna
 
-    cached = optuna.storages.get_storage(database)
+    cached: Any = optuna.storages.get_storage(database)
     through_cache = cached.set_trial_param
 
     def set_trial_param(trial_id: int, name: str, value: float, distribution: Any) -> None:
