@@ -20,10 +20,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    # lepidopt search, worker, recover, status, export, report, dashboard
+    # lepidopt search, worker, recover, storage-proxy, status, export, report, dashboard
     "search": "lepidopt.api",
     "worker": "lepidopt.api",
     "recover": "lepidopt.api",
+    "storage_proxy": "lepidopt.api",
     "status": "lepidopt.api",
     "format_status": "lepidopt.api",
     "export_best": "lepidopt.api",

@@ -10,6 +10,7 @@ FUNCTIONS_OF_COMMANDS = {
     "search": ["search"],
     "worker": ["worker"],
     "recover": ["recover"],
+    "storage-proxy": ["storage_proxy"],
     "status": ["status", "format_status"],
     "export": ["export_best"],
     "report": ["report_study", "report_embeddings"],
