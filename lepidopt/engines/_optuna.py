@@ -285,8 +285,7 @@ class OptunaEngine(Engine):
     def run_trials(self, run: Run, study: Any, data: StudyData, *, n_trials: int | None, timeout: float | None,
                    policy: TrialPolicy, on_trial: Callable[[Any, Any], None] | None = None,
                    sampler_seed: int | None = None) -> None:
-        study.sampler = make_sampler(run.sampler, seed=run.seed if sampler_seed is None else sampler_seed)
-        study.pruner = _pruner(run)
+        study.sampler, study.pruner = _sampler(run, seed=sampler_seed), _pruner(run)
         optimize(run, study, data, n_trials=n_trials, timeout=timeout, policy=policy, on_trial=on_trial)
 
     def after_interrupt(self, study: Any, stop: Interrupted, *, retries: int) -> str:
@@ -297,8 +296,9 @@ class OptunaEngine(Engine):
         return f"trial {number} will be retried from its last checkpoint; "
 
 
-def _sampler(run: Run) -> Any:
-    return make_sampler(run.sampler, seed=run.seed)
+def _sampler(run: Run, *, seed: int | None = None) -> Any:
+    """The run's sampler, seeded with ``seed`` (default: the run's)."""
+    return make_sampler(run.sampler, seed=run.seed if seed is None else seed)
 
 
 def _pruner(run: Run) -> Any:
