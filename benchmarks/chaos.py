@@ -150,7 +150,7 @@ def main() -> int:
         logs = folder / "logs"
         logs.mkdir(exist_ok=True)
         events = soak(args, database, restart, rng, logs, started)
-        violations = check(database.url, folder / "results" / "chaos", args.trials)
+        violations, checked = check(database.url, folder / "results" / "chaos", args.trials)
     finally:
         database.drop()
         if not args.keep:
@@ -158,6 +158,9 @@ def main() -> int:
     print(f"  {events['kills']} kills of workers in the middle of a trial ({events['sigkill']} SIGKILL, "
           f"{events['sigterm']} SIGTERM); {events['started']} workers started in all; exit codes of the others: "
           f"{events['exits']}; database restart: {events['restart']}", flush=True)
+    print(f"  checked: {checked['trials']} trials stored ({checked['counted']} counted, {checked['failed']} failed, "
+          f"{checked['surplus']} surplus); {checked['retries']} retries, {checked['resumed']} of them "
+          f"from a checkpoint; {checked['cache']} feature cache entries", flush=True)
     total = sum(len(v) for v in violations.values())
     for name, found in violations.items():
         print(f"  {name:12} {len(found)} violations" + (f": {found[:5]}" if found else ""))
@@ -230,7 +233,8 @@ def soak(args: argparse.Namespace, database: Database, restart: bool, rng: rando
     return events
 
 
-def check(url: str, study_folder: Path, total: int) -> dict[str, list]:
+def check(url: str, study_folder: Path, total: int) -> tuple[dict[str, list], dict[str, int]]:
+    """The violations of each check, and how many trials, retries and cache entries the checks covered."""
     import numpy as np
     import optuna
 
@@ -255,10 +259,13 @@ def check(url: str, study_folder: Path, total: int) -> dict[str, list]:
             violations["twice"].append(f"params of trials {params[key]} and {trial.number}")
         roots[root], params[key] = trial.number, trial.number
     ran = [t for t in every if not t.user_attrs.get("lepidopt:surplus") and t.datetime_start is not None]
+    retries = resumed_retries = 0
     for trial in ran:  # a retry starts only once the run it retries has ended
         before_number = (trial.system_attrs.get("retry_history") or [None])[-1]
         if before_number is None:
             continue
+        retries += 1
+        resumed_retries += trial.user_attrs.get("resumed_from") is not None
         before = by_number[before_number]
         if before.datetime_complete is None or trial.datetime_start < before.datetime_complete:
             violations["twice"].append(f"trial {trial.number} started while trial {before_number} it retries ran")
@@ -275,7 +282,8 @@ def check(url: str, study_folder: Path, total: int) -> dict[str, list]:
     left = [p for p in (study_folder / "trials").glob("*") if any(p.iterdir()) and int(p.name) not in given_up] \
         if (study_folder / "trials").exists() else []
     violations["checkpoints"] = [str(p.relative_to(study_folder)) for p in left]
-    for data in sorted((study_folder / "cache").rglob("features-*.npy")):
+    cache_entries = sorted((study_folder / "cache").rglob("features-*.npy"))
+    for data in cache_entries:
         meta = json.loads(data.with_suffix(".json").read_text())
         array = np.load(data, mmap_mode="r")
         checksum = hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
@@ -283,7 +291,11 @@ def check(url: str, study_folder: Path, total: int) -> dict[str, list]:
             violations["cache"].append(data.name)
     if given_up:
         print(f"  trials whose retries were used up (failed for good, their checkpoints kept): {sorted(given_up)}")
-    return violations
+    checked = {"trials": len(every), "counted": count_finished(study),
+               "surplus": sum(bool(t.user_attrs.get("lepidopt:surplus")) for t in every),
+               "failed": sum(t.state.name == "FAIL" for t in every), "retries": retries, "resumed": resumed_retries,
+               "cache": len(cache_entries)}
+    return violations, checked
 
 
 if __name__ == "__main__":

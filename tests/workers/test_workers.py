@@ -289,3 +289,6 @@ def test_a_short_chaos_soak_loses_nothing(postgres_server):
                            "--time-limit", "900"], capture_output=True, text=True, timeout=1200)
     assert soak.returncode == 0, soak.stdout[-3000:] + soak.stderr[-3000:]
     assert re.search(r"chaos: 0 violations over 16 trials and [1-4] kills", soak.stdout), soak.stdout[-3000:]
+    checked = re.search(r"checked: \d+ trials stored \(16 counted.*; (\d+) retries, (\d+) of them from a checkpoint; "
+                        r"(\d+) feature cache entries", soak.stdout)
+    assert checked and int(checked.group(1)) >= 1 and int(checked.group(3)) >= 1, soak.stdout[-3000:]  # not vacuous
