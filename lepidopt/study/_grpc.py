@@ -10,6 +10,7 @@ and the retry callback that enqueues the dead worker's trial again to resume fro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -35,6 +36,7 @@ def heartbeat_proxy(host: str, port: int, *, interval: int, grace: int,
     ``grace`` seconds stale."""
     from optuna.storages import GrpcStorageProxy
     from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     class HeartbeatGrpcStorageProxy(GrpcStorageProxy, BaseHeartbeat):
@@ -42,9 +44,15 @@ def heartbeat_proxy(host: str, port: int, *, interval: int, grace: int,
             self.set_trial_system_attr(trial_id, attrs.HEARTBEAT, [trial_id, time.time()])
 
         def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-            now = time.time()
-            return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-                    if now - _last_beat(t, now) > grace]
+            now, stale = time.time(), []
+            for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+                beat = _own_beat(trial)
+                if beat is None:  # a silent trial: its clock starts now (see _silent)
+                    with contextlib.suppress(UpdateFinishedTrialError):
+                        self.record_heartbeat(trial._trial_id)
+                elif now - beat > grace:
+                    stale.append(trial._trial_id)
+            return stale
 
         def get_heartbeat_interval(self) -> int:
             return interval
@@ -55,12 +63,12 @@ def heartbeat_proxy(host: str, port: int, *, interval: int, grace: int,
     return HeartbeatGrpcStorageProxy(host=host, port=port)
 
 
-def _last_beat(trial: optuna.trial.FrozenTrial, now: float) -> float:
-    """When the trial's worker last wrote its heartbeat; ``now`` for a trial without one yet. Optuna's retry copies
-    the failed trial's system attributes, so a retry holds its predecessor's last heartbeat until its own
-    worker writes one: the heartbeat names its trial."""
+def _own_beat(trial: optuna.trial.FrozenTrial) -> float | None:
+    """When the trial's last heartbeat was written; None for a trial without one yet. Optuna's retry copies the
+    failed trial's system attributes, so a retry holds its predecessor's last heartbeat until its own worker
+    writes one: the heartbeat names its trial."""
     beat = trial.system_attrs.get(attrs.HEARTBEAT)
-    return beat[1] if isinstance(beat, list) and beat[0] == trial._trial_id else now
+    return beat[1] if isinstance(beat, list) and beat[0] == trial._trial_id else None
 
 
 def make_proxy_server(storage: Any, host: str, port: int, *, threads: int) -> grpc.Server:

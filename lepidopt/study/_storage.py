@@ -17,6 +17,7 @@ from ..runs import mask_password, storage_file
 from ._experimental import quietly
 from ._grpc import heartbeat_proxy
 from ._patience import patient
+from ._silent import sweeping_rdb_storage
 
 if TYPE_CHECKING:
     import sqlite3
@@ -190,10 +191,10 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
         if not create:
             options["skip_table_creation"] = True
         if url.startswith("sqlite"):
-            storage = _fast_sqlite(quietly(optuna.storages.RDBStorage, url=url, **options))
+            storage = _fast_sqlite(quietly(sweeping_rdb_storage(), url=url, **options))
         else:
             connect = _CONNECT[url.split("+", 1)[0]]
-            storage = quietly(optuna.storages.RDBStorage, url=url, engine_kwargs=dict(_POOL, connect_args=connect),
+            storage = quietly(sweeping_rdb_storage(), url=url, engine_kwargs=dict(_POOL, connect_args=connect),
                               **options)
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)

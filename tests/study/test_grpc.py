@@ -54,15 +54,6 @@ def test_a_dead_worker_s_trial_behind_the_proxy_is_failed_and_retried_by_optuna_
     assert [t.state.name for t in study.get_trials()] == ["FAIL", "RUNNING"]  # not taken for dead by that one
 
 
-def test_a_trial_that_never_beat_is_not_taken_for_dead(proxy):
-    storage = open_storage(f"grpc://127.0.0.1:{proxy}", heartbeat=Heartbeat(interval=1, grace=2))
-    study = optuna.create_study(study_name="s", storage=storage)
-    study.ask()
-    time.sleep(2.5)
-    optuna.storages.fail_stale_trials(study)  # as Optuna's RDB storage: only trials with a heartbeat are judged
-    assert [t.state.name for t in study.get_trials()] == ["RUNNING"]
-
-
 def test_a_worker_waits_for_the_proxy_to_restart(tmp_path):
     port = free_port()
     server = serve(f"sqlite:///{tmp_path}/proxied.db", port)
