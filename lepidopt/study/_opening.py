@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..errors import StorageError, StudyError, command, option
 from ..runs import Run, absolute_storage, mask_password, read_run, run_from_dict, storage_file, study_dir
 from . import _attrs as attrs
+from ._patience import patiently
 from ._storage import Heartbeat, has_optuna_tables, open_storage, study_names
 
 if TYPE_CHECKING:
@@ -35,8 +36,13 @@ def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None
             f"storage {shown!r}", f"the file {str(path)!r} does not exist, so it holds no study {study!r}; nothing "
             "was created.", fix=f"A relative path is read from the current folder, {os.getcwd()}. {fix}"
         )
-    storage = open_storage(url, heartbeat=heartbeat, create=False) if has_optuna_tables(url) else None
-    names = [] if storage is None else study_names(storage)
+
+    def opened() -> tuple[optuna.storages.BaseStorage | None, list[str]]:
+        storage = open_storage(url, heartbeat=heartbeat, create=False) if has_optuna_tables(url) else None
+        return storage, [] if storage is None else study_names(storage)
+
+    # A worker (with a heartbeat) that starts while its database restarts waits for it, as a running one does.
+    storage, names = opened() if heartbeat is None else patiently(opened, url=url, outage=cast(float, heartbeat.outage))
     if study not in names:
         raise StudyError(f"study {study!r}", f"not in storage {shown!r}, which holds "
                          f"{', '.join(map(repr, names)) or 'no study'}; nothing was created.", fix=fix)

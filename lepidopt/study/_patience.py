@@ -7,7 +7,10 @@ A write whose connection broke at the moment of its commit may have been stored 
 again is harmless for Optuna's upserts (a parameter, an attribute, an epoch's value), and a trial's end that
 the storage refuses because it holds it already counts as stored. Two writes cannot be told apart: a trial
 created twice, and a waiting trial claimed by the broken attempt (Optuna then takes another); either is left
-RUNNING without a heartbeat, which Optuna's sweep never fails, until ``lepidopt recover`` does.
+RUNNING without a heartbeat, which the stale-trial sweep fails one grace period later (``_silent``).
+
+A worker that starts while its storage is unreachable waits the same way (``patiently``). Errors that no wait
+mends (a wrong password, user, database or host name) are raised at once.
 """
 
 from __future__ import annotations
@@ -16,16 +19,20 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar, cast
 
 from ..errors import StorageOutage, option
 from ..runs import mask_password
 
-__all__ = ["patient", "StorageUnreachable", "StorageUnavailable", "without_waiting", "is_connection_error",
+__all__ = ["patient", "patiently", "StorageUnreachable", "StorageUnavailable", "without_waiting", "is_connection_error",
            "connection_error_text", "unreachable_in", "outage_error"]
 
 log = logging.getLogger("lepidopt")
 _FIRST_WAIT, _LONGEST_WAIT = 0.25, 2.0  # seconds between attempts: doubling from the first to the longest
+# What a refused connection says when waiting cannot help (PostgreSQL's, MySQL's and the resolver's words).
+_LASTING = ("password authentication failed", "no pg_hba.conf entry", "does not exist", "access denied for user",
+            "unknown database", "could not translate host name", "name or service not known")
+T = TypeVar("T")
 
 
 class StorageUnreachable(BaseException):
@@ -62,8 +69,10 @@ class StorageUnavailable(Exception):
 
 
 def is_connection_error(error: BaseException) -> bool:
-    """Whether ``error``, or an error it was raised from, is a lost or refused connection to the storage."""
-    return _connection_error(error) is not None
+    """Whether ``error``, or an error it was raised from, is a lost or refused connection to the storage that
+    waiting may mend."""
+    found = _connection_error(error)
+    return found is not None and not any(words in str(found).lower() for words in _LASTING)
 
 
 def _connection_error(error: BaseException) -> BaseException | None:
@@ -153,28 +162,45 @@ def without_waiting() -> Iterator[None]:
         _local.hurried = before
 
 
+def _wait_out(outage: _Outage, attempt: Callable[[], T], *,
+              stored_before: Callable[[Exception], bool] | None = None) -> T:
+    """``attempt()``, tried again while it fails for want of a connection, until ``outage`` gives up. An attempt
+    refused after a failed one, because the failed one was ``stored_before``, counts as done (True)."""
+    wait, failed = _FIRST_WAIT, False
+    while True:
+        outage.check()
+        try:
+            result = attempt()
+        except Exception as error:
+            if failed and stored_before is not None and stored_before(error):
+                outage.answered(after_failing=True)
+                return cast(T, True)
+            if not is_connection_error(error):
+                raise
+            left, failed = outage.failed(error), True
+            if getattr(_local, "hurried", False):
+                raise StorageUnavailable(connection_error_text(error)) from None
+            time.sleep(min(wait, left))
+            wait = min(wait * 2, _LONGEST_WAIT)
+            continue
+        outage.answered(after_failing=failed)
+        return result
+
+
+def patiently(attempt: Callable[[], T], *, url: str, outage: float) -> T:
+    """``attempt()`` (opening the storage at ``url``), waiting up to ``outage`` seconds for a storage that does not
+    answer yet; StorageUnreachable past that."""
+    return _wait_out(_Outage(mask_password(url), outage), attempt)
+
+
 def _patient_call(name: str) -> Any:
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self._inner, name)
-        wait, failed = _FIRST_WAIT, False
-        while True:
-            self._outage.check()
-            try:
-                result = method(*args, **kwargs)
-            except Exception as error:
-                if failed and name == "set_trial_state_values" and _stored_before(self._inner, error, args, kwargs):
-                    self._outage.answered(after_failing=True)
-                    return True
-                if not is_connection_error(error):
-                    raise
-                left, failed = self._outage.failed(error), True
-                if getattr(_local, "hurried", False):
-                    raise StorageUnavailable(connection_error_text(error)) from None
-                time.sleep(min(wait, left))
-                wait = min(wait * 2, _LONGEST_WAIT)
-                continue
-            self._outage.answered(after_failing=failed)
-            return result
+        stored_before = None
+        if name == "set_trial_state_values":
+            def stored_before(error: Exception) -> bool:
+                return _stored_before(self._inner, error, args, kwargs)
+        return _wait_out(self._outage, lambda: method(*args, **kwargs), stored_before=stored_before)
 
     call.__name__ = name
     return call

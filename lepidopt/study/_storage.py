@@ -16,7 +16,7 @@ from ..errors import MissingExtraError, SettingError, StorageError, option
 from ..runs import mask_password, storage_file
 from ._experimental import quietly
 from ._grpc import heartbeat_proxy
-from ._patience import patient
+from ._patience import patient, patiently
 from ._silent import sweeping_rdb_storage
 
 if TYPE_CHECKING:
@@ -186,16 +186,18 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
         except OSError as exc:
             raise StorageError(f"storage {shown!r}", f"cannot be opened ({exc.strerror or exc}: {str(path)!r}).",
                                fix="Give the path of a journal file, new or made by an earlier study.") from None
-    try:
-        options = heartbeat.storage_options() if heartbeat else {}
-        if not create:
-            options["skip_table_creation"] = True
+    options = heartbeat.storage_options() if heartbeat else {}
+    if not create:
+        options["skip_table_creation"] = True
+
+    def opened() -> optuna.storages.RDBStorage:
         if url.startswith("sqlite"):
-            storage = _fast_sqlite(quietly(sweeping_rdb_storage(), url=url, **options))
-        else:
-            connect = _CONNECT[url.split("+", 1)[0]]
-            storage = quietly(sweeping_rdb_storage(), url=url, engine_kwargs=dict(_POOL, connect_args=connect),
-                              **options)
+            return _fast_sqlite(quietly(sweeping_rdb_storage(), url=url, **options))
+        connect = _CONNECT[url.split("+", 1)[0]]
+        return quietly(sweeping_rdb_storage(), url=url, engine_kwargs=dict(_POOL, connect_args=connect), **options)
+
+    try:  # a worker (with a heartbeat) waits for a database that does not answer yet, as a running one does
+        storage = opened() if heartbeat is None else patiently(opened, url=url, outage=cast(float, heartbeat.outage))
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise StorageError(

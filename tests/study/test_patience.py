@@ -10,8 +10,9 @@ import pytest
 
 from conftest import POSTGRES
 from lepidopt.engines._optuna import OptunaReporter
-from lepidopt.errors import SettingError
-from lepidopt.study import Heartbeat, StorageUnavailable, StorageUnreachable, open_storage, without_waiting
+from lepidopt.errors import SettingError, StorageError
+from lepidopt.study import (Heartbeat, StorageUnavailable, StorageUnreachable, existing_storage, open_storage,
+                            without_waiting)
 from tcp_gate import TcpGate
 
 
@@ -164,3 +165,23 @@ def test_a_trial_end_stored_before_its_connection_broke_counts_as_stored(gated_u
     monkeypatch.setattr(inner, "set_trial_state_values", stored_then_lost)
     study.tell(trial, 0.5)  # the second try is refused, as the trial is finished: it counts as stored
     assert [(t.state.name, t.value) for t in study.get_trials()] == [("COMPLETE", 0.5)]
+
+
+def test_a_worker_that_starts_while_the_database_is_down_waits_for_it(gated_url, gate):
+    patient_study(gated_url, outage=30)
+    gate.close()
+    reopen_after(gate, 2)
+    started = time.monotonic()
+    storage = existing_storage(gated_url, "s", heartbeat=Heartbeat(interval=1, grace=60, outage=30))
+    assert time.monotonic() - started >= 1.5
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["s"]
+    gate.close()
+    with pytest.raises(StorageUnreachable):  # and gives up after the outage limit, as a running worker does
+        existing_storage(gated_url, "s", heartbeat=Heartbeat(interval=1, grace=60, outage=1))
+
+
+def test_a_database_that_does_not_exist_is_refused_at_once_not_waited_for(postgres_server):
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="does not exist"):
+        existing_storage(f"{POSTGRES}/lepidopt_no_such_database", "s", heartbeat=Heartbeat(interval=1, grace=60))
+    assert time.monotonic() - started < 5
