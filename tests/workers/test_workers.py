@@ -285,7 +285,7 @@ def test_a_short_chaos_soak_loses_nothing(postgres_server):
     """benchmarks/chaos.py at a small size: workers killed with SIGKILL and SIGTERM mid-trial, the database
     restarted once (as root), and every check of the study at zero violations."""
     soak = subprocess.run([sys.executable, str(Path(__file__).parents[2] / "benchmarks" / "chaos.py"), "--workers", "3",
-                           "--trials", "16", "--kills", "4", "--epochs", "6", "--seed", "1", "--postgres", POSTGRES,
+                           "--trials", "16", "--kills", "4", "--epochs", "40", "--seed", "1", "--postgres", POSTGRES,
                            "--time-limit", "900"], capture_output=True, text=True, timeout=1200)
     assert soak.returncode == 0, soak.stdout[-3000:] + soak.stderr[-3000:]
     assert re.search(r"chaos: 0 violations over 16 trials and [1-4] kills", soak.stdout), soak.stdout[-3000:]
