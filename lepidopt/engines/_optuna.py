@@ -13,7 +13,7 @@ from .._signals import Interrupted
 from ..errors import MissingExtraError, SettingError, StudyError, option
 from ..runs import Run
 from ..study import StorageUnavailable, attrs, count_claimed, quietly, retry_trial, without_waiting
-from ..trial import Reporter, StudyData, TrialStopped, discard, run_trial
+from ..trial import Checkpoints, Reporter, StudyData, TrialStopped, discard, run_trial
 from ._base import Engine, register
 from ._optuna_space import suggest
 from ._policy import TrialPolicy
@@ -156,7 +156,7 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
             reporter.deliver()
             for key, value in attrs.outcome_attrs(history=stop.history, timings=stop.timings).items():
                 trial.set_user_attr(key, value)
-            discard(setup.checkpoints)
+            ended[trial.number] = setup.checkpoints
             raise optuna.TrialPruned(str(stop)) from None
         except Interrupted as stop:
             trial.set_user_attr(attrs.FAIL_REASON, f"interrupted by {stop}")
@@ -164,22 +164,26 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
             raise
         except Exception as exc:
             trial.set_user_attr(attrs.FAIL_REASON, failure_text(exc))
-            discard(setup.checkpoints)
+            ended[trial.number] = setup.checkpoints
             raise
         reporter.deliver()
         for key, value in attrs.outcome_attrs(history=result.history, timings=result.timings, metrics=result.metrics,
                                               n_train=result.n_train, stop_reason=result.stop_reason).items():
             trial.set_user_attr(key, value)
         if stage != 1:  # a finished head is kept for its stage two
-            discard(setup.checkpoints)
+            ended[trial.number] = setup.checkpoints
         return result.value
 
     failures: list[str] = []
     ran = 0
+    # Checkpoints of trials that ended, removed once their end is stored: a worker killed in between leaves its
+    # trial running, to be retried from them.
+    ended: dict[int, Checkpoints | None] = {}
 
     def after_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal ran
         ran += 1
+        discard(ended.pop(trial.number, None))
         if trial.user_attrs.get(attrs.SURPLUS) == attrs.PROMOTED_TWICE:
             log.info("trial %d not run: %s", trial.number, attrs.PROMOTED_TWICE)
             return
@@ -206,6 +210,7 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
         while True:
             ran = 0
             quietly(optuna.storages.fail_stale_trials, study=study)  # a dead worker's trial is no claim on the total
+            clear_ended_checkpoints(run, study)
             remaining = None if n_trials is None else n_trials - count_claimed(study)
             left = None if deadline is None else deadline - time.monotonic()
             if (remaining is not None and remaining <= 0) or (left is not None and left <= 0):
@@ -223,6 +228,24 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
                 raise policy.too_many_failures(failures)
             if remaining is None or ran < remaining:  # stopped, or out of time: not short of trials because of retries
                 return
+
+
+def clear_ended_checkpoints(run: Run, study: optuna.Study) -> None:
+    """Remove the checkpoints of trials whose end was stored by a worker that died before removing them (a
+    finished stage-one head keeps its checkpoint for its stage two)."""
+    import optuna
+
+    folder = run.folder / "trials"
+    if not folder.is_dir():
+        return
+    state = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    live = {t.user_attrs.get(attrs.ROOT, t.number) for t in trials if t.state in (state.RUNNING, state.WAITING)}
+    ended = {t.user_attrs.get(attrs.ROOT, t.number) for t in trials
+             if t.state in (state.COMPLETE, state.PRUNED) and t.user_attrs.get(attrs.STAGE) != 1}
+    for path in folder.iterdir():
+        if path.name.isdigit() and int(path.name) in ended - live:
+            discard(Checkpoints(path))
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from lepidopt.engines import TrialPolicy, get_engine
 from lepidopt.study import attrs, create_study, open_storage
 from lepidopt.trial import study_data
 from lepidopt.engines import make_pruner
-from lepidopt.engines._optuna import make_sampler, optimize
+from lepidopt.engines._optuna import clear_ended_checkpoints, make_sampler, optimize
 
 
 @pytest.fixture
@@ -206,3 +206,39 @@ def test_process_limits_must_be_positive():
     with pytest.raises(SettingError, match="max_rss='0GB': must be a positive size"):
         Recycling(max_rss="0GB")
     assert Recycling(max_rss="1.5GB").max_rss == int(1.5 * 2**30)
+
+
+@pytest.mark.slow
+def test_a_trial_s_checkpoints_are_removed_only_once_its_end_is_stored(demo_folder, tmp_path):
+    run = resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space=str(write_space(tmp_path)),
+                      sampler="random", pruner="none")
+    study = create_study(run, initialize=get_engine(run.engine).initialize)
+    store, ends = study._storage.set_trial_state_values, []
+
+    def set_trial_state_values(trial_id, state, values=None):
+        if state.is_finished():  # a worker killed after this write must find the checkpoints still there
+            ends.append((state.name, bool(list((run.folder / "trials").glob("*/state.json")))))
+        return store(trial_id, state, values)
+
+    study._storage.set_trial_state_values = set_trial_state_values
+    get_engine(run.engine).run_trials(run, study, study_data(run), n_trials=1, timeout=None,
+                                      policy=TrialPolicy(head_checkpoint_every=0))
+    assert ends == [("COMPLETE", True)]
+    assert not list((run.folder / "trials").glob("*/state.json"))
+
+
+def test_checkpoints_a_dead_worker_left_after_its_trial_s_end_are_cleared(demo_folder, tmp_path):
+    run = resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space=str(write_space(tmp_path)))
+    study = optuna.create_study()
+    state = optuna.trial.TrialState
+    made = [(state.COMPLETE, {}), (state.PRUNED, {}), (state.COMPLETE, {attrs.STAGE: 1}),  # a head kept for stage 2
+            (state.FAIL, {}), (state.RUNNING, {attrs.ROOT: 3}),  # trial 3's retry is running
+            (state.FAIL, {}), (state.COMPLETE, {attrs.ROOT: 5})]  # trial 5's retry completed
+    for trial_state, user_attrs in made:
+        study.add_trial(optuna.trial.create_trial(state=trial_state, user_attrs=user_attrs,
+                                                  value=None if trial_state != state.COMPLETE else 1.0))
+    for root in (0, 1, 2, 3, 5):  # a retry keeps its first run's folder
+        (run.folder / "trials" / str(root)).mkdir(parents=True)
+        (run.folder / "trials" / str(root) / "state.json").write_text("{}")
+    clear_ended_checkpoints(run, study)
+    assert sorted(int(p.name) for p in (run.folder / "trials").iterdir()) == [2, 3]
