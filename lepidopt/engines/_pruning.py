@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import time
 from typing import TYPE_CHECKING, Any, Callable, Container, Hashable, cast
 
 from ..errors import SettingError
@@ -20,6 +21,10 @@ __all__ = ["PRUNERS", "PruningSchedule", "pruning_schedule", "make_pruner", "epo
 
 PRUNERS = ("median", "hyperband", "sh", "none")  # the default first
 MIN_STARTUP_TRIALS = 5  # Optuna's own default for its median and percentile pruners
+# Seconds a pruner's view of the other trials is kept within a trial. Each read of a study's trials reads every
+# running trial again, and a worker's pruner reads at every epoch: with many workers that is most of the
+# storage's load. The peers that finish meanwhile move a median little; a trial's first judgement reads afresh.
+PEERS_READ_EVERY = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +92,7 @@ def _like_with_like() -> type:
                      fine_tuning: optuna.pruners.BasePruner | None = None) -> None:
             self.pruner = pruner
             self.fine_tuning = fine_tuning or pruner  # for fine-tuning epochs
+            self._read: tuple[int, float, list[optuna.trial.FrozenTrial]] | None = None
 
         def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
             step = trial.last_step
@@ -97,22 +103,33 @@ def _like_with_like() -> type:
             own = copy.copy(trial)  # its own best so far, too, counts only epochs of this kind
             own.intermediate_values = {
                 s: value for s, value in trial.intermediate_values.items() if epoch_kind(trial, s) == kind}
-            peers = _Peers(study, lambda other: epoch_kind(other, step) == kind)
+            peers = _Peers(study, self._trials(study, trial.number), lambda other: epoch_kind(other, step) == kind)
             return bool(pruner.prune(cast("optuna.Study", peers), own))
+
+        def _trials(self, study: optuna.Study, number: int) -> list[optuna.trial.FrozenTrial]:
+            """The study's trials, read at a trial's first judgement and again once ``PEERS_READ_EVERY`` seconds
+            have passed."""
+            now = time.monotonic()
+            if self._read is None or self._read[0] != number or now - self._read[1] > PEERS_READ_EVERY:
+                self._read = (number, now, study.get_trials(deepcopy=False))
+            return self._read[2]
 
     return _LikeWithLike
 
 
 class _Peers:
-    """The study as a pruner reads it, holding only the trials ``keep`` accepts (Optuna's Hyperband narrows
-    a study to a bracket the same way)."""
+    """The study as a pruner reads it, holding only the ``trials`` that ``keep`` accepts (Optuna's Hyperband
+    narrows a study to a bracket the same way)."""
 
-    def __init__(self, study: optuna.Study, keep: Callable[[optuna.trial.FrozenTrial], bool]) -> None:
+    def __init__(self, study: optuna.Study, trials: list[optuna.trial.FrozenTrial],
+                 keep: Callable[[optuna.trial.FrozenTrial], bool]) -> None:
         self._study = study
+        self._trials = trials
         self._keep = keep
 
     def get_trials(self, deepcopy: bool = True, states: Container[Any] | None = None) -> list[Any]:
-        return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states) if self._keep(t)]
+        kept = [t for t in self._trials if (states is None or t.state in states) and self._keep(t)]
+        return copy.deepcopy(kept) if deepcopy else kept
 
     @property
     def trials(self) -> list[Any]:

@@ -111,3 +111,38 @@ def test_the_median_pruner_waits_for_a_finished_trial_per_searched_param(demo_fo
     assert schedule.startup_trials == max(5, len(run.space.params))
     demo = resolve_run(study="d", results_dir=tmp_path, data=str(demo_folder), space="demo")
     assert pruning_schedule(demo).startup_trials == len(demo.space.params) == 9
+
+
+class CountingStorage(optuna.storages.InMemoryStorage):
+    reads = 0
+
+    def get_all_trials(self, *args, **kwargs):
+        CountingStorage.reads += 1
+        return super().get_all_trials(*args, **kwargs)
+
+
+def test_the_pruner_reads_the_study_at_a_trial_s_first_judgement_and_then_every_ten_seconds(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("lepidopt.engines._pruning.time.monotonic", lambda: clock[0])
+    storage = CountingStorage()
+    study = optuna.create_study(direction="maximize", storage=storage, pruner=make_pruner(
+        "median", max_steps=HEAD_EPOCHS, warmup_steps=0, startup_trials=1))
+    finished(study, [0.9] * HEAD_EPOCHS, "none")
+    trial = study.ask()
+    trial.set_user_attr(attrs.RECIPE, recipe("none"))
+    CountingStorage.reads = 0
+    for step in range(3):
+        trial.report(0.95, step)
+        assert not trial.should_prune()
+    assert CountingStorage.reads == 1  # one read for three epochs
+    for _ in range(2):
+        finished(study, [0.99] * HEAD_EPOCHS, "none")  # peers that finish meanwhile
+    trial.report(0.95, 3)
+    assert not trial.should_prune() and CountingStorage.reads == 1  # not seen yet: the median is still 0.9
+    clock[0] += 10.5
+    assert trial.should_prune() and CountingStorage.reads == 2  # read again: below the median of 0.99
+    following = study.ask()
+    following.set_user_attr(attrs.RECIPE, recipe("none"))
+    following.report(0.95, 0)
+    CountingStorage.reads = 0
+    assert following.should_prune() and CountingStorage.reads == 1  # a trial's first judgement reads afresh
