@@ -1,5 +1,6 @@
 """A network outage on demand: a TCP forwarder in front of a real server that a test closes (every open
-connection dropped, new ones refused, as when the server is down) and opens again on the same port."""
+connection dropped, new ones refused, as when the server is down) or hangs up (new connections closed as
+soon as made, as by a server shutting down or starting up) and opens again on the same port."""
 
 import socket
 import threading
@@ -15,9 +16,13 @@ class TcpGate:
         self.listener: socket.socket | None = None
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
+        self.hanging_up = False
         self.open()
 
     def open(self) -> None:
+        self.hanging_up = False
+        if self.listener is not None:
+            return
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -36,7 +41,18 @@ class TcpGate:
             except OSError:
                 pass
             listener.close()
-        for sock in dropped:
+        self._drop(dropped)
+
+    def hang_up(self) -> None:
+        """Drop every open connection, and close new ones as soon as they are made."""
+        with self.lock:
+            self.hanging_up = True
+            dropped, self.sockets = self.sockets, []
+        self._drop(dropped)
+
+    @staticmethod
+    def _drop(sockets: list[socket.socket]) -> None:
+        for sock in sockets:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -49,6 +65,9 @@ class TcpGate:
                 client, _ = listener.accept()
             except OSError:
                 return  # closed
+            if self.hanging_up:
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self.target, timeout=5)
             except OSError:

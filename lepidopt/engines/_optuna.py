@@ -232,7 +232,7 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
 
 def clear_ended_checkpoints(run: Run, study: optuna.Study) -> None:
     """Remove the checkpoints of trials whose end was stored by a worker that died before removing them (a
-    finished stage-one head keeps its checkpoint for its stage two)."""
+    completed stage-one head keeps its checkpoint for its stage two)."""
     import optuna
 
     folder = run.folder / "trials"
@@ -242,7 +242,7 @@ def clear_ended_checkpoints(run: Run, study: optuna.Study) -> None:
     trials = study.get_trials(deepcopy=False)
     live = {t.user_attrs.get(attrs.ROOT, t.number) for t in trials if t.state in (state.RUNNING, state.WAITING)}
     ended = {t.user_attrs.get(attrs.ROOT, t.number) for t in trials
-             if t.state in (state.COMPLETE, state.PRUNED) and t.user_attrs.get(attrs.STAGE) != 1}
+             if t.state == state.PRUNED or (t.state == state.COMPLETE and t.user_attrs.get(attrs.STAGE) != 1)}
     for path in folder.iterdir():
         if path.name.isdigit() and int(path.name) in ended - live:
             discard(Checkpoints(path))

@@ -42,7 +42,8 @@ def existing_storage(url: str, study: str, *, heartbeat: Heartbeat | None = None
         return storage, [] if storage is None else study_names(storage)
 
     # A worker (with a heartbeat) that starts while its database restarts waits for it, as a running one does.
-    storage, names = opened() if heartbeat is None else patiently(opened, url=url, outage=cast(float, heartbeat.outage))
+    storage, names = (patiently(opened, url=url, outage=cast(float, heartbeat.outage))
+                      if heartbeat is not None and path is None else opened())  # a file: no wait mends it
     if study not in names:
         raise StudyError(f"study {study!r}", f"not in storage {shown!r}, which holds "
                          f"{', '.join(map(repr, names)) or 'no study'}; nothing was created.", fix=fix)

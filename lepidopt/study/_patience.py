@@ -9,8 +9,8 @@ the storage refuses because it holds it already counts as stored. Two writes can
 created twice, and a waiting trial claimed by the broken attempt (Optuna then takes another); either is left
 RUNNING without a heartbeat, which the stale-trial sweep fails one grace period later (``_silent``).
 
-A worker that starts while its storage is unreachable waits the same way (``patiently``). Errors that no wait
-mends (a wrong password, user, database or host name) are raised at once.
+A worker that starts while its database restarts waits the same way (``patiently``); one that gets no answer
+at all, or a refusal no wait mends (a wrong password, user or database), is refused at once.
 """
 
 from __future__ import annotations
@@ -29,9 +29,14 @@ __all__ = ["patient", "patiently", "StorageUnreachable", "StorageUnavailable", "
 
 log = logging.getLogger("lepidopt")
 _FIRST_WAIT, _LONGEST_WAIT = 0.25, 2.0  # seconds between attempts: doubling from the first to the longest
-# What a refused connection says when waiting cannot help (PostgreSQL's, MySQL's and the resolver's words).
+# What the database driver says of a refused connection when waiting cannot help (PostgreSQL's and MySQL's
+# words). A host name that does not resolve is waited for: a restarting container's name may not, for a while.
 _LASTING = ("password authentication failed", "no pg_hba.conf entry", "does not exist", "access denied for user",
-            "unknown database", "could not translate host name", "name or service not known")
+            "unknown database")
+# What a server says while it restarts. A worker that starts then waits for it; one that gets no answer at all
+# is refused at once, since a wrong host or port looks the same.
+_RESTARTING = ("starting up", "shutting down", "in recovery mode", "closed the connection unexpectedly",
+               "terminating connection", "connection reset", "lost connection", "too many connections")
 T = TypeVar("T")
 
 
@@ -72,7 +77,14 @@ def is_connection_error(error: BaseException) -> bool:
     """Whether ``error``, or an error it was raised from, is a lost or refused connection to the storage that
     waiting may mend."""
     found = _connection_error(error)
-    return found is not None and not any(words in str(found).lower() for words in _LASTING)
+    said = str(getattr(found, "orig", None) or found).lower()  # the driver's words, not the statement's values
+    return found is not None and not any(words in said for words in _LASTING)
+
+
+def _restarting(error: BaseException) -> bool:
+    found = _connection_error(error)
+    said = str(getattr(found, "orig", None) or found).lower()
+    return is_connection_error(error) and any(words in said for words in _RESTARTING)
 
 
 def _connection_error(error: BaseException) -> BaseException | None:
@@ -84,7 +96,7 @@ def _connection_error(error: BaseException) -> BaseException | None:
         grpc = None
     seen: BaseException | None = error
     for _ in range(10):  # the chain: Optuna's StorageInternalError is raised from SQLAlchemy's error
-        if seen is None:
+        if seen is None or isinstance(seen, (StorageUnreachable, StorageOutage)):  # given up on already
             return None
         if isinstance(seen, sql.DBAPIError) and seen.connection_invalidated:
             return seen
@@ -163,9 +175,11 @@ def without_waiting() -> Iterator[None]:
 
 
 def _wait_out(outage: _Outage, attempt: Callable[[], T], *,
-              stored_before: Callable[[Exception], bool] | None = None) -> T:
-    """``attempt()``, tried again while it fails for want of a connection, until ``outage`` gives up. An attempt
-    refused after a failed one, because the failed one was ``stored_before``, counts as done (True)."""
+              stored_before: Callable[[Exception], bool] | None = None,
+              waits_for: Callable[[BaseException], bool] = is_connection_error) -> T:
+    """``attempt()``, tried again while it fails for want of a connection (``waits_for``), until ``outage`` gives
+    up. An attempt refused after a failed one, because the failed one was ``stored_before``, counts as done
+    (True)."""
     wait, failed = _FIRST_WAIT, False
     while True:
         outage.check()
@@ -175,7 +189,7 @@ def _wait_out(outage: _Outage, attempt: Callable[[], T], *,
             if failed and stored_before is not None and stored_before(error):
                 outage.answered(after_failing=True)
                 return cast(T, True)
-            if not is_connection_error(error):
+            if not waits_for(error):
                 raise
             left, failed = outage.failed(error), True
             if getattr(_local, "hurried", False):
@@ -189,8 +203,15 @@ def _wait_out(outage: _Outage, attempt: Callable[[], T], *,
 
 def patiently(attempt: Callable[[], T], *, url: str, outage: float) -> T:
     """``attempt()`` (opening the storage at ``url``), waiting up to ``outage`` seconds for a storage that does not
-    answer yet; StorageUnreachable past that."""
-    return _wait_out(_Outage(mask_password(url), outage), attempt)
+    answer yet while it restarts; StorageOutage past that (nothing was started, so nothing is left to the sweep)."""
+    try:
+        return _wait_out(_Outage(mask_password(url), outage), attempt, waits_for=_restarting)
+    except StorageUnreachable as gone:
+        raise StorageOutage(
+            f"storage {gone.storage!r}", f"did not answer for {gone.seconds:.0f} s ({gone.reason}), the longest this "
+            f"worker waits ({option('outage')}); nothing was started.",
+            fix="Check the host, port, database and user; or start the worker again once the storage answers."
+        ) from None
 
 
 def _patient_call(name: str) -> Any:

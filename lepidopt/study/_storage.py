@@ -197,7 +197,8 @@ def open_storage(url: str, *, heartbeat: Heartbeat | None = None, create: bool =
         return quietly(sweeping_rdb_storage(), url=url, engine_kwargs=dict(_POOL, connect_args=connect), **options)
 
     try:  # a worker (with a heartbeat) waits for a database that does not answer yet, as a running one does
-        storage = opened() if heartbeat is None else patiently(opened, url=url, outage=cast(float, heartbeat.outage))
+        storage = (patiently(opened, url=url, outage=cast(float, heartbeat.outage))
+                   if heartbeat is not None and path is None else opened())  # a file: no wait mends it
     except Exception as exc:
         reason = mask_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise StorageError(
@@ -214,7 +215,7 @@ def has_optuna_tables(url: str) -> bool:
         return True  # a file holds them once written to; a proxy's database has them from the proxy's start
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(url)
+    engine = sqlalchemy.create_engine(url, connect_args=_CONNECT.get(url.split("+", 1)[0], {}))
     try:
         return sqlalchemy.inspect(engine).has_table("studies")
     except Exception as exc:

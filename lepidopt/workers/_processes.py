@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, cast
 from .._signals import Interrupted
 from ..errors import LepidoptError, StorageOutage, StudyError
 from ..runs import Run, mask_password
-from ..study import load_study, open_storage
+from ..study import load_study, open_storage, outage_error, unreachable_in
 from ._in_process import run_in_process
 from ._settings import WorkerSettings
 
@@ -85,7 +85,13 @@ def _work(job: _Job) -> None:
 
     configure_logging(job.log_level)
     try:
-        replaced = _run_trials(job)
+        try:
+            replaced = _run_trials(job)
+        except BaseException as error:  # gave up on the storage before its trials started
+            gone = unreachable_in(error)
+            if gone is None:
+                raise
+            raise outage_error(gone) from None
     except LepidoptError as exc:  # WorkerInterrupted included: its trial is enqueued again already
         log.error("%s", exc)
         sys.exit(exc.exit_code)

@@ -10,9 +10,10 @@ import pytest
 
 from conftest import POSTGRES
 from lepidopt.engines._optuna import OptunaReporter
-from lepidopt.errors import SettingError, StorageError
+from lepidopt.errors import SettingError, StorageError, StorageOutage
 from lepidopt.study import (Heartbeat, StorageUnavailable, StorageUnreachable, existing_storage, open_storage,
                             without_waiting)
+from lepidopt.study._patience import is_connection_error
 from tcp_gate import TcpGate
 
 
@@ -167,17 +168,29 @@ def test_a_trial_end_stored_before_its_connection_broke_counts_as_stored(gated_u
     assert [(t.state.name, t.value) for t in study.get_trials()] == [("COMPLETE", 0.5)]
 
 
-def test_a_worker_that_starts_while_the_database_is_down_waits_for_it(gated_url, gate):
+def test_a_worker_that_starts_while_the_database_restarts_waits_for_it(gated_url, gate):
     patient_study(gated_url, outage=30)
-    gate.close()
+    gate.hang_up()
     reopen_after(gate, 2)
     started = time.monotonic()
     storage = existing_storage(gated_url, "s", heartbeat=Heartbeat(interval=1, grace=60, outage=30))
     assert time.monotonic() - started >= 1.5
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["s"]
-    gate.close()
-    with pytest.raises(StorageUnreachable):  # and gives up after the outage limit, as a running worker does
-        existing_storage(gated_url, "s", heartbeat=Heartbeat(interval=1, grace=60, outage=1))
+    gate.hang_up()
+    with pytest.raises(StorageOutage, match=r"did not answer for 1 s .*nothing was started.*Check the host, port"):
+        existing_storage(gated_url, "s", heartbeat=Heartbeat(interval=1, grace=60, outage=1))  # exit code 11
+    gate.close()  # no answer at all: a wrong host or port looks the same, and is refused at once
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="Connection refused"):
+        existing_storage(gated_url, "s", heartbeat=Heartbeat(interval=1, grace=60, outage=30))
+    assert time.monotonic() - started < 5
+
+
+def test_a_lost_connection_is_waited_for_whatever_the_values_of_its_statement_say():
+    lost = sqlalchemy.exc.OperationalError("UPDATE trial_user_attributes SET value_json=%(v)s",
+                                           {"v": '"file does not exist"'}, Exception("server closed the connection"))
+    refused = sqlalchemy.exc.OperationalError("connect", {}, Exception('FATAL:  database "x" does not exist'))
+    assert is_connection_error(lost) and not is_connection_error(refused)
 
 
 def test_a_database_that_does_not_exist_is_refused_at_once_not_waited_for(postgres_server):
