@@ -2,8 +2,9 @@
 
   lepidopt         lepidopt's defaults: TPE (multivariate, grouped, 5 startup trials), the space's baseline
                    first, the median pruner judging like with like after a warm-up of half the head's epochs
-                   and one finished trial per searched param
-  lepidopt-staged  the same with --strategy staged: heads first, the top quarter of heads fine-tuned
+                   and one finished trial per searched param, and (the demo space searching whether to
+                   fine-tune) the staged strategy: heads first, the top quarter of heads fine-tuned
+  lepidopt-joint   the same with --strategy joint: every trial samples a whole recipe
   optuna-plain     Optuna's defaults as its examples write them: TPESampler(seed) and MedianPruner(), asked
                    after every epoch, no baseline
   random           RandomSampler(seed), no pruning
@@ -12,11 +13,13 @@ and, asked for with --arms, lepidopt's defaults with another pruner: lepidopt-sh
 with like) and lepidopt-unpruned (no pruning).
 
     .venv/bin/python benchmarks/search_quality.py [--seeds 5] [--settings family,genus] [--lanes 2]
-        [--arms lepidopt,lepidopt-staged,optuna-plain,random] [--first-seed 0] [--save F] [--load F ...]
+        [--arms lepidopt,lepidopt-joint,optuna-plain,random] [--first-seed 0] [--save F] [--load F ...]
 
 --save writes every arm's finished trials as JSON; --load adds such a file's arms to the table and runs only
 the (setting, seed, arm) jobs it lacks, so seeds run on several occasions make one table (each seed's arms
-still run on one occasion, side by side).
+still run on one occasion, side by side). Files saved before staged became the default (2026-12-07) name
+the joint default "lepidopt" and the staged arm "lepidopt-staged"; they are read under today's names, and
+their pruner arms, which ran joint, are left out.
 
 Every arm trains the same trials (lepidopt's run_trial, the same split per seed, the feature cache starting
 empty in every arm, images decoded before every clock), so the arms differ only in which recipes they try
@@ -50,11 +53,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ARMS = ("lepidopt", "lepidopt-staged", "optuna-plain", "random")
+ARMS = ("lepidopt", "lepidopt-joint", "optuna-plain", "random")
 PRUNER_ARMS = {"lepidopt-sh": "sh", "lepidopt-unpruned": "none"}  # lepidopt's defaults but the pruner
 BUDGETS = (60, 150, 300, 600)
-ARM_BUDGET = {"lepidopt": 300, "lepidopt-staged": 300, "optuna-plain": 300, "random": 600, "lepidopt-sh": 300,
+ARM_BUDGET = {"lepidopt": 300, "lepidopt-joint": 300, "optuna-plain": 300, "random": 600, "lepidopt-sh": 300,
               "lepidopt-unpruned": 300}
+RENAMED = {"lepidopt": "lepidopt-joint", "lepidopt-staged": "lepidopt"}  # in files saved before 2026-12-07
 SETTINGS = ("family", "genus")
 
 
@@ -85,7 +89,7 @@ def run_arm(arm: str, setting: str, seed: int, data_dir: Path, folder: Path, bud
     source = draw(setting, data_dir)
     spec = DataSpec(source, label_level="genus") if setting == "genus" else DataSpec(source)
     run = resolve_run(study=f"{arm}-{seed}", results_dir=folder, data=spec, space="demo", seed=seed,
-                      strategy="staged" if arm == "lepidopt-staged" else None, pruner=PRUNER_ARMS.get(arm))
+                      strategy="joint" if arm == "lepidopt-joint" else None, pruner=PRUNER_ARMS.get(arm))
     engine = get_engine(run.engine)
     lepidopt_study = create_study(run, initialize=engine.initialize)
     data = StudyData(split=study_data(run).split, cache_dir=folder / f"cache-{arm}-{seed}")
@@ -130,7 +134,8 @@ def run_arm(arm: str, setting: str, seed: int, data_dir: Path, folder: Path, bud
     finished = [(t.datetime_complete.timestamp() - started, t.value, t.user_attrs.get(attrs.STAGE))
                 for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     states = [t.state.name for t in trials]
-    return {"arm": arm, "setting": setting, "seed": seed, "budget": budget, "finished": sorted(finished),
+    return {"arm": arm, "strategy": run.strategy if arm.startswith("lepidopt") else None, "setting": setting,
+            "seed": seed, "budget": budget, "finished": sorted(finished),
             "trials": len(states), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
             "classes": len(data.split.classes), "n_val": len(data.split.indices("val")),
             "fine_tuned": fine_tuned(trials)}
@@ -148,6 +153,19 @@ def fine_tuned(trials: list) -> list[dict]:
             out.append({"unfreeze": t.params.get("finetune.unfreeze"), "lr": t.params.get("finetune.lr"),
                         "state": t.state.name, "head_best": max(heads), "finetuned_last": tuned[-1],
                         "seconds": (t.user_attrs.get("timings") or {}).get("finetune")})
+    return out
+
+
+def today(saved: list[dict]) -> list[dict]:
+    """Saved arms under today's names: files from before staged became the default carry no strategy."""
+    out = []
+    for record in saved:
+        if "strategy" not in record and record["arm"].startswith("lepidopt"):
+            if record["arm"] not in RENAMED:
+                continue  # a pruner arm that ran joint, which today's pruner arms do not
+            record = {**record, "arm": RENAMED[record["arm"]],
+                      "strategy": "staged" if record["arm"] == "lepidopt-staged" else "joint"}
+        out.append(record)
     return out
 
 
@@ -241,8 +259,8 @@ def table(results: list[dict], settings: list[str], scale: float) -> tuple[list[
         verdict = "met" if ours >= plain and ours >= rand else "NOT met"
         lines.append(f"  goal: lepidopt at 150 s {ours:.4f} >= optuna-plain at 300 s {plain:.4f} and random at 600 s "
                      f"{rand:.4f}: {verdict}")
-        staged = means.get((setting, "lepidopt-staged", 150), 0.0)
-        lines.append(f"  staged at 150 s: {staged:.4f} ({'ahead of' if staged > ours else 'not ahead of'} the joint "
+        joint = means.get((setting, "lepidopt-joint", 150), 0.0)
+        lines.append(f"  joint at 150 s: {joint:.4f} ({'behind' if joint < ours else 'not behind'} the staged "
                      "default)")
     return lines, means
 
@@ -252,7 +270,7 @@ def figure(results: list[dict], settings: list[str], path: Path, scale: float) -
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    colours = {"lepidopt": "#1f77b4", "lepidopt-staged": "#17becf", "optuna-plain": "#ff7f0e", "random": "#7f7f7f",
+    colours = {"lepidopt": "#1f77b4", "lepidopt-joint": "#17becf", "optuna-plain": "#ff7f0e", "random": "#7f7f7f",
                "lepidopt-sh": "#2ca02c", "lepidopt-unpruned": "#9467bd"}
     fig = make_subplots(rows=1, cols=len(settings), subplot_titles=[f"{s} level" for s in settings],
                         shared_yaxes=True)
@@ -308,7 +326,7 @@ def main() -> int:
     unknown = sorted(set(arms) - set(ARM_BUDGET))
     if unknown:
         parser.error(f"unknown arm {unknown[0]!r}; the arms are {', '.join(ARM_BUDGET)}")
-    loaded = [r for path in args.load for r in json.loads(Path(path).read_text())]
+    loaded = [r for path in args.load for r in today(json.loads(Path(path).read_text()))]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = jobs_of(settings, seeds, arms, loaded)
     print_environment()

@@ -72,9 +72,11 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
         pruner: Optuna's pruner: median (default), hyperband, sh or none. The median and successive-halving
             pruners judge a head epoch against head epochs and a fine-tuning epoch against fine-tuning epochs at
             the same unfreeze depth.
-        strategy: ``joint`` (default): every trial samples a whole recipe. ``staged``: trials train heads on
-            cached features, and the top quarter of heads goes on to a trial that fine-tunes it, searching
-            the unfreeze depth and fine-tuning learning rate (Optuna only; defines the study).
+        strategy: ``staged``: trials train heads on cached features, and the top quarter of heads goes on to a
+            trial that fine-tunes it, searching the unfreeze depth and fine-tuning learning rate; the default
+            for a space that searches whether to fine-tune (``finetune.unfreeze`` with ``none`` among its
+            choices). ``joint``: every trial samples a whole recipe; the default for any other space. Optuna
+            only; defines the study.
         seed: Seeds the split, the sampler and every trial.
         objective: The validation metric to optimise: balanced_accuracy (default), accuracy, macro_f1 or loss; on
             data with taxonomy levels also a level's (``species.balanced_accuracy``), the levels' mean

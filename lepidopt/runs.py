@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "test_fraction": 0.15,
     "sampler": None,  # the engine's: Optuna's default is tpe
     "pruner": None,  # the engine's: Optuna's default is median
-    "strategy": "joint",  # Optuna's trials sample whole recipes; "staged" fine-tunes only the best heads
+    "strategy": None,  # the engine's: Optuna stages a space that searches whether to fine-tune
     "seed": 0,
     "augment_views": DEFAULT_AUGMENT_VIEWS,
     "feature_cache": True,
@@ -61,7 +61,7 @@ class Run:
     test_fraction: float = 0.15
     sampler: str | None = "tpe"  # None with engine keras-tuner
     pruner: str | None = "median"
-    strategy: str = "joint"
+    strategy: str = "joint"  # what a study recorded before it had a strategy ran
     seed: int = 0
     augment_views: int = DEFAULT_AUGMENT_VIEWS
     feature_cache: bool = True  # trials share backbone features through the study's cache
@@ -163,6 +163,10 @@ def absolute_storage(url: str) -> str:
     return f"{scheme}:///{absolute}{query}"
 
 
+# What a run.yaml written before a setting existed ran with, where the setting's default is no longer that.
+RECORDED_BEFORE = {"strategy": "joint"}
+
+
 def read_run(folder: Path) -> dict[str, Any] | None:
     path = folder / "run.yaml"
     if not path.exists():
@@ -173,7 +177,7 @@ def read_run(folder: Path) -> dict[str, Any] | None:
         raise StudyError(f"run file {str(path)!r}", f"is not valid YAML ({exc}).") from None
     if not isinstance(data, dict) or data.get("version") != RUN_VERSION:
         raise StudyError(f"run file {str(path)!r}", f"not a lepidopt run.yaml of version {RUN_VERSION}.")
-    return data
+    return {**RECORDED_BEFORE, **data}
 
 
 def write_run(run: Run) -> None:

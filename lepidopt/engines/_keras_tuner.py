@@ -263,10 +263,11 @@ class KerasTunerEngine(Engine):
                 raise SettingError(optuna_only, given[optuna_only], "is an Optuna setting, and this study's engine is "
                                    f"keras-tuner; choose Keras Tuner's oracle: set {option('tuner')} to "
                                    f"{', '.join(TUNERS[:-1])} or {TUNERS[-1]}.")
-        if settings["strategy"] != "joint":
+        if settings["strategy"] not in (None, "joint"):
             raise SettingError("strategy", settings["strategy"], "is Optuna's: Keras Tuner's oracles choose whole "
                                f"recipes; leave {option('strategy')} out, or search with the optuna engine.")
         settings["tuner"] = settings["tuner"] or TUNERS[0]
+        settings["strategy"] = "joint"
         settings["sampler"] = settings["pruner"] = None  # Keras Tuner's oracle samples and schedules
         if settings["tuner"] not in TUNERS:
             raise SettingError("tuner", settings["tuner"], f"must be one of {', '.join(TUNERS)}.")

@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 from .._signals import Interrupted
 from ..errors import MissingExtraError, SettingError, StudyError, option
 from ..runs import Run
+from ..spaces import space_from_dict
 from ..study import StorageUnavailable, attrs, count_claimed, quietly, retry_trial, without_waiting
 from ..trial import Checkpoints, Reporter, StudyData, TrialStopped, discard, run_trial
 from ._base import Engine, register
 from ._optuna_space import suggest
 from ._policy import TrialPolicy
 from ._pruning import PRUNERS, make_pruner, pruning_schedule
-from ._staged import (PROMOTED_SHARE, STRATEGIES, check_staged, promote, promoted_already, stage_one_space,
-                      stage_two_space, start_from_parent)
+from ._staged import (PROMOTED_SHARE, STRATEGIES, check_staged, default_strategy, promote, promoted_already,
+                      stage_one_space, stage_two_space, start_from_parent)
 from ._trial_setup import failure_text, set_up_trial, trial_recipe
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
     import optuna
 
     judge_from = float("inf") if run.pruner == "none" else pruning_schedule(run).warmup_steps
-    check_staged(run, policy)
+    check_staged(run)
     stage_spaces = (stage_one_space(run.space), stage_two_space(run.space)) if run.strategy == "staged" else None
 
     def objective(trial: optuna.Trial) -> float:
@@ -280,6 +281,8 @@ class OptunaEngine(Engine):
             raise SettingError("sampler", settings["sampler"], f"must be one of {', '.join(SAMPLERS)}.")
         if settings["pruner"] not in PRUNERS:
             raise SettingError("pruner", settings["pruner"], f"must be one of {', '.join(PRUNERS)}.")
+        if settings["strategy"] is None:
+            settings["strategy"] = default_strategy(space_from_dict(settings["space"], source="run.yaml space"))
         if settings["strategy"] not in STRATEGIES:
             raise SettingError("strategy", settings["strategy"], f"must be one of {', '.join(STRATEGIES)}.")
 

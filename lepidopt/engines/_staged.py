@@ -5,7 +5,8 @@ finished heads of the top ``PROMOTED_SHARE`` as checkpoints in their trials' fol
 finishes, the best head not yet promoted among that top share goes on to stage two (as successive halving
 promotes, asynchronously: no worker waits for a rung to fill): a trial enqueued with the head's params,
 whose sampler chooses the unfreeze depth and fine-tuning learning rate, and which starts from the head's
-checkpoint and seed, or trains the head again from that seed when the checkpoint is gone. Both stages are
+checkpoint and seed, or trains the head again from that seed when the checkpoint is gone (or checkpoints are
+off). It is Optuna's default for a space that searches whether to fine-tune (``default_strategy``). Both stages are
 trials of the one Optuna study, tagged with ``attrs.STAGE``; a stage-two trial is retried from its own
 checkpoints like any other, and exported by training its head again with the same seed, then fine-tuning it.
 """
@@ -24,17 +25,16 @@ from ..recipe import Recipe
 from ..runs import Run
 from ..spaces import Choice, Space
 from ..study import attrs, count_claimed
-from ._policy import TrialPolicy
 from ._pruning import pruning_schedule
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["STRATEGIES", "PROMOTED_SHARE", "check_staged", "stage_one_space", "stage_two_space", "promote",
-           "promoted_already", "start_from_parent", "is_fine_tuning_param"]
+__all__ = ["STRATEGIES", "PROMOTED_SHARE", "default_strategy", "check_staged", "stage_one_space", "stage_two_space",
+           "promote", "promoted_already", "start_from_parent", "is_fine_tuning_param"]
 
 log = logging.getLogger("lepidopt")
-STRATEGIES = ("joint", "staged")  # the default first
+STRATEGIES = ("joint", "staged")
 # The top quarter of heads is fine-tuned: with fine-tuning ~10-100x a head's cost, stage two then takes most
 # of the machine time, spent on recipes among the best a quarter of stage one found.
 PROMOTED_SHARE = 0.25
@@ -54,18 +54,23 @@ def _depths(space: Space) -> tuple[Any, ...]:
     return () if fixed == "none" else (fixed,)
 
 
-def check_staged(run: Run, policy: TrialPolicy | None = None) -> None:
-    """Refuse a staged run that cannot work: a space that never fine-tunes, or trials without checkpoints (the
-    head a stage-two trial starts from is one)."""
+def default_strategy(space: Space) -> str:
+    """Staged for a space that searches whether to fine-tune (``finetune.unfreeze`` a param with ``none`` and a
+    depth among its choices), where its stage one tries recipes of the space; joint for any other."""
+    unfreeze = next((p for p in space.params if p.name == "finetune.unfreeze"), None)
+    if isinstance(unfreeze, Choice) and "none" in unfreeze.values and _depths(space):
+        return "staged"
+    return "joint"
+
+
+def check_staged(run: Run) -> None:
+    """Refuse a staged run that cannot work: a space that never fine-tunes."""
     if run.strategy != "staged":
         return
     if not _depths(run.space):
         raise SettingError("strategy", "staged", f"fine-tunes the best heads, and space {run.space.name!r} never "
                            "fine-tunes (finetune.unfreeze is none).",
-                           fix=f"Add finetune.unfreeze to its params, or leave {option('strategy')} at joint.")
-    if policy is not None and not policy.checkpoints:
-        raise SettingError("strategy", "staged", "starts stage two from a checkpoint of each head, and checkpoints "
-                           "are off.", fix=f"Turn checkpoints on, or leave {option('strategy')} at joint.")
+                           fix=f"Add finetune.unfreeze to its params, or set {option('strategy')} to joint.")
 
 
 def stage_one_space(space: Space) -> Space:

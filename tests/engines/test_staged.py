@@ -106,27 +106,56 @@ def test_a_stage_two_trial_starts_from_its_parent_s_head_or_trains_it_again(head
     assert promoted_already(study, study.ask())  # a second promotion of trial 7's head, by a racing worker
 
 
-def test_a_staged_search_is_refused_where_it_cannot_work(demo_folder, tmp_path):
+def heads_only_space(tmp_path):
     space = yaml.safe_load(TINY_SPACE.read_text())
     space["params"] = {k: v for k, v in space["params"].items() if not k.startswith("finetune.")}
     space["baseline"] = {k: v for k, v in space["baseline"].items() if not k.startswith("finetune.")}
     (tmp_path / "heads.yaml").write_text(yaml.safe_dump(space))
-    run = resolve_run(study="h", results_dir=tmp_path, data=str(demo_folder), space=str(tmp_path / "heads.yaml"),
+    return str(tmp_path / "heads.yaml")
+
+
+def test_a_staged_search_is_refused_where_it_cannot_work(demo_folder, tmp_path):
+    run = resolve_run(study="h", results_dir=tmp_path, data=str(demo_folder), space=heads_only_space(tmp_path),
                       strategy="staged")
     with pytest.raises(SettingError, match=r"strategy='staged': fine-tunes the best heads, and space 'tiny' never "
-                       r"fine-tunes .* leave strategy= at joint"):
+                       r"fine-tunes .* set strategy= to joint"):
         get_engine(run.engine).check(run)
     with pytest.raises(SettingError, match=r"strategy='staged': is Optuna's: Keras Tuner's oracles"):
         resolve_run(study="k", results_dir=tmp_path, data=str(demo_folder), space=str(TINY_SPACE), strategy="staged",
                     engine="keras-tuner")
     with pytest.raises(SettingError, match=r"strategy='stages': must be one of joint, staged"):
         resolve_run(study="s", results_dir=tmp_path, data=str(demo_folder), space=str(TINY_SPACE), strategy="stages")
-    from lepidopt.engines import TrialPolicy
 
-    fine = resolve_run(study="f", results_dir=tmp_path, data=str(demo_folder), space=str(TINY_SPACE),
-                       strategy="staged")
-    with pytest.raises(SettingError, match="checkpoints are off"):
-        check_staged(fine, TrialPolicy(checkpoints=False))
+
+def test_optuna_stages_a_space_that_searches_whether_to_fine_tune_by_default(demo_folder, tmp_path):
+    def default(space, **options):
+        return resolve_run(study="d", results_dir=tmp_path, data=str(demo_folder), space=space, **options).strategy
+
+    assert default(str(TINY_SPACE)) == "staged"  # finetune.unfreeze: none or conv5
+    assert default("demo") == "staged" and default("resnet50") == "staged"
+    assert default(heads_only_space(tmp_path)) == "joint"
+    always = yaml.safe_load(TINY_SPACE.read_text())  # fine-tunes every recipe: stage one's heads are not in it
+    always["params"]["finetune.unfreeze"] = {"choice": ["conv5"]}
+    (tmp_path / "always.yaml").write_text(yaml.safe_dump(always, sort_keys=False))
+    assert default(str(tmp_path / "always.yaml")) == "joint"
+    assert default(str(tmp_path / "always.yaml"), strategy="staged") == "staged"
+    assert default(str(TINY_SPACE), strategy="joint") == "joint"
+    assert default(str(TINY_SPACE), engine="keras-tuner") == "joint"
+
+
+def test_a_study_recorded_before_strategies_resumes_joint(demo_folder, tmp_path):
+    from lepidopt.api import search as search_in_process
+
+    search_in_process(study="old", data=str(demo_folder), space=str(TINY_SPACE), results_dir=tmp_path,
+                      create_only=True)
+    path = tmp_path / "old" / "run.yaml"
+    recorded = yaml.safe_load(path.read_text())
+    assert recorded["strategy"] == "staged"
+    del recorded["strategy"]
+    path.write_text(yaml.safe_dump(recorded, sort_keys=False))
+    assert resolve_run(study="old", results_dir=tmp_path).strategy == "joint"
+    with pytest.raises(StudyError, match="was created with strategy = 'joint', not 'staged'"):
+        resolve_run(study="old", results_dir=tmp_path, strategy="staged")
 
 
 def search(*args, cwd) -> subprocess.Popen:
@@ -193,3 +222,26 @@ def test_the_strategy_defines_the_study(demo_folder, tmp_path):
                       strategy="staged", create_only=True)
     with pytest.raises(StudyError, match="strategy cannot change within a study"):
         search_in_process(study="d", results_dir=tmp_path, strategy="joint", create_only=True)
+
+
+@pytest.mark.slow
+def test_a_staged_search_without_checkpoints_trains_a_promoted_head_again(demo_folder, tmp_path):
+    from lepidopt.api import search as search_in_process
+    from lepidopt.engines import TrialPolicy
+    from lepidopt.workers import WorkerSettings
+
+    summary = search_in_process(study="nc", data=str(demo_folder), space=str(TINY_SPACE), results_dir=tmp_path,
+                                pruner="none", n_trials=8, workers=WorkerSettings(policy=TrialPolicy(checkpoints=False)))
+    assert summary.run.strategy == "staged"
+    study = optuna.load_study(study_name="nc", storage=f"sqlite:///{tmp_path}/nc/study.db")
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(finished) == 8
+    two = [t for t in finished if t.user_attrs[attrs.STAGE] == 2]
+    assert two, [t.user_attrs.get(attrs.STAGE) for t in finished]
+    for trial in two:
+        parent = next(t for t in trials if t.number == trial.user_attrs[attrs.PARENT])
+        head = parent.user_attrs[attrs.HISTORY]
+        assert trial.user_attrs[attrs.HISTORY][:len(head)] == head  # the same head, trained again
+        assert trial.user_attrs[attrs.SEED] == parent.user_attrs[attrs.SEED]
+    assert not (tmp_path / "nc" / "trials").exists() or not any((tmp_path / "nc" / "trials").iterdir())
