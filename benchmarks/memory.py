@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/memory.py [--trials 100] [--per-process 10]
 
 The demo space (head trials and conv5 fine-tuning on cached activations) on the demo collection at
-scale 0.1, 64 px, TPE and the median pruner, three ways, each in a fresh process:
+scale 0.1, 64 px, TPE and the median pruner, searched jointly (fine-tuning in about half the trials, where the
+staged default fine-tunes fewer), three ways, each in a fresh process:
 
   lepidopt, recycled   trials in worker processes replaced every --per-process trials
                        (--max-trials-per-process), RSS of the process that ran each trial
@@ -38,7 +39,7 @@ def recycled_study(folder: str, trials: int, per_process: int, out) -> None:
     folder = Path(folder)
     make_demo_collection(folder / "data", scale=0.1, image_size=96)
     search(study="m", data=str(folder / "data"), space="demo", results_dir=folder, n_trials=trials, seed=0,
-           workers=WorkerSettings(recycling=Recycling(max_trials_per_process=per_process)))
+           strategy="joint", workers=WorkerSettings(recycling=Recycling(max_trials_per_process=per_process)))
     study = optuna.load_study(study_name="m", storage=open_storage(f"sqlite:///{folder}/m/study.db"))
     out.send([t.user_attrs["rss_mb"] * 2**20 if "rss_mb" in t.user_attrs else None for t in study.trials])
 
@@ -54,7 +55,8 @@ def lepidopt_study(folder: str, trials: int, out) -> None:
 
     folder = Path(folder)
     make_demo_collection(folder / "data", scale=0.1, image_size=96)
-    run = resolve_run(study="m", results_dir=folder, data=str(folder / "data"), space="demo", seed=0)
+    run = resolve_run(study="m", results_dir=folder, data=str(folder / "data"), space="demo", seed=0,
+                      strategy="joint")
     engine = get_engine(run.engine)
     study = create_study(run, initialize=engine.initialize)
     data = study_data(run)

@@ -42,7 +42,10 @@ def test_a_second_run_resumes_the_study_continues_numbering_and_respects_the_tot
     assert [t.number for t in trials] == [0, 1, 2]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert [bool(t.user_attrs.get("lepidopt:baseline")) for t in trials] == [True, False, False]
-    assert trials[0].params == yaml.safe_load(TINY_SPACE.read_text())["baseline"]
+    baseline = yaml.safe_load(TINY_SPACE.read_text())["baseline"]
+    # The staged default: the baseline's head comes first, its fine-tuning only if the head is promoted.
+    assert trials[0].params == {k: v for k, v in baseline.items() if not k.startswith("finetune.")}
+    assert [t.user_attrs["lepidopt:stage"] for t in trials] == [1, 1, 1]
     for t in trials:
         assert {"recipe", "history", "metrics", "timings", "n_train", "seed"} <= set(t.user_attrs)
         assert len(t.intermediate_values) == len(t.user_attrs["history"])

@@ -62,7 +62,7 @@ def test_a_collapsing_fine_tuning_epoch_ends_the_trial_after_it(demo_folder, spa
 def test_the_study_records_why_a_trial_ended_early(demo_folder, tmp_path, monkeypatch):  # trial 0: the baseline
     monkeypatch.setattr("lepidopt.trial._trial.classification_metrics", Scripted([0.6, 0.9, 0.96, 0.10]))
     summary = search(study="d", data=str(demo_folder), space=str(TINY_SPACE), results_dir=tmp_path, n_trials=1,
-                     sampler="random", pruner="none")
+                     sampler="random", pruner="none", strategy="joint")  # the baseline fine-tunes
     (trial,) = optuna.load_study(study_name="d", storage=summary.run.storage).trials
     assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 0.10
     assert trial.user_attrs["stop_reason"].startswith("fine-tuning diverged at epoch 0: balanced_accuracy 0.10")
