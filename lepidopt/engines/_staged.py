@@ -14,6 +14,7 @@ checkpoints like any other, and exported by training its head again with the sam
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import shutil
 from pathlib import Path
@@ -35,9 +36,11 @@ __all__ = ["STRATEGIES", "PROMOTED_SHARE", "default_strategy", "check_staged", "
 
 log = logging.getLogger("lepidopt")
 STRATEGIES = ("joint", "staged")
-# The top quarter of heads is fine-tuned: with fine-tuning ~10-100x a head's cost, stage two then takes most
-# of the machine time, spent on recipes among the best a quarter of stage one found.
+# Heads in the top quarter are fine-tuned, the best first, as long as stage two has taken no more machine time
+# than stage one: each fidelity gets the same time, as each rung of successive halving does. Fine-tuning costs
+# ~10-100x a head, so promoting the whole top quarter at once would give stage two most of the machine.
 PROMOTED_SHARE = 0.25
+STAGE_TWO_SHARE = 0.5  # of the machine time spent on trials
 
 
 def is_fine_tuning_param(name: str) -> bool:
@@ -112,6 +115,8 @@ def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | Non
     waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
     if n_trials is not None and count_claimed(study) + waiting >= n_trials:
         return None
+    if not _stage_two_has_time(trials):
+        return None
     promoted = {t.user_attrs.get(attrs.PARENT) for t in trials
                 if t.user_attrs.get(attrs.STAGE) == 2 and not t.user_attrs.get(attrs.SURPLUS)}
     for head in ranked[:top]:
@@ -125,6 +130,28 @@ def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | Non
         log.info("trial %d's head (%s %.4f) goes on to fine-tuning", head.number, run.objective, head.value)
         return head.number
     return None
+
+
+def _stage_two_has_time(trials: list[optuna.trial.FrozenTrial]) -> bool:
+    """Whether stage two's machine time so far, counting each waiting promotion as a finished stage two's mean,
+    is within ``STAGE_TWO_SHARE`` of the time spent on both stages."""
+    import optuna
+
+    now = datetime.datetime.now()
+    spent = {1: 0.0, 2: 0.0}
+    took: list[float] = []
+    waiting = 0
+    for t in trials:
+        stage = 2 if t.user_attrs.get(attrs.STAGE) == 2 else 1
+        if t.datetime_start is None:
+            waiting += stage == 2
+            continue
+        seconds = ((t.datetime_complete or now) - t.datetime_start).total_seconds()
+        spent[stage] += seconds
+        if stage == 2 and t.state == optuna.trial.TrialState.COMPLETE:
+            took.append(seconds)
+    spent[2] += waiting * (sum(took) / len(took) if took else 0.0)
+    return spent[2] <= STAGE_TWO_SHARE * (spent[1] + spent[2])
 
 
 def promoted_already(study: optuna.Study, trial: optuna.Trial) -> bool:

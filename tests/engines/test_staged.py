@@ -1,6 +1,7 @@
 """The staged strategy: heads first, then fine-tuning for the best of them, as trials of one Optuna study that
 resume and export like any other."""
 
+import datetime
 import json
 import os
 import shutil
@@ -86,6 +87,28 @@ def test_a_full_study_promotes_nothing(heads):
     assert promote(run, study, n_trials=8) is None
     assert promote(run, study, n_trials=9) == 7
     assert promote(run, study, n_trials=9) is None  # the waiting promotion takes the last place
+
+
+def finished_trial(value, seconds, **user_attrs):
+    end = datetime.datetime.now()
+    return optuna.trial.FrozenTrial(
+        number=0, trial_id=0, state=optuna.trial.TrialState.COMPLETE, value=value, values=None,
+        datetime_start=end - datetime.timedelta(seconds=seconds), datetime_complete=end,
+        params={"head.lr": 0.001}, distributions={"head.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1)},
+        user_attrs=user_attrs, system_attrs={}, intermediate_values={})
+
+
+def test_stage_two_is_promoted_to_only_while_it_has_taken_no_more_time_than_stage_one(heads):
+    run, study = heads  # eight heads that took no time
+    for n in range(4):
+        study.add_trial(finished_trial(0.9 + n / 100, 2.0, **{attrs.STAGE: 1}))  # 8 s of heads
+    assert promote(run, study, n_trials=None) == 11  # nothing spent in stage two yet
+    study.ask()  # the promotion, started: it runs while heads finish
+    study.add_trial(finished_trial(0.5, 10.0, **{attrs.STAGE: 2, attrs.PARENT: 11}))  # 10 s, more than 8
+    assert promote(run, study, n_trials=None) is None
+    study.add_trial(finished_trial(0.1, 3.0, **{attrs.STAGE: 1}))  # 11 s of heads
+    assert promote(run, study, n_trials=None) == 10
+    assert promote(run, study, n_trials=None) is None  # the waiting one is counted at stage two's mean, 10 s
 
 
 def test_a_stage_two_trial_starts_from_its_parent_s_head_or_trains_it_again(heads):
