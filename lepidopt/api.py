@@ -73,7 +73,8 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
             pruners judge a head epoch against head epochs and a fine-tuning epoch against fine-tuning epochs at
             the same unfreeze depth.
         strategy: ``staged``: trials train heads on cached features, and the top quarter of heads goes on to a
-            trial that fine-tunes it, searching the unfreeze depth and fine-tuning learning rate; the default
+            trial that fine-tunes it, searching the unfreeze depth and fine-tuning learning rate, while those
+            trials have had at most half the machine time; the default
             for a space that searches whether to fine-tune (``finetune.unfreeze`` with ``none`` among its
             choices). ``joint``: every trial samples a whole recipe; the default for any other space. Optuna
             only; defines the study.

@@ -41,6 +41,9 @@ STRATEGIES = ("joint", "staged")
 # ~10-100x a head, so promoting the whole top quarter at once would give stage two most of the machine.
 PROMOTED_SHARE = 0.25
 STAGE_TWO_SHARE = 0.5  # of the machine time spent on trials
+# Unpromoted heads of the top share that keep their checkpoints, the best first; the others are trained again
+# (from the same seed, to the same weights) if they are promoted, which costs a head trial.
+NEXT_IN_LINE = 4
 
 
 def is_fine_tuning_param(name: str) -> bool:
@@ -97,9 +100,10 @@ def _head_folder(run: Run, trial: optuna.trial.FrozenTrial) -> Path:
 
 def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | None:
     """Enqueue the stage two of the best finished head not yet promoted, if it is in the top ``PROMOTED_SHARE``
-    of the finished heads (counted once there are as many as the pruner's startup trials) and the study's total
-    has room for it; and remove the checkpoints of heads outside the top share, which a later promotion trains
-    again (from the same seed, to the same weights). Returns the promoted trial's number."""
+    of the finished heads (counted once there are as many as the pruner's startup trials), the study's total
+    has room for it and stage two has had no more than its share of the time; and remove the checkpoints of
+    heads outside the top share or behind the ``NEXT_IN_LINE`` unpromoted ones, which a later promotion
+    trains again (from the same seed, to the same weights). Returns the promoted trial's number."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
@@ -110,18 +114,17 @@ def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | Non
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     ranked = sorted(heads, key=lambda t: float(t.value or 0.0), reverse=maximize)
     top = max(1, int(len(ranked) * PROMOTED_SHARE))
-    for head in ranked[top:]:
+    promoted = {t.user_attrs.get(attrs.PARENT) for t in trials
+                if t.user_attrs.get(attrs.STAGE) == 2 and not t.user_attrs.get(attrs.SURPLUS)}
+    in_line = [head for head in ranked[:top] if head.number not in promoted]
+    for head in ranked[top:] + in_line[NEXT_IN_LINE:]:
         shutil.rmtree(_head_folder(run, head), ignore_errors=True)
     waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
     if n_trials is not None and count_claimed(study) + waiting >= n_trials:
         return None
     if not _stage_two_has_time(trials):
         return None
-    promoted = {t.user_attrs.get(attrs.PARENT) for t in trials
-                if t.user_attrs.get(attrs.STAGE) == 2 and not t.user_attrs.get(attrs.SURPLUS)}
-    for head in ranked[:top]:
-        if head.number in promoted:
-            continue
+    for head in in_line:
         params = dict(head.params)
         baseline = run.space.baseline or {}
         if head.user_attrs.get(attrs.BASELINE) and baseline.get("finetune.unfreeze", "none") != "none":
@@ -133,24 +136,31 @@ def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | Non
 
 
 def _stage_two_has_time(trials: list[optuna.trial.FrozenTrial]) -> bool:
-    """Whether stage two's machine time so far, counting each waiting promotion as a finished stage two's mean,
-    is within ``STAGE_TWO_SHARE`` of the time spent on both stages."""
-    import optuna
+    """Whether stage two's machine time so far is within ``STAGE_TWO_SHARE`` of the time spent on both stages.
 
+    A finished trial took its start to its end (one worker's clock). A running one counts up to now, on this
+    worker's clock, so at most as long as the longest finished trial of its stage: a dead worker's trial,
+    left running on a storage without heartbeat, or another machine's clock, cannot stop promotion for good.
+    A waiting promotion counts as the mean finished stage two, or as the longest running one before any."""
     now = datetime.datetime.now()
-    spent = {1: 0.0, 2: 0.0}
-    took: list[float] = []
+    finished: dict[int, list[float]] = {1: [], 2: []}
+    running: dict[int, list[float]] = {1: [], 2: []}
     waiting = 0
     for t in trials:
         stage = 2 if t.user_attrs.get(attrs.STAGE) == 2 else 1
         if t.datetime_start is None:
             waiting += stage == 2
-            continue
-        seconds = ((t.datetime_complete or now) - t.datetime_start).total_seconds()
-        spent[stage] += seconds
-        if stage == 2 and t.state == optuna.trial.TrialState.COMPLETE:
-            took.append(seconds)
-    spent[2] += waiting * (sum(took) / len(took) if took else 0.0)
+        elif t.datetime_complete is None:
+            running[stage].append((now - t.datetime_start.replace(tzinfo=None)).total_seconds())
+        else:
+            finished[stage].append((t.datetime_complete - t.datetime_start).total_seconds())
+    spent = {}
+    for stage in (1, 2):
+        cap = max(finished[stage], default=float("inf"))
+        spent[stage] = sum(max(s, 0.0) for s in finished[stage]) + sum(min(max(s, 0.0), cap) for s in running[stage])
+    if waiting:
+        took = finished[2] or [max(running[2], default=0.0)]
+        spent[2] += waiting * max(sum(took) / len(took), 0.0)
     return spent[2] <= STAGE_TWO_SHARE * (spent[1] + spent[2])
 
 

@@ -89,11 +89,13 @@ def test_a_full_study_promotes_nothing(heads):
     assert promote(run, study, n_trials=9) is None  # the waiting promotion takes the last place
 
 
-def finished_trial(value, seconds, **user_attrs):
-    end = datetime.datetime.now()
+def trial_of(value, seconds, state=optuna.trial.TrialState.COMPLETE, **user_attrs):
+    """A trial that started ``seconds`` ago and, unless running, has just ended."""
+    now = datetime.datetime.now()
+    running = state == optuna.trial.TrialState.RUNNING
     return optuna.trial.FrozenTrial(
-        number=0, trial_id=0, state=optuna.trial.TrialState.COMPLETE, value=value, values=None,
-        datetime_start=end - datetime.timedelta(seconds=seconds), datetime_complete=end,
+        number=0, trial_id=0, state=state, value=None if running else value, values=None,
+        datetime_start=now - datetime.timedelta(seconds=seconds), datetime_complete=None if running else now,
         params={"head.lr": 0.001}, distributions={"head.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1)},
         user_attrs=user_attrs, system_attrs={}, intermediate_values={})
 
@@ -101,14 +103,35 @@ def finished_trial(value, seconds, **user_attrs):
 def test_stage_two_is_promoted_to_only_while_it_has_taken_no_more_time_than_stage_one(heads):
     run, study = heads  # eight heads that took no time
     for n in range(4):
-        study.add_trial(finished_trial(0.9 + n / 100, 2.0, **{attrs.STAGE: 1}))  # 8 s of heads
+        study.add_trial(trial_of(0.9 + n / 100, 5.0, **{attrs.STAGE: 1}))  # 20 s of heads
     assert promote(run, study, n_trials=None) == 11  # nothing spent in stage two yet
     study.ask()  # the promotion, started: it runs while heads finish
-    study.add_trial(finished_trial(0.5, 10.0, **{attrs.STAGE: 2, attrs.PARENT: 11}))  # 10 s, more than 8
+    study.add_trial(trial_of(0.5, 25.0, **{attrs.STAGE: 2, attrs.PARENT: 11}))  # 25 s, more than 20
     assert promote(run, study, n_trials=None) is None
-    study.add_trial(finished_trial(0.1, 3.0, **{attrs.STAGE: 1}))  # 11 s of heads
+    study.add_trial(trial_of(0.1, 12.0, **{attrs.STAGE: 1}))  # 32 s of heads
     assert promote(run, study, n_trials=None) == 10
-    assert promote(run, study, n_trials=None) is None  # the waiting one is counted at stage two's mean, 10 s
+    assert promote(run, study, n_trials=None) is None  # the waiting one counts as stage two's mean, 25 s
+
+
+def test_a_dead_worker_s_stage_two_counts_at_most_as_long_as_the_longest_finished_one(heads):
+    run, study = heads
+    for n in range(4):
+        study.add_trial(trial_of(0.9 + n / 100, 10.0, **{attrs.STAGE: 1}))  # 40 s of heads
+    study.add_trial(trial_of(0.5, 15.0, **{attrs.STAGE: 2, attrs.PARENT: 11}))
+    # Left running by a worker killed an hour ago on a storage without heartbeat, or on a clock an hour ahead:
+    study.add_trial(trial_of(None, 3600.0, optuna.trial.TrialState.RUNNING, **{attrs.STAGE: 2, attrs.PARENT: 10}))
+    assert promote(run, study, n_trials=None) == 9  # 15 + 15 s of stage two against 40 s of heads
+
+
+def test_only_the_heads_next_in_line_keep_their_checkpoints(heads):
+    run, study = heads
+    for n in range(16):  # 24 heads: the top quarter is six, and the best four unpromoted keep their checkpoints
+        study.add_trial(trial_of(0.9 + n / 100, 1.0, **{attrs.STAGE: 1, attrs.ROOT: 8 + n}))
+        (run.folder / "trials" / str(8 + n)).mkdir(parents=True)
+    study.add_trial(trial_of(0.5, 100.0, **{attrs.STAGE: 2, attrs.PARENT: 23}))  # no time left for stage two
+    assert promote(run, study, n_trials=None) is None
+    # 23 is promoted (its stage two takes its checkpoint); 22 to 19 are next in line; 18 is in the top six.
+    assert sorted(int(p.name) for p in (run.folder / "trials").iterdir()) == [19, 20, 21, 22, 23]
 
 
 def test_a_stage_two_trial_starts_from_its_parent_s_head_or_trains_it_again(heads):

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def exported(demo_folder, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     search(study="p", data=str(demo_folder), space=str(TINY_SPACE), results_dir=results, n_trials=2,
-           sampler="random", pruner="none")
+           sampler="random", pruner="none", strategy="joint")  # trial 0, the baseline, fine-tunes
     return export_best(study="p", results_dir=results)
 
 

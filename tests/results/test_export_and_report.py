@@ -24,7 +24,7 @@ from lepidopt.api import search
 def study_dir(demo_folder, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     search(study="r", data=str(demo_folder), space=str(TINY_SPACE), results_dir=results, n_trials=2,
-           sampler="random", pruner="none")
+           sampler="random", pruner="none", strategy="joint")  # trial 0, the baseline, fine-tunes
     return results
 
 
