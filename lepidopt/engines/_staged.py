@@ -151,16 +151,16 @@ def _stage_two_has_time(trials: list[optuna.trial.FrozenTrial]) -> bool:
         if t.datetime_start is None:
             waiting += stage == 2
         elif t.datetime_complete is None:
-            running[stage].append((now - t.datetime_start.replace(tzinfo=None)).total_seconds())
+            running[stage].append(max((now - t.datetime_start.replace(tzinfo=None)).total_seconds(), 0.0))
         else:
-            finished[stage].append((t.datetime_complete - t.datetime_start).total_seconds())
+            finished[stage].append(max((t.datetime_complete - t.datetime_start).total_seconds(), 0.0))
     spent = {}
     for stage in (1, 2):
         cap = max(finished[stage], default=float("inf"))
-        spent[stage] = sum(max(s, 0.0) for s in finished[stage]) + sum(min(max(s, 0.0), cap) for s in running[stage])
+        spent[stage] = sum(finished[stage]) + sum(min(s, cap) for s in running[stage])
     if waiting:
         took = finished[2] or [max(running[2], default=0.0)]
-        spent[2] += waiting * max(sum(took) / len(took), 0.0)
+        spent[2] += waiting * sum(took) / len(took)
     return spent[2] <= STAGE_TWO_SHARE * (spent[1] + spent[2])
 
 
