@@ -1,5 +1,6 @@
-"""TensorFlow and Keras, imported once, quietly: TensorFlow's C++ start-up notes (oneDNN, no CUDA
-driver) go straight to file descriptor 2 before any log level applies, so they are dropped there."""
+"""TensorFlow and Keras, imported once, quietly (TensorFlow's C++ start-up notes, oneDNN and no CUDA
+driver, go straight to file descriptor 2 before any log level applies, so they are dropped there), with
+Conv2D's faster CPU gradient (``_conv_gradient``) in place."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import contextlib
 import os
 import sys
 from typing import Any, Iterator
+
+from ._conv_gradient import install_conv2d_gradient
 
 __all__ = ["tensorflow", "keras", "forget_custom_gradients"]
 
@@ -32,6 +35,7 @@ def tensorflow() -> Any:
 
             tf.constant(0)  # the CUDA probe runs on first use; let it speak into the void too
         tf.get_logger().setLevel("ERROR")
+        install_conv2d_gradient(tf)
     return sys.modules["tensorflow"]
 
 
