@@ -3,7 +3,8 @@
   lepidopt         lepidopt's defaults: TPE (multivariate, grouped, 5 startup trials), the space's baseline
                    first, the median pruner judging like with like after a warm-up of half the head's epochs
                    and one finished trial per searched param, and (the demo space searching whether to
-                   fine-tune) the staged strategy: heads first, the top quarter of heads fine-tuned
+                   fine-tune) the staged strategy: heads first, then heads of the top quarter fine-tuned
+                   while fine-tuning has taken no more machine time than the heads
   lepidopt-joint   the same with --strategy joint: every trial samples a whole recipe
   optuna-plain     Optuna's defaults as its examples write them: TPESampler(seed) and MedianPruner(), asked
                    after every epoch, no baseline
