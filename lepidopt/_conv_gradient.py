@@ -77,9 +77,7 @@ def _registry_entry() -> dict[str, Any] | None:
 
 def _input_gradient(tf: Any, op: Any, grad: Any) -> Any:
     """The gradient for the convolution's input, or NotImplemented for a convolution left to TensorFlow."""
-    data_format, padding = op.get_attr("data_format"), op.get_attr("padding")
-    data_format = data_format.decode() if isinstance(data_format, bytes) else data_format
-    padding = padding.decode() if isinstance(padding, bytes) else padding
+    data_format, padding = _text(op.get_attr("data_format")), _text(op.get_attr("padding"))
     _, stride_h, stride_w, _ = op.get_attr("strides")
     kernel, inputs = op.inputs[1], op.inputs[0]
     k_h, k_w = kernel.shape[0], kernel.shape[1]
@@ -97,6 +95,11 @@ def _input_gradient(tf: Any, op: Any, grad: Any) -> Any:
     if padding == "VALID":
         grad = tf.pad(grad, [[0, 0], [k_h - 1, k_h - 1], [k_w - 1, k_w - 1], [0, 0]])
     return tf.nn.conv2d(grad, flipped, 1, padding)
+
+
+def _text(attr: str | bytes) -> str:
+    """A string attribute, which a traced op gives as bytes and an eager one as str."""
+    return attr.decode() if isinstance(attr, bytes) else attr
 
 
 def _spread(tf: Any, product: Any, stride_h: int, stride_w: int, input_shape: Any) -> Any:

@@ -47,7 +47,7 @@ KERAS_TUNER_EPOCHS = "keras_tuner:epochs"  # the epochs Hyperband gave the trial
 # own heartbeat table (the gRPC proxy).
 HEARTBEAT = "lepidopt:heartbeat"
 
-# Optuna's own system attribute: the numbers of the earlier runs of a retried trial, the one it retries last.
+# Optuna's own system attribute: the numbers of the runs a retried trial follows, the one it retries last.
 RETRY_HISTORY = "retry_history"
 
 

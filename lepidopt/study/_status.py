@@ -48,7 +48,7 @@ def status_of(optuna_study: Any, folder: Path, *, engine_note: str = "") -> Stud
     """The study's trials, counted as ``--n-trials`` counts them, its best trial, and ``engine_note``: what the
     engine says of its trials (where they were imported from)."""
     trials = optuna_study.get_trials(deepcopy=False)
-    # A retry's history lists every earlier run of its trial, the one it retries last.
+    # A retry's history lists every run of its trial before it, the one it retries last.
     retried_as = {t.system_attrs[attrs.RETRY_HISTORY][-1]: t.number for t in trials
                   if t.system_attrs.get(attrs.RETRY_HISTORY)}
     rows = []
