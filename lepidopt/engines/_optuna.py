@@ -113,6 +113,15 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
     stage_spaces = (stage_one_space(run.space), stage_two_space(run.space)) if run.strategy == "staged" else None
 
     def objective(trial: optuna.Trial) -> float:
+        try:
+            return run_objective(trial)
+        except Interrupted as stop:  # at any moment of the trial, not only while it trains
+            if not trial.user_attrs.get(attrs.SURPLUS):
+                trial.set_user_attr(attrs.FAIL_REASON, f"interrupted by {stop}")
+                stop.trial_number = trial.number
+            raise
+
+    def run_objective(trial: optuna.Trial) -> float:
         # At most trial.number trials are numbered below this one, so below the total it cannot be surplus and
         # the study need not be read again.
         if n_trials is not None and trial.number >= n_trials and count_claimed(study, before=trial.number) >= n_trials:
@@ -159,10 +168,6 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
                 trial.set_user_attr(key, value)
             ended[trial.number] = setup.checkpoints
             raise optuna.TrialPruned(str(stop)) from None
-        except Interrupted as stop:
-            trial.set_user_attr(attrs.FAIL_REASON, f"interrupted by {stop}")
-            stop.trial_number = trial.number
-            raise
         except Exception as exc:
             trial.set_user_attr(attrs.FAIL_REASON, failure_text(exc))
             ended[trial.number] = setup.checkpoints

@@ -122,17 +122,22 @@ class _Outage:
     def __init__(self, storage: str, limit: float) -> None:
         self.storage, self.limit = storage, limit
         self.since: float | None = None
+        self.announced = False
         self.last_failure = 0.0
         self.gave_up: StorageUnreachable | None = None
         self.lock = threading.Lock()
 
     def failed(self, error: Exception) -> float:
-        """Seconds left before giving up; raises StorageUnreachable past the limit."""
+        """Seconds left before giving up; raises StorageUnreachable past the limit. An outage is announced once
+        a call has failed again after a wait: a failure the next try mends (SQLite's file locked for a moment
+        while another process closes it, a connection dropped by the server) is no news to the user."""
         with self.lock:
             self.check()
             now = self.last_failure = time.monotonic()
             if self.since is None:
                 self.since = now
+            elif not self.announced and now - self.since >= _FIRST_WAIT:
+                self.announced = True
                 log.warning("storage %r unreachable (%s); waiting for it up to %.0f s", self.storage,
                             connection_error_text(error), self.limit)
             left = self.since + self.limit - now
@@ -155,8 +160,9 @@ class _Outage:
             return
         with self.lock:
             if self.since is not None and (after_failing or time.monotonic() - self.last_failure > _LONGEST_WAIT * 2):
-                log.warning("storage %r answers again after %.0f s", self.storage, time.monotonic() - self.since)
-                self.since = None
+                if self.announced:
+                    log.warning("storage %r answers again after %.0f s", self.storage, time.monotonic() - self.since)
+                self.since, self.announced = None, False
 
 
 _local = threading.local()

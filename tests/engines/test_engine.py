@@ -76,6 +76,28 @@ def test_a_failing_trial_is_kept_with_its_reason_and_the_study_goes_on(demo_fold
     assert "ModelError: weights file" in summary.status.trials[0].note and "broken.weights.h5" in summary.status.trials[0].note
 
 
+def test_a_signal_before_the_trial_trains_leaves_it_for_a_retry(demo_folder, tmp_path, monkeypatch):
+    """SIGTERM between a trial's start and its first epoch (while its attributes are written): the trial is
+    failed with the reason and enqueued again with its parameters, as one stopped in the middle of training."""
+    import signal
+
+    from lepidopt._signals import Interrupted
+    from lepidopt.engines import _optuna
+    from lepidopt.errors import WorkerInterrupted
+
+    def signalled(*args, **kwargs):
+        raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(_optuna, "set_up_trial", signalled)
+    with pytest.raises(WorkerInterrupted, match="trial 0 will be retried from its last checkpoint") as stopped:
+        search(study="i", data=str(demo_folder), space=str(write_space(tmp_path)), results_dir=tmp_path, n_trials=1)
+    assert stopped.value.exit_code == 143
+    trials = optuna.load_study(study_name="i", storage=f"sqlite:///{tmp_path}/i/study.db").trials
+    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
+    assert trials[0].user_attrs[attrs.FAIL_REASON] == "interrupted by SIGTERM"
+    assert trials[1].params == trials[0].params and trials[1].system_attrs["retry_history"] == [0]
+
+
 def test_a_missing_weights_file_stops_the_search_before_any_trial(demo_folder, tmp_path):
     with pytest.raises(ModelError, match=r"weights '.*nope\.h5': is neither 'imagenet', 'none' nor an existing file"):
         search(study="w", data=str(demo_folder), space=str(TINY_SPACE), results_dir=tmp_path, n_trials=1,

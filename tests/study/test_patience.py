@@ -1,5 +1,6 @@
 """A worker's storage waits out an outage: real PostgreSQL behind a TCP gate the tests close and open."""
 
+import re
 import threading
 import time
 from urllib.parse import urlsplit
@@ -42,7 +43,7 @@ def reopen_after(gate: TcpGate, seconds: float) -> threading.Timer:
     return timer
 
 
-def test_a_call_waits_for_the_database_to_come_back(gated_url, gate):
+def test_a_call_waits_for_the_database_to_come_back(gated_url, gate, caplog):
     study = patient_study(gated_url, outage=30)
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     gate.close()
@@ -52,6 +53,20 @@ def test_a_call_waits_for_the_database_to_come_back(gated_url, gate):
     assert time.monotonic() - started >= 1.5
     study.tell(trial, 0.5)
     assert [(t.state.name, t.intermediate_values) for t in study.get_trials()] == [("COMPLETE", {0: 0.5})]
+    said = [r.getMessage() for r in caplog.records if r.name == "lepidopt"]
+    assert len(said) == 2 and "unreachable" in said[0] and "waiting for it up to 30 s" in said[0], said
+    assert re.search(r"answers again after [1-4] s", said[1]), said  # tries back off: 0.25, 0.5, 1, 2 s
+
+
+def test_a_failure_the_next_try_mends_is_not_announced(gated_url, gate, caplog):
+    study = patient_study(gated_url, outage=30)
+    trial = study.ask()
+    gate.close()
+    reopen_after(gate, 0.1)
+    trial.report(0.5, 0)  # refused once, then answered after the first wait (0.25 s)
+    assert study.get_trials()[0].intermediate_values == {0: 0.5}
+    assert study._storage._outage.last_failure > 0  # it was refused
+    assert [r.getMessage() for r in caplog.records if r.name == "lepidopt"] == []
 
 
 def test_past_the_outage_limit_the_worker_gives_up_and_every_later_call_at_once(gated_url, gate):
