@@ -4,7 +4,8 @@
                    first, the median pruner judging like with like after a warm-up of half the head's epochs
                    and one finished trial per searched param, and (the demo space searching whether to
                    fine-tune) the staged strategy: heads first, then heads of the top quarter fine-tuned
-                   while fine-tuning has taken no more machine time than the heads
+                   while fine-tuning has taken no more than its share of the machine time: at most half,
+                   shrinking while stage-two trials end no better than their heads, and at least a tenth
   lepidopt-joint   the same with --strategy joint: every trial samples a whole recipe
   optuna-plain     Optuna's defaults as its examples write them: TPESampler(seed) and MedianPruner(), asked
                    after every epoch, no baseline
@@ -12,7 +13,8 @@
 
 and, asked for with --arms, lepidopt's defaults with another pruner: lepidopt-sh (successive halving, like
 with like) and lepidopt-unpruned (no pruning); or with the staged search promoting every head of the top
-quarter as it comes, whatever machine time stage two has taken: lepidopt-quarter.
+quarter as it comes, whatever machine time stage two has taken: lepidopt-quarter; or giving stage two half
+the machine time however its trials fare (the default before 2026-12-07's evening): lepidopt-even.
 
     .venv/bin/python benchmarks/search_quality.py [--seeds 5] [--settings family,genus] [--lanes 2]
         [--arms lepidopt,lepidopt-joint,optuna-plain,random] [--first-seed 0] [--save F] [--load F ...]
@@ -22,6 +24,8 @@ the (setting, seed, arm) jobs it lacks, so seeds run on several occasions make o
 still run on one occasion, side by side). Files saved before staged became the default (2026-12-07) name
 the joint default "lepidopt" and the staged arm "lepidopt-staged" (which promoted as lepidopt-quarter does);
 they are read as lepidopt-joint and lepidopt-quarter, and their pruner arms, which ran joint, are left out.
+Files saved before stage two's share shrank with its gains (2026-12-07's evening) name its even share
+"lepidopt"; it is read as lepidopt-even.
 
 Every arm trains the same trials (lepidopt's run_trial, the same split per seed, the feature cache starting
 empty in every arm, images decoded before every clock), so the arms differ only in which recipes they try
@@ -59,7 +63,7 @@ ARMS = ("lepidopt", "lepidopt-joint", "optuna-plain", "random")
 PRUNER_ARMS = {"lepidopt-sh": "sh", "lepidopt-unpruned": "none"}  # lepidopt's defaults but the pruner
 BUDGETS = (60, 150, 300, 600)
 ARM_BUDGET = {"lepidopt": 300, "lepidopt-joint": 300, "optuna-plain": 300, "random": 600, "lepidopt-sh": 300,
-              "lepidopt-unpruned": 300, "lepidopt-quarter": 300}
+              "lepidopt-unpruned": 300, "lepidopt-quarter": 300, "lepidopt-even": 300}
 # In files saved before 2026-12-07, when the default was joint and the staged search promoted every head of the
 # top quarter as it came.
 RENAMED = {"lepidopt": "lepidopt-joint", "lepidopt-staged": "lepidopt-quarter"}
@@ -90,10 +94,10 @@ def run_arm(arm: str, setting: str, seed: int, data_dir: Path, folder: Path, bud
     from lepidopt.study import attrs, create_study
     from lepidopt.trial import Reporter, StudyData, TrialStopped, run_trial, study_data
 
-    if arm == "lepidopt-quarter":
+    if arm in ("lepidopt-quarter", "lepidopt-even"):
         from lepidopt.engines import _staged
 
-        _staged.STAGE_TWO_SHARE = 1.0
+        _staged.STAGE_TWO_SHARE = _staged.STAGE_TWO_LEAST = 1.0 if arm == "lepidopt-quarter" else 0.5
     source = draw(setting, data_dir)
     spec = DataSpec(source, label_level="genus") if setting == "genus" else DataSpec(source)
     run = resolve_run(study=f"{arm}-{seed}", results_dir=folder, data=spec, space="demo", seed=seed,
@@ -142,7 +146,13 @@ def run_arm(arm: str, setting: str, seed: int, data_dir: Path, folder: Path, bud
     finished = [(t.datetime_complete.timestamp() - started, t.value, t.user_attrs.get(attrs.STAGE))
                 for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     states = [t.state.name for t in trials]
-    return {"arm": arm, "strategy": run.strategy if arm.startswith("lepidopt") else None, "setting": setting,
+    if run.strategy == "staged":
+        from lepidopt.engines import _staged
+
+        shares = {"stage_two_share": _staged.STAGE_TWO_SHARE, "stage_two_least": _staged.STAGE_TWO_LEAST}
+    else:
+        shares = {}
+    return {"arm": arm, **shares, "strategy": run.strategy if arm.startswith("lepidopt") else None, "setting": setting,
             "seed": seed, "budget": budget, "finished": sorted(finished),
             "trials": len(states), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
             "classes": len(data.split.classes), "n_val": len(data.split.indices("val")),
@@ -165,7 +175,8 @@ def fine_tuned(trials: list) -> list[dict]:
 
 
 def today(saved: list[dict]) -> list[dict]:
-    """Saved arms under today's names: files from before staged became the default carry no strategy."""
+    """Saved arms under today's names: files from before staged became the default carry no strategy, and files
+    from before stage two's share shrank with its gains carry no share (their staged default is lepidopt-even)."""
     out = []
     for record in saved:
         if "strategy" not in record and record["arm"].startswith("lepidopt"):
@@ -173,6 +184,8 @@ def today(saved: list[dict]) -> list[dict]:
                 continue  # a pruner arm that ran joint, which today's pruner arms do not
             record = {**record, "arm": RENAMED[record["arm"]],
                       "strategy": "staged" if record["arm"] == "lepidopt-staged" else "joint"}
+        elif record["arm"] == "lepidopt" and record.get("strategy") == "staged" and "stage_two_least" not in record:
+            record = {**record, "arm": "lepidopt-even"}
         out.append(record)
     return out
 
@@ -268,7 +281,7 @@ def table(results: list[dict], settings: list[str], scale: float) -> tuple[list[
             verdict = "met" if ours >= plain and ours >= rand else "NOT met"
             lines.append(f"  goal: lepidopt at 150 s {ours:.4f} >= optuna-plain at 300 s {plain:.4f} and random at "
                          f"600 s {rand:.4f}: {verdict}")
-        for other in ("lepidopt-joint", "lepidopt-quarter"):
+        for other in ("lepidopt-joint", "lepidopt-quarter", "lepidopt-even"):
             theirs = means.get((setting, other, 150))
             if ours is not None and theirs is not None:
                 lines.append(f"  {other} at 150 s: {theirs:.4f} ({'behind' if theirs < ours else 'not behind'} the "
@@ -282,7 +295,8 @@ def figure(results: list[dict], settings: list[str], path: Path, scale: float) -
     from plotly.subplots import make_subplots
 
     colours = {"lepidopt": "#1f77b4", "lepidopt-joint": "#17becf", "optuna-plain": "#ff7f0e", "random": "#7f7f7f",
-               "lepidopt-sh": "#2ca02c", "lepidopt-unpruned": "#9467bd", "lepidopt-quarter": "#8c564b"}
+               "lepidopt-sh": "#2ca02c", "lepidopt-unpruned": "#9467bd", "lepidopt-quarter": "#8c564b",
+               "lepidopt-even": "#d62728"}
     fig = make_subplots(rows=1, cols=len(settings), subplot_titles=[f"{s} level" for s in settings],
                         shared_yaxes=True)
     for col, setting in enumerate(settings, start=1):

@@ -74,7 +74,8 @@ def search(*, study: str, data: DataSpec | str | None = None, space: str | None 
             the same unfreeze depth.
         strategy: ``staged``: trials train heads on cached features, and the top quarter of heads goes on to a
             trial that fine-tunes it, searching the unfreeze depth and fine-tuning learning rate, while those
-            trials have had at most half the machine time; the default
+            trials have had at most half the machine time, less while they end no better than their heads (at
+            least a tenth); the default
             for a space that searches whether to fine-tune (``finetune.unfreeze`` with ``none`` among its
             choices). ``joint``: every trial samples a whole recipe; the default for any other space. Optuna
             only; defines the study.

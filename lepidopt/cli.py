@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--pruner", choices=PRUNERS, help="Optuna: default median")
     search.add_argument("--strategy", choices=STRATEGIES,
                         help="Optuna: staged trains heads first and fine-tunes the top quarter of them, within half "
-                        "the time (the default when the space searches whether to fine-tune); joint samples whole "
-                        "recipes (the default for other spaces); kept in run.yaml")
+                        "the time, less while fine-tuning does not beat the heads (the default when the space "
+                        "searches whether to fine-tune); joint samples whole recipes (the default for other spaces); "
+                        "kept in run.yaml")
     search.add_argument("--tuner", choices=TUNERS,
                         help="Keras Tuner's oracle (default hyperband)")
     search.add_argument("--seed", type=int, help="seeds the split, the sampler and every trial (default 0)")

@@ -19,8 +19,8 @@ from ._base import Engine, register
 from ._optuna_space import suggest
 from ._policy import TrialPolicy
 from ._pruning import PRUNERS, make_pruner, pruning_schedule
-from ._staged import (PROMOTED_SHARE, STAGE_TWO_SHARE, STRATEGIES, check_staged, default_strategy, promote,
-                      promoted_already, stage_one_space, stage_two_space, start_from_parent)
+from ._staged import (PROMOTED_SHARE, STAGE_TWO_LEAST, STAGE_TWO_SHARE, STRATEGIES, check_staged, default_strategy,
+                      promote, promoted_already, stage_one_space, stage_two_space, start_from_parent)
 from ._trial_setup import failure_text, set_up_trial, trial_recipe
 
 if TYPE_CHECKING:
@@ -301,7 +301,8 @@ class OptunaEngine(Engine):
             return ""
         return (f"strategy staged: stage-1 trials train heads on cached features; the top {PROMOTED_SHARE:.0%} of "
                 f"finished heads go on to a stage-2 trial that fine-tunes them, while stage 2 has had at most "
-                f"{STAGE_TWO_SHARE:.0%} of the time")
+                f"{STAGE_TWO_SHARE:.0%} of the time, less while its trials end no better than their heads (at least "
+                f"{STAGE_TWO_LEAST:.0%})")
 
     def initialize(self, study: Any, run: Run) -> None:
         super().initialize(study, run)

@@ -3,12 +3,14 @@
 Stage one samples everything but the fine-tuning params and trains heads on cached features, keeping the
 finished heads of the top ``PROMOTED_SHARE`` as checkpoints in their trials' folders. Each time a head
 finishes, the best head not yet promoted among that top share goes on to stage two (as successive halving
-promotes, asynchronously: no worker waits for a rung to fill): a trial enqueued with the head's params,
-whose sampler chooses the unfreeze depth and fine-tuning learning rate, and which starts from the head's
-checkpoint and seed, or trains the head again from that seed when the checkpoint is gone (or checkpoints are
-off). It is Optuna's default for a space that searches whether to fine-tune (``default_strategy``). Both stages are
-trials of the one Optuna study, tagged with ``attrs.STAGE``; a stage-two trial is retried from its own
-checkpoints like any other, and exported by training its head again with the same seed, then fine-tuning it.
+promotes, asynchronously: no worker waits for a rung to fill), while stage two has taken no more than its
+share of the machine time, which shrinks while fine-tuning leaves its heads no better: a trial enqueued
+with the head's params, whose sampler chooses the unfreeze depth and fine-tuning learning rate, and which
+starts from the head's checkpoint and seed, or trains the head again from that seed when the checkpoint is
+gone (or checkpoints are off). It is Optuna's default for a space that searches whether to fine-tune
+(``default_strategy``). Both stages are trials of the one Optuna study, tagged with ``attrs.STAGE``; a
+stage-two trial is retried from its own checkpoints like any other, and exported by training its head again
+with the same seed, then fine-tuning it.
 """
 
 from __future__ import annotations
@@ -31,16 +33,20 @@ from ._pruning import pruning_schedule
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["STRATEGIES", "PROMOTED_SHARE", "default_strategy", "check_staged", "stage_one_space", "stage_two_space",
-           "promote", "promoted_already", "start_from_parent", "is_fine_tuning_param"]
+__all__ = ["STRATEGIES", "PROMOTED_SHARE", "STAGE_TWO_SHARE", "STAGE_TWO_LEAST", "default_strategy", "check_staged",
+           "stage_one_space", "stage_two_space", "promote", "promoted_already", "start_from_parent",
+           "is_fine_tuning_param", "stage_two_share"]
 
 log = logging.getLogger("lepidopt")
 STRATEGIES = ("joint", "staged")
-# Heads in the top quarter are fine-tuned, the best first, as long as stage two has taken no more machine time
-# than stage one: each fidelity gets the same time, as each rung of successive halving does. Fine-tuning costs
-# ~10-100x a head, so promoting the whole top quarter at once would give stage two most of the machine.
+# Heads in the top quarter are fine-tuned, the best first, as long as stage two has taken no more than its share
+# of the machine time: at most as much as stage one, as each rung of successive halving gets the same time
+# (fine-tuning costs ~10-100x a head, so promoting the whole top quarter at once would give stage two most of
+# the machine), and less while fine-tuning does not pay: the share shrinks with the stage-two trials that ended
+# no better than their heads, (gains + 1) / (ended + 1) of the most, and never below the least.
 PROMOTED_SHARE = 0.25
-STAGE_TWO_SHARE = 0.5  # of the machine time spent on trials
+STAGE_TWO_SHARE = 0.5  # the most, of the machine time spent on trials
+STAGE_TWO_LEAST = 0.1
 # Unpromoted heads of the top share that keep their checkpoints, the best first; the others are trained again
 # (from the same seed, to the same weights) if they are promoted, which costs a head trial.
 NEXT_IN_LINE = 4
@@ -122,7 +128,7 @@ def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | Non
     waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in trials)
     if n_trials is not None and count_claimed(study) + waiting >= n_trials:
         return None
-    if not _stage_two_has_time(trials):
+    if not _stage_two_has_time(trials, maximize=maximize):
         return None
     for head in in_line:
         params = dict(head.params)
@@ -135,8 +141,29 @@ def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | Non
     return None
 
 
-def _stage_two_has_time(trials: list[optuna.trial.FrozenTrial]) -> bool:
-    """Whether stage two's machine time so far is within ``STAGE_TWO_SHARE`` of the time spent on both stages.
+def stage_two_share(trials: list[optuna.trial.FrozenTrial], *, maximize: bool) -> float:
+    """The share of the machine time stage two may take: ``STAGE_TWO_SHARE`` times (gains + 1) / (ended + 1) over
+    the stage-two trials that ended (finished or pruned; not surplus), a gain being one whose value is better
+    than its head's, and at least ``STAGE_TWO_LEAST``. Fine-tuning that pays keeps its half of the machine;
+    fine-tuning that leaves its heads where they were, or worse, gives its time back to the heads."""
+    import optuna
+
+    values = {t.number: t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
+    ended = gains = 0
+    for t in trials:
+        if (t.user_attrs.get(attrs.STAGE) != 2 or t.user_attrs.get(attrs.SURPLUS)
+                or t.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)):
+            continue
+        ended += 1
+        head = values.get(int(t.user_attrs.get(attrs.PARENT, -1)))
+        if t.value is not None and head is not None and (t.value > head if maximize else t.value < head):
+            gains += 1
+    return max(STAGE_TWO_LEAST, STAGE_TWO_SHARE * (gains + 1) / (ended + 1))
+
+
+def _stage_two_has_time(trials: list[optuna.trial.FrozenTrial], *, maximize: bool) -> bool:
+    """Whether stage two's machine time so far is within its share (``stage_two_share``) of the time spent on both
+    stages.
 
     A finished trial took its start to its end (one worker's clock). A running one counts up to now, on this
     worker's clock, so at most as long as the longest finished trial of its stage: a dead worker's trial,
@@ -161,7 +188,7 @@ def _stage_two_has_time(trials: list[optuna.trial.FrozenTrial]) -> bool:
     if waiting:
         took = finished[2] or [max(running[2], default=0.0)]
         spent[2] += waiting * sum(took) / len(took)
-    return spent[2] <= STAGE_TWO_SHARE * (spent[1] + spent[2])
+    return spent[2] <= stage_two_share(trials, maximize=maximize) * (spent[1] + spent[2])
 
 
 def promoted_already(study: optuna.Study, trial: optuna.Trial) -> bool:

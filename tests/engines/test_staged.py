@@ -16,7 +16,7 @@ import yaml
 from conftest import TINY_SPACE, wait_for_checkpoint
 from lepidopt.engines import get_engine
 from lepidopt.engines._staged import (check_staged, promote, promoted_already, stage_one_space, stage_two_space,
-                                     start_from_parent)
+                                     stage_two_share, start_from_parent)
 from lepidopt.errors import SettingError, StudyError
 from lepidopt.resolve import resolve_run
 from lepidopt.results import export_best
@@ -106,7 +106,7 @@ def test_stage_two_is_promoted_to_only_while_it_has_taken_no_more_time_than_stag
         study.add_trial(trial_of(0.9 + n / 100, 5.0, **{attrs.STAGE: 1}))  # 20 s of heads
     assert promote(run, study, n_trials=None) == 11  # nothing spent in stage two yet
     study.ask()  # the promotion, started: it runs while heads finish
-    study.add_trial(trial_of(0.5, 25.0, **{attrs.STAGE: 2, attrs.PARENT: 11}))  # 25 s, more than 20
+    study.add_trial(trial_of(0.95, 25.0, **{attrs.STAGE: 2, attrs.PARENT: 11}))  # 25 s, more than 20; a gain
     assert promote(run, study, n_trials=None) is None
     study.add_trial(trial_of(0.1, 12.0, **{attrs.STAGE: 1}))  # 32 s of heads
     assert promote(run, study, n_trials=None) == 10
@@ -117,10 +117,42 @@ def test_a_dead_worker_s_stage_two_counts_at_most_as_long_as_the_longest_finishe
     run, study = heads
     for n in range(4):
         study.add_trial(trial_of(0.9 + n / 100, 10.0, **{attrs.STAGE: 1}))  # 40 s of heads
-    study.add_trial(trial_of(0.5, 15.0, **{attrs.STAGE: 2, attrs.PARENT: 11}))
+    study.add_trial(trial_of(0.95, 15.0, **{attrs.STAGE: 2, attrs.PARENT: 11}))  # better than its head, 0.93
     # Left running by a worker killed an hour ago on a storage without heartbeat, or on a clock an hour ahead:
     study.add_trial(trial_of(None, 3600.0, optuna.trial.TrialState.RUNNING, **{attrs.STAGE: 2, attrs.PARENT: 10}))
     assert promote(run, study, n_trials=None) == 9  # 15 + 15 s of stage two against 40 s of heads
+
+
+def test_stage_two_s_share_shrinks_while_its_trials_end_no_better_than_their_heads():
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(trial_of(0.8, 1.0, **{attrs.STAGE: 1}))  # trial 0, the head of every stage two below
+    share = lambda: stage_two_share(study.get_trials(deepcopy=False), maximize=True)  # noqa: E731
+    assert share() == 0.5  # nothing ended in stage two: the most, as much as stage one
+    study.add_trial(trial_of(0.7, 9.0, **{attrs.STAGE: 2, attrs.PARENT: 0}))
+    assert share() == 0.5 * 1 / 2
+    study.add_trial(trial_of(0.8, 9.0, **{attrs.STAGE: 2, attrs.PARENT: 0}))  # level with its head: no gain
+    study.add_trial(trial_of(None, 9.0, optuna.trial.TrialState.PRUNED, **{attrs.STAGE: 2, attrs.PARENT: 0}))
+    study.add_trial(trial_of(None, 9.0, optuna.trial.TrialState.RUNNING, **{attrs.STAGE: 2, attrs.PARENT: 0}))
+    study.add_trial(trial_of(None, 0.0, optuna.trial.TrialState.PRUNED,
+                             **{attrs.STAGE: 2, attrs.PARENT: 0, attrs.SURPLUS: True}))  # never ran
+    assert share() == 0.5 * 1 / 4  # three ended, none better; the running and the surplus one do not count
+    for _ in range(3):
+        study.add_trial(trial_of(0.9, 9.0, **{attrs.STAGE: 2, attrs.PARENT: 0}))
+    assert share() == 0.5 * 4 / 7
+    for _ in range(30):
+        study.add_trial(trial_of(0.1, 9.0, **{attrs.STAGE: 2, attrs.PARENT: 0}))
+    assert share() == 0.1  # never below the least
+    assert stage_two_share(study.get_trials(deepcopy=False), maximize=False) > 0.1  # lower is better: 30 gains
+
+
+def test_stage_two_that_does_not_pay_gives_its_time_back_to_the_heads(heads):
+    run, study = heads
+    for n in range(4):
+        study.add_trial(trial_of(0.9 + n / 100, 10.0, **{attrs.STAGE: 1}))  # 40 s of heads
+    study.add_trial(trial_of(0.9, 15.0, **{attrs.STAGE: 2, attrs.PARENT: 11}))  # below its head's 0.93
+    assert promote(run, study, n_trials=None) is None  # 15 s is more than a quarter of 55 s
+    study.add_trial(trial_of(0.1, 30.0, **{attrs.STAGE: 1}))
+    assert promote(run, study, n_trials=None) == 10  # 15 s of 85 s; 11 was promoted already
 
 
 def test_only_the_heads_next_in_line_keep_their_checkpoints(heads):
