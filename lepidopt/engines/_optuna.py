@@ -115,9 +115,12 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
     def objective(trial: optuna.Trial) -> float:
         try:
             return run_objective(trial)
-        except Interrupted as stop:  # at any moment of the trial, not only while it trains
+        except Interrupted as stop:  # anywhere in the trial: after_interrupt enqueues its retry
             if not trial.user_attrs.get(attrs.SURPLUS):
                 trial.set_user_attr(attrs.FAIL_REASON, f"interrupted by {stop}")
+                # Before its set-up the trial has no root yet; its retry takes the root (seed, checkpoint folder,
+                # place in stage two) from it.
+                trial.set_user_attr(attrs.ROOT, trial.user_attrs.get(attrs.ROOT, trial.number))
                 stop.trial_number = trial.number
             raise
 

@@ -143,20 +143,22 @@ def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | Non
 
 def stage_two_share(trials: list[optuna.trial.FrozenTrial], *, maximize: bool) -> float:
     """The share of the machine time stage two may take: ``STAGE_TWO_SHARE`` times (gains + 1) / (ended + 1) over
-    the stage-two trials that ended (finished or pruned; not surplus), a gain being one whose value is better
-    than its head's, and at least ``STAGE_TWO_LEAST``. Fine-tuning that pays keeps its half of the machine;
-    fine-tuning that leaves its heads where they were, or worse, gives its time back to the heads."""
+    the stage-two trials that ended (finished or pruned; not surplus), a gain being a finished one whose value is
+    better than its head trial's, and at least ``STAGE_TWO_LEAST``. Fine-tuning that pays keeps its half of the
+    machine; fine-tuning that leaves its heads where they were, or worse, gives its time back to the heads."""
     import optuna
 
-    values = {t.number: t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
+    complete = optuna.trial.TrialState.COMPLETE
+    heads = {t.number: t.value for t in trials if t.state == complete and t.value is not None}
     ended = gains = 0
     for t in trials:
-        if (t.user_attrs.get(attrs.STAGE) != 2 or t.user_attrs.get(attrs.SURPLUS)
-                or t.state not in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)):
+        head = heads.get(int(t.user_attrs.get(attrs.PARENT, -1)))
+        if (t.user_attrs.get(attrs.STAGE) != 2 or t.user_attrs.get(attrs.SURPLUS) or head is None
+                or t.state not in (complete, optuna.trial.TrialState.PRUNED)):
             continue
         ended += 1
-        head = values.get(int(t.user_attrs.get(attrs.PARENT, -1)))
-        if t.value is not None and head is not None and (t.value > head if maximize else t.value < head):
+        # A pruned trial's value is its last epoch's (Optuna's): stopped, it gained nothing.
+        if t.state == complete and t.value is not None and (t.value > head if maximize else t.value < head):
             gains += 1
     return max(STAGE_TWO_LEAST, STAGE_TWO_SHARE * (gains + 1) / (ended + 1))
 

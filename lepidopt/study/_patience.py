@@ -129,17 +129,19 @@ class _Outage:
 
     def failed(self, error: Exception) -> float:
         """Seconds left before giving up; raises StorageUnreachable past the limit. An outage is announced once
-        a call has failed again after a wait: a failure the next try mends (SQLite's file locked for a moment
-        while another process closes it, a connection dropped by the server) is no news to the user."""
+        a call (of any thread) fails ``_FIRST_WAIT`` or more after its first failure: a failure the next try mends
+        (SQLite's file locked for a moment while another process closes it, a connection dropped by the server)
+        is no news to the user."""
         with self.lock:
             self.check()
-            now = self.last_failure = time.monotonic()
-            if self.since is None:
-                self.since = now
+            now = time.monotonic()
+            if self.since is None or (not self.announced and now - self.last_failure > _LONGEST_WAIT * 2):
+                self.since = now  # a one-off failure long ago, that no call answered after, is not this outage
             elif not self.announced and now - self.since >= _FIRST_WAIT:
                 self.announced = True
                 log.warning("storage %r unreachable (%s); waiting for it up to %.0f s", self.storage,
                             connection_error_text(error), self.limit)
+            self.last_failure = now
             left = self.since + self.limit - now
             if left <= 0:
                 self.gave_up = StorageUnreachable(self.storage, now - self.since, connection_error_text(error))

@@ -96,6 +96,7 @@ def test_a_signal_before_the_trial_trains_leaves_it_for_a_retry(demo_folder, tmp
     assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
     assert trials[0].user_attrs[attrs.FAIL_REASON] == "interrupted by SIGTERM"
     assert trials[1].params == trials[0].params and trials[1].system_attrs["retry_history"] == [0]
+    assert trials[1].user_attrs[attrs.ROOT] == 0  # the retry keeps the first run's seed and checkpoint folder
 
 
 def test_a_missing_weights_file_stops_the_search_before_any_trial(demo_folder, tmp_path):

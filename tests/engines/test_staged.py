@@ -131,18 +131,19 @@ def test_stage_two_s_share_shrinks_while_its_trials_end_no_better_than_their_hea
     study.add_trial(trial_of(0.7, 9.0, **{attrs.STAGE: 2, attrs.PARENT: 0}))
     assert share() == 0.5 * 1 / 2
     study.add_trial(trial_of(0.8, 9.0, **{attrs.STAGE: 2, attrs.PARENT: 0}))  # level with its head: no gain
-    study.add_trial(trial_of(None, 9.0, optuna.trial.TrialState.PRUNED, **{attrs.STAGE: 2, attrs.PARENT: 0}))
+    study.add_trial(trial_of(0.9, 9.0, optuna.trial.TrialState.PRUNED, **{attrs.STAGE: 2, attrs.PARENT: 0}))
     study.add_trial(trial_of(None, 9.0, optuna.trial.TrialState.RUNNING, **{attrs.STAGE: 2, attrs.PARENT: 0}))
     study.add_trial(trial_of(None, 0.0, optuna.trial.TrialState.PRUNED,
                              **{attrs.STAGE: 2, attrs.PARENT: 0, attrs.SURPLUS: True}))  # never ran
-    assert share() == 0.5 * 1 / 4  # three ended, none better; the running and the surplus one do not count
+    assert share() == 0.5 * 1 / 4  # three ended, none a gain (the pruned one stopped above its head's 0.8);
+    # the running and the surplus one do not count
     for _ in range(3):
         study.add_trial(trial_of(0.9, 9.0, **{attrs.STAGE: 2, attrs.PARENT: 0}))
     assert share() == 0.5 * 4 / 7
     for _ in range(30):
         study.add_trial(trial_of(0.1, 9.0, **{attrs.STAGE: 2, attrs.PARENT: 0}))
     assert share() == 0.1  # never below the least
-    assert stage_two_share(study.get_trials(deepcopy=False), maximize=False) > 0.1  # lower is better: 30 gains
+    assert stage_two_share(study.get_trials(deepcopy=False), maximize=False) == 0.5 * 32 / 37  # lower is better
 
 
 def test_stage_two_that_does_not_pay_gives_its_time_back_to_the_heads(heads):
