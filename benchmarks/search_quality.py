@@ -14,7 +14,7 @@
 and, asked for with --arms, lepidopt's defaults with another pruner: lepidopt-sh (successive halving, like
 with like) and lepidopt-unpruned (no pruning); or with the staged search promoting every head of the top
 quarter as it comes, whatever machine time stage two has taken: lepidopt-quarter; or giving stage two half
-the machine time however its trials fare (the default before 2026-12-07's evening): lepidopt-even.
+the machine time however its trials fare: lepidopt-even.
 
     .venv/bin/python benchmarks/search_quality.py [--seeds 5] [--settings family,genus] [--lanes 2]
         [--arms lepidopt,lepidopt-joint,optuna-plain,random] [--first-seed 0] [--save F] [--load F ...]
