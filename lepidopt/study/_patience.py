@@ -29,6 +29,7 @@ __all__ = ["patient", "patiently", "StorageUnreachable", "StorageUnavailable", "
 
 log = logging.getLogger("lepidopt")
 _FIRST_WAIT, _LONGEST_WAIT = 0.25, 2.0  # seconds between attempts: doubling from the first to the longest
+_QUIET = _LONGEST_WAIT * 2  # seconds without a failure that end an outage: no call is still retrying
 # What the database driver says of a refused connection when waiting cannot help (PostgreSQL's and MySQL's
 # words). A host name that does not resolve is waited for: a restarting container's name may not, for a while.
 _LASTING = ("password authentication failed", "no pg_hba.conf entry", "does not exist", "access denied for user",
@@ -135,7 +136,7 @@ class _Outage:
         with self.lock:
             self.check()
             now = time.monotonic()
-            if self.since is None or (not self.announced and now - self.last_failure > _LONGEST_WAIT * 2):
+            if self.since is None or (not self.announced and now - self.last_failure > _QUIET):
                 self.since = now  # a one-off failure long ago, that no call answered after, is not this outage
             elif not self.announced and now - self.since >= _FIRST_WAIT:
                 self.announced = True
@@ -161,7 +162,7 @@ class _Outage:
         if self.since is None:  # read without the lock: the common case costs nothing
             return
         with self.lock:
-            if self.since is not None and (after_failing or time.monotonic() - self.last_failure > _LONGEST_WAIT * 2):
+            if self.since is not None and (after_failing or time.monotonic() - self.last_failure > _QUIET):
                 if self.announced:
                     log.warning("storage %r answers again after %.0f s", self.storage, time.monotonic() - self.since)
                 self.since, self.announced = None, False
