@@ -26,6 +26,7 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signal.Signals(signal_number).name)
         self.signal_number = signal_number
         self.trial_number: int | None = None  # the trial it stopped, as the engine running it records
+        self.resumes_at: str | None = None  # its retry's starting point ("head epoch 4"), None for its start
 
 
 class _State:

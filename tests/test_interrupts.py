@@ -1,5 +1,6 @@
 """Ctrl-C as a user presses it: one line on the terminal, and nothing left half-written."""
 
+import json
 import os
 import signal
 import subprocess
@@ -26,8 +27,10 @@ def test_ctrl_c_during_search_prints_one_line(demo_folder, tmp_path):
     search.send_signal(signal.SIGINT)
     out, err = search.communicate(timeout=60)
     assert search.returncode == 130
-    assert err.splitlines() == [f"error: interrupted by SIGINT: trial {saved['trial']} will be retried from its last "
-                                "checkpoint; run the same command again to go on."]
+    last = json.loads((tmp_path / "results" / "s" / "trials" / saved["trial"] / "state.json").read_text())
+    assert err.splitlines() == [f"error: interrupted by SIGINT: trial {saved['trial']} will be retried from its "
+                                f"checkpoint after {last['phase']} epoch {last['epoch']}; run the same command again "
+                                "to go on."]
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from ._optuna_space import suggest
 from ._policy import TrialPolicy
 from ._pruning import PRUNERS, make_pruner, pruning_schedule
 from ._staged import (PROMOTED_SHARE, STAGE_TWO_LEAST, STAGE_TWO_SHARE, STRATEGIES, check_staged, default_strategy,
-                      promote, promoted_already, stage_one_space, stage_two_space, start_from_parent)
+                      promote, stage_one_space, stage_two_root, stage_two_space, start_from_parent)
 from ._trial_setup import failure_text, set_up_trial, trial_recipe
 
 if TYPE_CHECKING:
@@ -120,8 +120,12 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
                 trial.set_user_attr(attrs.FAIL_REASON, f"interrupted by {stop}")
                 # Before its set-up the trial has no root yet; its retry takes the root (seed, checkpoint folder,
                 # place in stage two) from it.
-                trial.set_user_attr(attrs.ROOT, trial.user_attrs.get(attrs.ROOT, trial.number))
+                root = trial.user_attrs.get(attrs.ROOT, trial.number)
+                trial.set_user_attr(attrs.ROOT, root)
                 stop.trial_number = trial.number
+                checkpoints = policy.checkpoints_in(run.folder / "trials" / str(root))
+                saved = checkpoints.latest() if checkpoints else None
+                stop.resumes_at = f"{saved.phase} epoch {saved.epoch}" if saved else None
             raise
 
     def run_objective(trial: optuna.Trial) -> float:
@@ -140,9 +144,11 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
         params = suggest(trial, space)
         seed, copied = None, False
         if stage == 2:
-            if promoted_already(study, trial):
+            chain = stage_two_root(study, trial)
+            if chain is None:
                 trial.set_user_attr(attrs.SURPLUS, attrs.PROMOTED_TWICE)
                 raise optuna.TrialPruned(f"surplus: {attrs.PROMOTED_TWICE}; not run")
+            root = chain
             seed, copied = start_from_parent(run, study, trial, run.folder / "trials" / str(root))
         setup = set_up_trial(run, trial_recipe(run, params, space), root=root, folder=str(root), policy=policy,
                              seed=seed)
@@ -249,8 +255,8 @@ def clear_ended_checkpoints(run: Run, study: optuna.Study) -> None:
         return
     state = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
-    live = {t.user_attrs.get(attrs.ROOT, t.number) for t in trials if t.state in (state.RUNNING, state.WAITING)}
-    ended = {t.user_attrs.get(attrs.ROOT, t.number) for t in trials
+    live = {attrs.root_of(t) for t in trials if t.state in (state.RUNNING, state.WAITING)}
+    ended = {attrs.root_of(t) for t in trials
              if t.state == state.PRUNED or (t.state == state.COMPLETE and t.user_attrs.get(attrs.STAGE) != 1)}
     for path in folder.iterdir():
         if path.name.isdigit() and int(path.name) in ended - live:
@@ -329,7 +335,9 @@ class OptunaEngine(Engine):
         if number is None:
             return ""
         retry_trial(study, number, retries=retries)
-        return f"trial {number} will be retried from its last checkpoint; "
+        if stop.resumes_at is None:
+            return f"trial {number} will be retried from its start (it had saved no checkpoint); "
+        return f"trial {number} will be retried from its checkpoint after {stop.resumes_at}; "
 
 
 def _sampler(run: Run, *, seed: int | None = None) -> Any:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = ["STRATEGIES", "PROMOTED_SHARE", "STAGE_TWO_SHARE", "STAGE_TWO_LEAST", "default_strategy", "check_staged",
-           "stage_one_space", "stage_two_space", "promote", "promoted_already", "start_from_parent",
+           "stage_one_space", "stage_two_space", "promote", "stage_two_root", "start_from_parent",
            "is_fine_tuning_param", "stage_two_share"]
 
 log = logging.getLogger("lepidopt")
@@ -101,7 +101,7 @@ def stage_two_space(space: Space) -> Space:
 
 
 def _head_folder(run: Run, trial: optuna.trial.FrozenTrial) -> Path:
-    return run.folder / "trials" / str(trial.user_attrs.get(attrs.ROOT, trial.number))
+    return run.folder / "trials" / str(attrs.root_of(trial))
 
 
 def promote(run: Run, study: optuna.Study, *, n_trials: int | None) -> int | None:
@@ -193,12 +193,16 @@ def _stage_two_has_time(trials: list[optuna.trial.FrozenTrial], *, maximize: boo
     return spent[2] <= stage_two_share(trials, maximize=maximize) * (spent[1] + spent[2])
 
 
-def promoted_already(study: optuna.Study, trial: optuna.Trial) -> bool:
-    """Whether another worker promoted the stage-two ``trial``'s head first: a stage-two trial of the same
-    parent, started earlier (a lower first number: a retry keeps its first run's), not itself surplus."""
-    parent, root = trial.user_attrs[attrs.PARENT], trial.user_attrs.get(attrs.ROOT, trial.number)
-    return any(t.user_attrs.get(attrs.PARENT) == parent and t.user_attrs.get(attrs.ROOT, t.number) < root
-               and not t.user_attrs.get(attrs.SURPLUS) for t in study.get_trials(deepcopy=False))
+def stage_two_root(study: optuna.Study, trial: optuna.Trial) -> int | None:
+    """The root of the stage-two ``trial`` (the first trial of its retry chain), or None when another worker
+    promoted its head first: a stage-two trial of the same parent with a lower root, not itself surplus."""
+    trials = study.get_trials(deepcopy=False)
+    root = attrs.root_of(next(t for t in trials if t.number == trial.number))
+    parent = trial.user_attrs[attrs.PARENT]
+    if any(t.user_attrs.get(attrs.PARENT) == parent and attrs.root_of(t) < root and not t.user_attrs.get(attrs.SURPLUS)
+           for t in trials):
+        return None
+    return root
 
 
 def start_from_parent(run: Run, study: optuna.Study, trial: optuna.Trial, folder: Path) -> tuple[int, bool]:

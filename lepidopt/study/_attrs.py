@@ -12,7 +12,7 @@ from ..recipe import Recipe
 __all__ = ["RUN", "ENGINE", "TOTAL", "OBJECTIVE", "ARTIFACTS", "BASELINE", "ROOT", "RECIPE", "SEED", "WORKER",
            "FAIL_REASON", "STOP_REASON", "STAGE", "PARENT", "RESUMED_FROM", "SURPLUS", "PROMOTED_TWICE", "HISTORY",
            "TIMINGS", "METRICS", "N_TRAIN", "RSS_MB", "IMPORTED_FROM", "KERAS_TUNER_TRIAL_ID", "KERAS_TUNER_EPOCHS",
-           "RETRY_HISTORY", "HEARTBEAT", "identity_attrs", "outcome_attrs"]
+           "RETRY_HISTORY", "HEARTBEAT", "identity_attrs", "outcome_attrs", "root_of"]
 
 # The study's user attributes.
 RUN = "lepidopt:run"  # the run as recorded (Run.to_dict() and the folder on the creating machine)
@@ -49,6 +49,16 @@ HEARTBEAT = "lepidopt:heartbeat"
 
 # Optuna's own system attribute: the numbers of the runs a retried trial follows, the one it retries last.
 RETRY_HISTORY = "retry_history"
+
+
+def root_of(trial: Any) -> int:
+    """The first trial of the frozen ``trial``'s retry chain, whose seed and checkpoint folder the chain uses: as the
+    trial recorded it, else as Optuna's retry history has it (a first run killed before it recorded its root)."""
+    root = trial.user_attrs.get(ROOT)
+    if root is None:
+        history = trial.system_attrs.get(RETRY_HISTORY)
+        root = history[0] if history else trial.number
+    return int(root)
 
 
 def identity_attrs(recipe: Recipe, *, seed: int, root: int) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def test_a_signal_before_the_trial_trains_leaves_it_for_a_retry(demo_folder, tmp
         raise Interrupted(signal.SIGTERM)
 
     monkeypatch.setattr(_optuna, "set_up_trial", signalled)
-    with pytest.raises(WorkerInterrupted, match="trial 0 will be retried from its last checkpoint") as stopped:
+    with pytest.raises(WorkerInterrupted, match=r"trial 0 will be retried from its start \(it had saved no checkpoint\)") as stopped:
         search(study="i", data=str(demo_folder), space=str(write_space(tmp_path)), results_dir=tmp_path, n_trials=1)
     assert stopped.value.exit_code == 143
     trials = optuna.load_study(study_name="i", storage=f"sqlite:///{tmp_path}/i/study.db").trials

@@ -15,13 +15,13 @@ import yaml
 
 from conftest import TINY_SPACE, wait_for_checkpoint
 from lepidopt.engines import get_engine
-from lepidopt.engines._staged import (check_staged, promote, promoted_already, stage_one_space, stage_two_space,
-                                     stage_two_share, start_from_parent)
+from lepidopt.engines._staged import (check_staged, promote, stage_one_space, stage_two_root, stage_two_share,
+                                     stage_two_space, start_from_parent)
 from lepidopt.errors import SettingError, StudyError
 from lepidopt.resolve import resolve_run
 from lepidopt.results import export_best
 from lepidopt.spaces import load_space
-from lepidopt.study import attrs, count_finished
+from lepidopt.study import attrs, count_finished, retry_trial
 
 HEAD_EPOCHS, FINETUNE_EPOCHS = 3, 3
 
@@ -180,9 +180,22 @@ def test_a_stage_two_trial_starts_from_its_parent_s_head_or_trains_it_again(head
     shutil.rmtree(run.folder / "trials" / "6")
     elsewhere = run.folder / "trials" / str(second.number)
     assert start_from_parent(run, study, second, elsewhere) == (106, False) and not elsewhere.exists()
-    assert not promoted_already(study, first) and not promoted_already(study, second)
+    assert stage_two_root(study, first) == first.number and stage_two_root(study, second) == second.number
     study.enqueue_trial({"head.lr": 0.008}, user_attrs={attrs.STAGE: 2, attrs.PARENT: 7})
-    assert promoted_already(study, study.ask())  # a second promotion of trial 7's head, by a racing worker
+    assert stage_two_root(study, study.ask()) is None  # a second promotion of trial 7's head, by a racing worker
+
+
+def test_a_stage_two_killed_before_it_recorded_its_root_is_retried_as_its_own_chain(heads):
+    """A worker killed between taking a stage-two trial and recording its root: the retry Optuna enqueues has the
+    same parent and a higher number, and is the same chain, not a second promotion of the head."""
+    run, study = heads
+    promote(run, study, n_trials=None)
+    killed = study.ask()
+    study.tell(killed, state=optuna.trial.TrialState.FAIL)  # as the heartbeat's sweep fails it
+    retry_trial(study, killed.number, retries=3)
+    retry = study.ask()
+    assert retry.number > killed.number and retry.user_attrs[attrs.PARENT] == 7
+    assert stage_two_root(study, retry) == killed.number
 
 
 def heads_only_space(tmp_path):

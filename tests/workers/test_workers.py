@@ -2,6 +2,7 @@
 killed with SIGKILL and stopped with SIGTERM, resumed from their checkpoints."""
 
 import datetime
+import json
 import os
 import re
 import signal
@@ -113,7 +114,9 @@ def test_sigterm_leaves_the_trial_for_a_retry_and_exits_143(demo_folder, tmp_pat
     first.send_signal(signal.SIGTERM)
     out, err = first.communicate(timeout=60)
     assert first.returncode == 143 and time.monotonic() - sent < 30, err[-3000:]
-    assert f"interrupted by SIGTERM: trial {saved['trial']} will be retried from its last checkpoint" in err
+    last = json.loads((tmp_path / "w" / "trials" / saved["trial"] / "state.json").read_text())
+    assert (f"interrupted by SIGTERM: trial {saved['trial']} will be retried from its checkpoint after "
+            f"{last['phase']} epoch {last['epoch']};") in err
     trials = trials_of(postgres_url)
     assert [t.state.name for t in trials] == ["FAIL", "WAITING"]
     assert "interrupted by SIGTERM" in trials[0].user_attrs["fail_reason"]
