@@ -20,6 +20,11 @@ Efficiency = (seconds slept by all workers / workers) / wall seconds from the st
 inside the storage's methods (asking for a trial and the stale-trial sweep included) over the seconds from the
 start to each worker's last trial's end; "overhead/trial": those seconds less the sleeps, per trial.
 
+Then, per arm, each trial's CPU: the workers' (a worker's main thread inside the sampler, the pruner, the storage's
+client and the rest; its other threads), the database server's (every postgres process and the backends it reaped)
+and the proxy's; the share of the machine's cores busy; and the ceiling: the efficiency the cores allow at that CPU
+per trial (cores / CPU per trial, over the trials per second the workers would run with free bookkeeping).
+
 Goal: at least 85% efficiency at 32 workers with 2-second trials on PostgreSQL or the proxy (Ray Tune publishes
 10,000 one-second trials on 16 cores in 715 s against an ideal of 625 s: 87%).
 """
@@ -39,9 +44,11 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cpu_seconds import CpuAccount, machine_seconds, process_seconds, server_seconds  # noqa: E402
 from postgres import create_database, drop_database  # noqa: E402
 
 EPOCHS = 4
+WORKER_PARTS = ("sampler", "pruner", "storage", "other", "other threads")  # a worker's CPU, as its CpuAccount splits it
 
 
 def child(args: argparse.Namespace) -> None:
@@ -58,12 +65,19 @@ def child(args: argparse.Namespace) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(args.url, heartbeat=Heartbeat(), create=False)
     in_storage = [0.0]
-    for name in [n for n in dir(optuna.storages.BaseStorage) if not n.startswith("_")] + ["_get_stale_trial_ids"]:
+    cpu = CpuAccount()
+    storage_methods = [n for n in dir(optuna.storages.BaseStorage) if not n.startswith("_")] + ["_get_stale_trial_ids"]
+    for name in storage_methods:
         method = getattr(storage, name, None)
         if callable(method):
             setattr(storage, name, _timed(method, in_storage))
-    study = optuna.load_study(study_name="bench", storage=storage, sampler=make_sampler("tpe", seed=args.index),
-                              pruner=make_pruner("median", max_steps=EPOCHS, warmup_steps=1, startup_trials=5))
+    cpu.wrap_methods(storage, storage_methods, "storage")
+    sampler = make_sampler("tpe", seed=args.index)
+    cpu.wrap_methods(sampler, ["infer_relative_search_space", "sample_relative", "sample_independent", "before_trial",
+                               "after_trial"], "sampler")
+    pruner = make_pruner("median", max_steps=EPOCHS, warmup_steps=1, startup_trials=5)
+    cpu.wrap_methods(pruner, ["prune"], "pruner")
+    study = optuna.load_study(study_name="bench", storage=storage, sampler=sampler, pruner=pruner)
     space = load_space("demo")
     rng = np.random.default_rng(args.index)
     slept = [0.0]
@@ -72,6 +86,8 @@ def child(args: argparse.Namespace) -> None:
     while not Path(args.go).exists():
         time.sleep(0.005)
     began, in_storage[0] = time.time(), 0.0
+    cpu.restart()
+    process_began = time.process_time()
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
@@ -98,8 +114,11 @@ def child(args: argparse.Namespace) -> None:
             study_.stop()
 
     study.optimize(objective, callbacks=[stop_at_total], catch=(Exception,))
+    main_thread = cpu.totals()
+    main_thread["other threads"] = time.process_time() - process_began - sum(main_thread.values())
     Path(args.out).write_text(json.dumps({"slept": slept[0], "storage": in_storage[0], "busy": ended[0] - began,
-                                          "ended": ended[0]}))
+                                          "ended": ended[0], "cpu": main_thread,
+                                          "storage_calls": cpu.calls["storage"]}))
 
 
 def _timed(method, total):
@@ -187,9 +206,18 @@ def run_arm(kind: str, workers: int, args: argparse.Namespace, storages: Storage
         if any(p.poll() not in (None, 0) for p in processes):
             raise SystemExit(f"a worker failed to start ({kind}, {workers} workers)")
         time.sleep(0.05)
+    proxy = storages.proxies[-1].pid if kind == "grpc" else None
+    on_postgres = kind in ("postgresql", "grpc")
+    server_before = server_seconds() if on_postgres else 0.0
+    proxy_before = process_seconds(proxy) if proxy else 0.0
+    machine_before = machine_seconds()
     started = time.time()
     go.touch()
     codes = [p.wait() for p in processes]
+    time.sleep(0.5)  # the server's backends exit with their connections, and are reaped
+    machine_after = machine_seconds()
+    server = server_seconds() - server_before if on_postgres else 0.0
+    proxied = process_seconds(proxy) - proxy_before if proxy else 0.0
     if any(codes):
         raise SystemExit(f"a worker failed ({kind}, {workers} workers): exit codes {codes}")
     records = [json.loads((arm / f"{i}.json").read_text()) for i in range(workers)]
@@ -198,10 +226,31 @@ def run_arm(kind: str, workers: int, args: argparse.Namespace, storages: Storage
     done = sum(t.state.name in ("COMPLETE", "PRUNED") for t in finished)
     failed = sum(t.state.name == "FAIL" for t in finished)
     ideal = sum(r["slept"] for r in records) / workers
+    cpu = {part: sum(r["cpu"].get(part, 0.0) for r in records) / max(done, 1) for part in WORKER_PARTS}
+    cpu.update({"server": server / max(done, 1), "proxy": proxied / max(done, 1)})
+    cores = len(os.sched_getaffinity(0))
+    per_trial = sum(cpu.values())
     return {"storage": kind, "workers": workers, "trials": done, "failed": failed, "wall": wall, "ideal": ideal,
             "efficiency": ideal / wall, "per_second": done / wall,
             "storage_share": sum(r["storage"] for r in records) / sum(r["busy"] for r in records),
-            "overhead": (sum(r["busy"] for r in records) - sum(r["slept"] for r in records)) / max(done, 1)}
+            "overhead": (sum(r["busy"] for r in records) - sum(r["slept"] for r in records)) / max(done, 1),
+            "cpu": cpu, "storage_calls": sum(r["storage_calls"] for r in records) / max(done, 1),
+            "machine_busy": (machine_after[0] - machine_before[0]) / (machine_after[1] - machine_before[1]),
+            "ceiling": min(1.0, cores / per_trial * args.trial_seconds / workers) if per_trial else 1.0}
+
+
+def print_cpu(rows: list[dict]) -> None:
+    """Where each trial's CPU went, and the efficiency the machine's cores allow at that CPU per trial."""
+    parts = (*WORKER_PARTS, "server", "proxy")
+    print(f"\n  CPU ms per trial: a worker's main thread in the sampler, the pruner, the storage's client and the "
+          f"rest; its other threads (heartbeat); the database server; the proxy. Ceiling: the efficiency the "
+          f"{len(os.sched_getaffinity(0))} cores allow at that CPU per trial, were it spent without waiting.")
+    print(f"  {'storage':10} {'workers':>7} " + " ".join(f"{p:>13}" for p in parts)
+          + f" {'all':>6} {'machine busy':>12} {'ceiling':>7} {'storage calls/trial':>19}")
+    for row in rows:
+        print(f"  {row['storage']:10} {row['workers']:7d} " + " ".join(f"{row['cpu'][p] * 1000:13.0f}" for p in parts)
+              + f" {sum(row['cpu'].values()) * 1000:6.0f} {row['machine_busy']:12.0%} {row['ceiling']:7.0%}"
+              f" {row['storage_calls']:19.1f}")
 
 
 def main() -> int:
@@ -247,6 +296,7 @@ def main() -> int:
                           flush=True)
         finally:
             storages.close()
+    print_cpu(rows)
     if args.save:
         Path(args.save).write_text(json.dumps(rows, indent=1))
     at_32 = [r for r in rows if r["workers"] == max(counts) and r["storage"] in ("postgresql", "grpc")]
