@@ -15,7 +15,7 @@ import threading
 from types import FrameType
 from typing import Iterator
 
-__all__ = ["Interrupted", "stopping_on_signals", "checkpoint_in_progress"]
+__all__ = ["Interrupted", "stopping_on_signals", "checkpoint_in_progress", "stop_if_signalled"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -76,4 +76,11 @@ def checkpoint_in_progress() -> Iterator[None]:
         _state.writing -= 1
     if _state.pending and not _state.writing and _state.received is not None:
         _state.pending = False
+        raise Interrupted(_state.received)
+
+
+def stop_if_signalled() -> None:
+    """Raise Interrupted again for a signal already received, where its first Interrupted did not stop the run:
+    raised inside a finaliser (which Python only prints) or turned into another error by a library's callback."""
+    if _state.installed and _state.received is not None and not _state.pending:
         raise Interrupted(_state.received)

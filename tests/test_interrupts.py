@@ -71,3 +71,23 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
         (new / "model.keras").write_text("new model")
     assert {p.name: p.read_text() for p in folder.iterdir()} == {"model.keras": "new model"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
+def test_a_signal_whose_interruption_a_finaliser_swallowed_still_stops_the_run():
+    """The handler raises Interrupted wherever the main thread is; inside a finaliser Python only prints it, so the
+    next check raises it again, once."""
+    import gc
+
+    from lepidopt._signals import Interrupted, stop_if_signalled, stopping_on_signals
+
+    class SignalledWhileFinalised:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(1000))  # the handler runs here, between bytecodes
+
+    with stopping_on_signals():
+        stop_if_signalled()  # nothing received: nothing raised
+        SignalledWhileFinalised()
+        gc.collect()
+        with pytest.raises(Interrupted, match="SIGINT"):
+            stop_if_signalled()

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
-from .._signals import Interrupted
+from .._signals import Interrupted, stop_if_signalled
 from ..errors import MissingExtraError, SettingError, StudyError, option
 from ..runs import Run
 from ..spaces import space_from_dict
@@ -114,7 +114,13 @@ def optimize(run: Run, study: optuna.Study, data: StudyData, *, n_trials: int | 
 
     def objective(trial: optuna.Trial) -> float:
         try:
-            return run_objective(trial)
+            try:
+                return run_objective(trial)
+            except optuna.TrialPruned:
+                raise
+            except Exception:
+                stop_if_signalled()  # the signal's Interrupted swallowed or wrapped on the way
+                raise
         except Interrupted as stop:  # anywhere in the trial: after_interrupt enqueues its retry
             if not trial.user_attrs.get(attrs.SURPLUS):
                 trial.set_user_attr(attrs.FAIL_REASON, f"interrupted by {stop}")

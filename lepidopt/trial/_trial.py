@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .._signals import stop_if_signalled
 from ..errors import ModelError, StudyError
 from ..recipe import Recipe
 from ._checkpoint import Checkpoints
@@ -134,6 +135,7 @@ def run_trial(recipe: Recipe, data: StudyData, reporter: Reporter, *, seed: int,
 
     def after_epoch(phase: str, epoch: int, probabilities: np.ndarray, model: keras.Model) -> None:
         nonlocal metrics
+        stop_if_signalled()
         metrics = scored(probabilities)
         step = len(history)
         if not np.isfinite(metrics["loss"]):
